@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs what it needs: ./.venv with Dispatch and its dev tools, and
+# Debian's chromium (browser tests) and postfix (smtp-sink for send tests and the benchmark).
+# Usage: scripts/test.sh [pytest arguments]
+source "$(dirname "$0")/_venv.sh"
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "Installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+    else
+        echo "warning: not root, cannot install ${missing[*]}; tests needing them will skip" >&2
+    fi
+fi
+
+cd "$ROOT"
+set +e
+"$VENV/bin/python" -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "error: pytest collected no tests" >&2
+    exit 1
+fi
+exit "$status"

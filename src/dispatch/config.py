@@ -1,0 +1,222 @@
+"""Settings: read once at the entry point from the environment and `.env`, then passed down.
+
+The real environment beats `.env` (python-dotenv's values fill only what is unset). Nothing
+else in Dispatch reads ``os.environ``. Secrets are wrapped in :class:`Secret` so that a
+settings object can be printed or logged without leaking them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from dispatch.errors import ConfigError
+
+#: The project's own default templates, next to src/ (editable install) — see templates_dir().
+_REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+class Secret:
+    """A string that never shows itself in repr, str or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _split_list(value: str) -> tuple[str, ...]:
+    """Split a list setting on commas and line breaks (URLs and paths contain neither)."""
+    parts = value.replace("\n", ",").split(",")
+    return tuple(p.strip() for p in parts if p.strip())
+
+
+def _to_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {value!r}")
+
+
+def _to_int(name: str, value: str, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def _to_float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return number
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting Dispatch reads; `.env.example` documents each one (env name in metadata)."""
+
+    db_path: Path = field(default=Path("dispatch.sqlite3"), metadata={"env": "DISPATCH_DB"})
+    from_address: str = field(default="", metadata={"env": "DISPATCH_FROM"})
+    reply_to: str = field(default="", metadata={"env": "DISPATCH_REPLY_TO"})
+    outlet_name: str = field(default="Our newsroom", metadata={"env": "DISPATCH_OUTLET_NAME"})
+    postal_address: str = field(default="", metadata={"env": "DISPATCH_POSTAL_ADDRESS"})
+    list_id: str = field(default="", metadata={"env": "DISPATCH_LIST_ID"})
+    smtp_url: Secret = field(default_factory=lambda: Secret(""), metadata={"env": "DISPATCH_SMTP_URL"})
+    smtp_concurrency: int = field(default=4, metadata={"env": "DISPATCH_SMTP_CONCURRENCY"})
+    smtp_rate: float = field(default=0.0, metadata={"env": "DISPATCH_SMTP_RATE"})
+    smtp_timeout: float = field(default=30.0, metadata={"env": "DISPATCH_SMTP_TIMEOUT"})
+    public_url: str = field(default="", metadata={"env": "DISPATCH_PUBLIC_URL"})
+    unsubscribe_mailto: str = field(default="", metadata={"env": "DISPATCH_UNSUBSCRIBE_MAILTO"})
+    secret_key: Secret = field(default_factory=lambda: Secret(""), metadata={"env": "DISPATCH_SECRET_KEY"})
+    sources: tuple[str, ...] = field(default=(), metadata={"env": "DISPATCH_SOURCES"})
+    templates_dir: Path | None = field(default=None, metadata={"env": "DISPATCH_TEMPLATES"})
+    window_days: int = field(default=7, metadata={"env": "DISPATCH_WINDOW_DAYS"})
+    excerpt_words: int = field(default=60, metadata={"env": "DISPATCH_EXCERPT_WORDS"})
+    boilerplate_patterns: tuple[str, ...] = field(
+        default=(), metadata={"env": "DISPATCH_BOILERPLATE_PATTERNS"}
+    )
+    feed_timeout: float = field(default=20.0, metadata={"env": "DISPATCH_FEED_TIMEOUT"})
+    prefill_email: bool = field(default=True, metadata={"env": "DISPATCH_PREFILL_EMAIL"})
+    donor_recent_days: int = field(default=30, metadata={"env": "DISPATCH_DONOR_RECENT_DAYS"})
+    donor_lapsed_days: int = field(default=365, metadata={"env": "DISPATCH_DONOR_LAPSED_DAYS"})
+    dkim_domain: str = field(default="", metadata={"env": "DISPATCH_DKIM_DOMAIN"})
+    dkim_selector: str = field(default="", metadata={"env": "DISPATCH_DKIM_SELECTOR"})
+    dkim_key_file: Path | None = field(default=None, metadata={"env": "DISPATCH_DKIM_KEY_FILE"})
+    stripe_secret_key: Secret = field(
+        default_factory=lambda: Secret(""), metadata={"env": "STRIPE_SECRET_KEY"}
+    )
+    payment_link: str = field(default="", metadata={"env": "DISPATCH_PAYMENT_LINK"})
+    stripe_webhook_secret: Secret = field(
+        default_factory=lambda: Secret(""), metadata={"env": "STRIPE_WEBHOOK_SECRET"}
+    )
+    stripe_api_base: str = field(default="", metadata={"env": "STRIPE_API_BASE"})
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from a plain mapping of environment-style names to strings."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            raw = raw.strip()
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+            if kind == "Secret":
+                values[f.name] = Secret(raw)
+            elif kind in ("Path", "Path | None"):
+                values[f.name] = Path(raw).expanduser()
+            elif kind == "int":
+                values[f.name] = _to_int(name, raw)
+            elif kind == "float":
+                values[f.name] = _to_float(name, raw)
+            elif kind == "bool":
+                values[f.name] = _to_bool(name, raw)
+            elif kind == "tuple[str, ...]":
+                values[f.name] = _split_list(raw)
+            else:
+                values[f.name] = raw
+        if "smtp_concurrency" in values and values["smtp_concurrency"] == 0:
+            raise ConfigError("DISPATCH_SMTP_CONCURRENCY must be at least 1")
+        return cls(**values)  # type: ignore[arg-type]
+
+    # -- checked access -----------------------------------------------------------------
+
+    def require(self, attr: str) -> str:
+        """Return a setting that a command cannot do without, or say which variable to set."""
+        value = getattr(self, attr)
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if not value:
+            env = env_name(attr)
+            raise ConfigError(
+                f"{env} is not set",
+                f"Set {env} in the environment or in the .env file next to where you run "
+                "dispatch (see .env.example for what it means).",
+            )
+        return str(value)
+
+    def resolved_templates_dir(self) -> Path:
+        """The outlet's own templates folder if set, else the bundled defaults."""
+        if self.templates_dir is not None:
+            if not self.templates_dir.is_dir():
+                raise ConfigError(
+                    f"DISPATCH_TEMPLATES points to {self.templates_dir}, which is not a folder",
+                    "Set DISPATCH_TEMPLATES to a folder of templates, or unset it to use the defaults.",
+                )
+            return self.templates_dir
+        return default_templates_dir()
+
+
+def default_templates_dir() -> Path:
+    """The bundled templates: the repository's `templates/` (editable install) or the packaged copy."""
+    if _REPO_TEMPLATES.is_dir():
+        return _REPO_TEMPLATES
+    packaged = Path(__file__).resolve().parent / "templates"
+    return packaged
+
+
+def env_name(attr: str) -> str:
+    for f in fields(Settings):
+        if f.name == attr:
+            return str(f.metadata["env"])
+    raise KeyError(attr)
+
+
+def all_env_names() -> list[str]:
+    return [str(f.metadata["env"]) for f in fields(Settings)]
+
+
+def load_settings(
+    env_file: Path | None = None,
+    use_dotenv: bool = True,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge `.env` (if used) under the real environment, then apply explicit overrides.
+
+    ``environ`` defaults to ``os.environ``; this is the one place that reads it.
+    """
+    merged: dict[str, str] = {}
+    if use_dotenv:
+        path = env_file if env_file is not None else Path.cwd() / ".env"
+        if env_file is not None and not path.is_file():
+            raise ConfigError(f"The settings file {path} does not exist", "Check the --env-file path.")
+        if path.is_file():
+            merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    if overrides:
+        merged.update(overrides)
+    return Settings.from_mapping(merged)

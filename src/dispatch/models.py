@@ -1,0 +1,108 @@
+"""Plain data passed between layers: frozen dataclasses, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Persona(StrEnum):
+    """The kinds of reader an issue is rendered for; each variant is inlined once."""
+
+    NON_DONOR = "non_donor"
+    RECENT_DONOR = "recent_donor"
+    LAPSED_DONOR = "lapsed_donor"
+
+
+class SubscriberStatus(StrEnum):
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    PENDING = "pending"
+
+
+#: Statuses that no CSV import may overturn.
+SUPPRESSED_STATUSES = frozenset(
+    {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED}
+)
+
+
+class DeliveryState(StrEnum):
+    """One ledger row's life: pending -> sending -> sent | failed; sending at a crash -> uncertain."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Article:
+    """One cleaned article, ready to render.
+
+    ``published`` is timezone-aware UTC, or None for an undated item (see articles.py for the
+    rule). ``body_html`` is already sanitised; ``title`` is one line of plain text (escaped only
+    where it is rendered).
+    """
+
+    title: str
+    url: str
+    guid: str
+    published: datetime | None
+    source: str
+    excerpt: str = ""
+    body_html: str = ""
+    image_url: str | None = None
+    image_alt: str = ""
+    canonical_url: str = ""
+
+
+@dataclass(frozen=True)
+class Issue:
+    id: str
+    kind: str  # "digest" | "appeal" | "thanks"
+    status: str  # "draft" | "sending" | "sent"
+    subject: str
+    preheader: str
+    note: str
+    created_at: datetime
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    sent_at: datetime | None = None
+    articles: tuple[Article, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str
+    status: SubscriberStatus
+    tags: tuple[str, ...] = ()
+    unsub_token: str = ""
+
+
+#: Per-recipient placeholders left in rendered, inlined variants and filled in at send time by
+#: plain string replacement. ASCII only, so that Jinja escaping, premailer and lxml leave them
+#: alone. GREETING is the whole greeting ("Dear Ana," or the outlet's nameless greeting).
+PLACEHOLDERS = {
+    "GREETING": "%%DISPATCH_GREETING%%",
+    "NAME": "%%DISPATCH_NAME%%",
+    "EMAIL": "%%DISPATCH_EMAIL%%",
+    "DONATE_URL": "%%DISPATCH_DONATE_URL%%",
+    "UNSUBSCRIBE_URL": "%%DISPATCH_UNSUBSCRIBE_URL%%",
+}
+
+
+@dataclass(frozen=True)
+class RenderedVariant:
+    """One persona's finished message body, CSS inlined, placeholders still in it."""
+
+    persona: str
+    subject: str
+    html: str
+    text: str

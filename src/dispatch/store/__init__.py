@@ -1,0 +1,171 @@
+"""The SQLite store: the only layer that writes SQL.
+
+``open_db(path)`` connects (WAL, foreign keys, busy timeout), applies pending migrations from
+``store/migrations/NNNN_name.sql`` in order, and returns a :class:`Database`. Each area of the
+product has its own module of query functions taking that Database (``store.subscribers``,
+``store.issues``, ``store.ledger``, ...), so the store can move to PostgreSQL behind one package.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+from dispatch.errors import StoreError
+
+SCHEMA_TABLE = "schema_migrations"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_db_time(value: datetime | None) -> str | None:
+    """Store times as ISO-8601 UTC text, which sorts and compares correctly."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return value.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def from_db_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class Database:
+    """One connection to the store, with transactions and a lock for threaded writers."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        with self.lock:
+            return self.conn.execute(sql, params)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A raw connection with Dispatch's pragmas; autocommit mode (explicit transactions)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(
+            f"Cannot open the database {path}: {exc}",
+            "Check DISPATCH_DB and that its folder is writable.",
+        ) from exc
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    folder = resources.files("dispatch.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if not name.endswith(".sql"):
+            continue
+        version = int(name.split("_", 1)[0])
+        found.append((version, name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if len(versions) != len(set(versions)):
+        raise StoreError("Two migrations share a version number", "This is a bug in Dispatch.")
+    return found
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply every migration newer than the database, each in its own transaction."""
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    applied = {row[0] for row in conn.execute(f"SELECT version FROM {SCHEMA_TABLE}")}
+    known = _migrations()
+    newest_known = max((v for v, _, _ in known), default=0)
+    if applied and max(applied) > newest_known:
+        raise StoreError(
+            f"The database is at schema version {max(applied)}, newer than this Dispatch "
+            f"({newest_known})",
+            "Upgrade Dispatch, or point DISPATCH_DB at another database.",
+        )
+    done = []
+    for version, name, sql in known:
+        if version in applied:
+            continue
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _split_sql(sql):
+                conn.execute(statement)
+            conn.execute(
+                f"INSERT INTO {SCHEMA_TABLE} (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, to_db_time(utcnow())),
+            )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"Migration {name} failed: {exc}", "This is a bug in Dispatch.") from exc
+        done.append(version)
+    return done
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (complete_statement copes with ; inside strings)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not buffer.strip().startswith("--"):
+        statements.append(buffer.strip())
+    return statements
+
+
+def open_db(path: Path) -> Database:
+    """Open (creating if needed) and migrate the store at ``path``."""
+    conn = connect(path)
+    try:
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return Database(conn, path)
