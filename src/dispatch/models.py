@@ -106,3 +106,21 @@ class RenderedVariant:
     subject: str
     html: str
     text: str
+
+
+@dataclass(frozen=True)
+class CampaignProgress:
+    """A running fundraising campaign as the appeal block shows it (amounts in minor units)."""
+
+    name: str
+    goal_minor: int
+    currency: str  # ISO code, lower case as Stripe sends it
+    raised_minor: int
+    donors: int
+    ends_on: str  # ISO date
+
+    @property
+    def percent(self) -> int:
+        if self.goal_minor <= 0:
+            return 0
+        return min(100, round(100 * self.raised_minor / self.goal_minor))

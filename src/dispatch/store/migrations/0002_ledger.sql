@@ -20,3 +20,24 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_issue_state ON deliveries (issue_id, state, id);
 CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id);
+
+-- Donation-link clicks counted by the web service's /d/<token> redirect.
+CREATE TABLE clicks (
+    id         INTEGER PRIMARY KEY,
+    token      TEXT NOT NULL,                      -- deliveries.token
+    clicked_at TEXT NOT NULL
+);
+CREATE INDEX clicks_token ON clicks (token);
+
+-- Delivery status notifications read back from the bounce mailbox.
+CREATE TABLE bounces (
+    id            INTEGER PRIMARY KEY,
+    message_key   TEXT NOT NULL UNIQUE,            -- DSN Message-ID (or hash), so reprocessing is idempotent
+    delivery_id   INTEGER REFERENCES deliveries (id) ON DELETE SET NULL,
+    issue_id      TEXT,
+    subscriber_id INTEGER REFERENCES subscribers (id) ON DELETE SET NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('hard', 'soft')),
+    diagnostic    TEXT NOT NULL DEFAULT '',
+    received_at   TEXT NOT NULL
+);
+CREATE INDEX bounces_issue ON bounces (issue_id);
