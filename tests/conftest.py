@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from dispatch.cli import cli
 from dispatch.config import Settings, all_env_names
 from dispatch.store import Database, open_db
 
@@ -73,6 +72,8 @@ def run_cli(db_path: Path) -> Callable[..., Result]:
     def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
         full_env = {"DISPATCH_DB": str(db_path), "DISPATCH_FROM": "Test Outlet <news@outlet.test>"}
         full_env.update(env or {})
+        from dispatch.cli import cli  # imported here so a broken command breaks only CLI tests
+
         runner = CliRunner()
         return runner.invoke(
             cli, ["--no-dotenv", *args], env=full_env, input=input, catch_exceptions=False

@@ -204,3 +204,23 @@ def last_sent_issue(db: Database, kind: str = "digest") -> Issue | None:
         (kind,),
     ).fetchone()
     return _issue(row) if row else None
+
+
+def delete_draft(db: Database, issue_id: str) -> None:
+    """Remove a draft (articles and variants go with it); sent or sending issues are kept."""
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM issues WHERE id = ? AND status = 'draft'", (issue_id,))
+
+
+def apply_flags(db: Database, issue_id: str, flags: dict[str, dict]) -> None:
+    """Re-apply pins/drops/positions carried over from a rebuilt draft, matched by GUID."""
+    if not flags:
+        return
+    with db.transaction() as conn:
+        for guid, flag in flags.items():
+            if not (flag["pinned"] or flag["dropped"]):
+                continue
+            conn.execute(
+                "UPDATE issue_articles SET pinned = ?, dropped = ? WHERE issue_id = ? AND guid = ?",
+                (int(flag["pinned"]), int(flag["dropped"]), issue_id, guid),
+            )

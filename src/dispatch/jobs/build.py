@@ -1,0 +1,192 @@
+"""Build an issue: collect, choose the window's new articles, store, render every variant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from dispatch.articles import CollectOptions, collect_articles
+from dispatch.config import Settings
+from dispatch.errors import ConfigError, IssueError
+from dispatch.jobs.common import renderer_from, send_links
+from dispatch.models import Article, Issue
+from dispatch.store import Database
+from dispatch.store import donations as donation_store
+from dispatch.store import issues as issue_store
+
+
+@dataclass
+class BuildResult:
+    """What a build did; ``issue`` is None when there was nothing new (and no --force)."""
+
+    issue: Issue | None
+    since: datetime
+    until: datetime
+    found: int = 0  # articles the sources gave, after merging duplicates
+    already_sent: int = 0  # left out because an earlier sent issue carried them
+    outside_window: int = 0
+    warnings: list[str] = field(default_factory=list)
+    replaced_draft: bool = False
+
+
+def issue_id_for(moment: datetime) -> str:
+    """Digests are named by ISO week: 2026-W48."""
+    year, week, _ = moment.astimezone(UTC).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def default_window(
+    db: Database, settings: Settings, now: datetime
+) -> tuple[datetime, datetime]:
+    """Since the last digest went out, or the last DISPATCH_WINDOW_DAYS days when none has."""
+    last = issue_store.last_sent_issue(db)
+    started = None
+    if last is not None:
+        started = last.sent_at or last.window_end or last.created_at
+    since = started if started is not None else now - timedelta(days=settings.window_days)
+    return since, now
+
+
+def default_subject(outlet_name: str, articles: Sequence[Article]) -> str:
+    if not articles:
+        return f"{outlet_name}: this week"
+    return f"{outlet_name}: {articles[0].title}"
+
+
+def default_preheader(articles: Sequence[Article]) -> str:
+    rest = [a.title for a in articles[1:4]]
+    text = "Also: " + " · ".join(rest) if rest else "This week's stories from our newsroom."
+    return text if len(text) <= 140 else text[:139].rstrip() + "…"
+
+
+def build_issue(
+    db: Database,
+    settings: Settings,
+    *,
+    sources: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    issue_id: str | None = None,
+    subject: str | None = None,
+    preheader: str | None = None,
+    note: str | None = None,
+    force: bool = False,
+    now: datetime | None = None,
+) -> BuildResult:
+    """Collect the window's new articles into a draft issue and render its variants.
+
+    A draft with the same id is rebuilt: its pins, drops and editor's note are carried over
+    (by GUID), subject and preheader recomputed unless given. An issue that is sending or sent
+    is never touched.
+    """
+    now = now or datetime.now(UTC)
+    chosen_sources = tuple(sources) or settings.sources
+    if not chosen_sources:
+        raise ConfigError(
+            "No article sources are configured",
+            "Pass --source (a feed URL, a feed file or a folder), or set DISPATCH_SOURCES in the "
+            "environment or the .env file.",
+        )
+    default_since, default_until = default_window(db, settings, now)
+    window_start = since or default_since
+    window_end = until or default_until
+    if window_start >= window_end:
+        raise IssueError(
+            f"The window is empty: --since {window_start:%Y-%m-%d} is not before --until "
+            f"{window_end:%Y-%m-%d}",
+            "Give a --since date earlier than --until.",
+        )
+    target_id = issue_id or issue_id_for(window_end if until else now)
+    existing = issue_store.get_issue(db, target_id, include_dropped=True)
+    if existing is not None and existing.status != "draft":
+        raise IssueError(
+            f"Issue {target_id} has already been {existing.status}",
+            "Pass --id to build another issue, or `dispatch send` to resume it.",
+        )
+
+    collected = collect_articles(
+        chosen_sources,
+        CollectOptions(
+            excerpt_words=settings.excerpt_words,
+            boilerplate_patterns=settings.boilerplate_patterns,
+            timeout=settings.feed_timeout,
+            now=now,
+        ),
+    )
+    result = BuildResult(
+        issue=None,
+        since=window_start,
+        until=window_end,
+        found=len(collected.articles),
+        warnings=[str(w) for w in collected.warnings],
+    )
+    sent_guids, sent_urls = issue_store.sent_article_keys(db)
+    chosen: list[Article] = []
+    for article in collected.articles:
+        if article.guid in sent_guids or (article.canonical_url or article.url) in sent_urls:
+            result.already_sent += 1
+        elif article.published is None or not window_start <= article.published < window_end:
+            result.outside_window += 1
+        else:
+            chosen.append(article)
+    chosen.sort(key=lambda a: a.published or window_end, reverse=True)
+
+    if not chosen and not force:
+        return result
+
+    flags = _carry_flags(db, target_id) if existing is not None else {}
+    if existing is not None:
+        issue_store.delete_draft(db, target_id)
+        result.replaced_draft = True
+    issue_store.create_issue(
+        db,
+        target_id,
+        subject=subject or default_subject(settings.outlet_name, chosen),
+        preheader=preheader if preheader is not None else default_preheader(chosen),
+        note=note if note is not None else (existing.note if existing else ""),
+        articles=chosen,
+        window_start=window_start,
+        window_end=window_end,
+    )
+    issue_store.apply_flags(db, target_id, flags)
+    result.issue = render_and_store(db, settings, target_id, now=now)
+    return result
+
+
+def _carry_flags(db: Database, issue_id: str) -> dict:
+    """Pins, drops and positions the editor set on a draft, keyed by GUID."""
+    return {
+        row["guid"]: {
+            "pinned": bool(row["pinned"]),
+            "dropped": bool(row["dropped"]),
+            "position": row["position"],
+        }
+        for row in issue_store.article_rows(db, issue_id)
+    }
+
+
+def render_and_store(
+    db: Database, settings: Settings, issue_id: str, now: datetime | None = None
+) -> Issue:
+    """(Re-)render every persona variant of an issue and store them; returns the issue."""
+    issue = issue_store.get_issue(db, issue_id)
+    if issue is None:
+        raise IssueError(f"There is no issue {issue_id}", "`dispatch issues` lists them.")
+    renderer = renderer_from(settings)
+    campaign = donation_store.active_campaign_progress(db, now or datetime.now(UTC))
+    variants = renderer.render_issue(
+        issue, campaign=campaign, links=send_links(settings, issue.id)
+    )
+    issue_store.save_variants(db, issue.id, variants)
+    return issue
+
+
+def require_issue(db: Database, issue_id: str) -> Issue:
+    issue = issue_store.get_issue(db, issue_id)
+    if issue is None:
+        known = [i.id for i in issue_store.list_issues(db)][-5:]
+        hint = f"Known issues: {', '.join(known)}." if known else "Run `dispatch build` first."
+        raise IssueError(f"There is no issue {issue_id}", hint)
+    return issue
+

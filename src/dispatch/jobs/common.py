@@ -1,0 +1,31 @@
+"""Pieces several use cases share: the renderer and outlet built from settings."""
+
+from __future__ import annotations
+
+from dispatch.config import Settings, default_templates_dir
+from dispatch.render.templates import Links, Outlet, Renderer
+
+
+def outlet_from(settings: Settings) -> Outlet:
+    return Outlet(
+        name=settings.outlet_name,
+        url=settings.public_url.rstrip("/"),
+        postal_address=settings.postal_address,
+    )
+
+
+def renderer_from(settings: Settings) -> Renderer:
+    return Renderer(
+        settings.resolved_templates_dir(), outlet_from(settings), defaults_dir=default_templates_dir()
+    )
+
+
+def archive_url(settings: Settings, issue_id: str) -> str:
+    """The public "view in browser" page of an issue, when the web service is configured."""
+    base = settings.public_url.rstrip("/")
+    return f"{base}/archive/{issue_id}" if base else ""
+
+
+def send_links(settings: Settings, issue_id: str) -> Links:
+    """Links for the variants the send fills in: personal parts stay placeholders."""
+    return Links(archive=archive_url(settings, issue_id))

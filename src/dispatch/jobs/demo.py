@@ -1,0 +1,76 @@
+"""`dispatch demo`: the weekly job on the bundled sample site, with no network and no settings.
+
+Everything lives in one work folder (reset on each run): a fresh SQLite database, the issue's
+previews and, once the send is wired in, a Maildir of the messages a loopback SMTP server got.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dispatch.config import Settings
+from dispatch.errors import InputError
+from dispatch.jobs.build import BuildResult, build_issue
+from dispatch.jobs.preview import PreviewFile, preview_issue
+from dispatch.sample import SAMPLE_SOURCES, SAMPLE_WINDOW
+from dispatch.store import open_db
+
+DEMO_MARKER = ".dispatch-demo"
+
+
+@dataclass
+class DemoResult:
+    workdir: Path
+    db_path: Path
+    build: BuildResult
+    previews: list[PreviewFile] = field(default_factory=list)
+
+
+def demo_settings(workdir: Path) -> Settings:
+    """A complete, made-up configuration: nothing here reaches the network."""
+    return Settings.from_mapping({
+        "DISPATCH_DB": str(workdir / "dispatch.sqlite3"),
+        "DISPATCH_FROM": "The Riverside Ledger <newsletter@riverside-ledger.example>",
+        "DISPATCH_OUTLET_NAME": "The Riverside Ledger",
+        "DISPATCH_POSTAL_ADDRESS": "The Riverside Ledger, 12 Quay Street, Riverside",
+        "DISPATCH_PAYMENT_LINK": "https://donate.stripe.com/test_demo_riverside",
+        "DISPATCH_SECRET_KEY": "demo-only-secret-key-not-for-production",
+    })
+
+
+def prepare_workdir(workdir: Path) -> None:
+    """Empty the work folder of an earlier demo; refuse to wipe a folder the demo didn't make."""
+    if workdir.exists():
+        if not (workdir / DEMO_MARKER).exists() and any(workdir.iterdir()):
+            raise InputError(
+                f"{workdir} exists and was not made by `dispatch demo`",
+                "Pass --workdir with a new or empty folder.",
+            )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / DEMO_MARKER).write_text("made by dispatch demo; safe to delete\n", encoding="utf-8")
+
+
+def run_demo(workdir: Path, echo: Callable[[str], None] = print) -> DemoResult:
+    workdir = workdir.resolve()
+    prepare_workdir(workdir)
+    settings = demo_settings(workdir)
+    with open_db(settings.db_path) as db:
+        since, until = SAMPLE_WINDOW
+        echo(f"1. Building an issue from the sample site ({since:%d %b} to {until:%d %b %Y})")
+        built = build_issue(db, settings, sources=SAMPLE_SOURCES, since=since, until=until)
+        for warning in built.warnings:
+            echo(f"   warning: {warning}")
+        if built.issue is None:
+            raise InputError("The sample site gave no articles", "This is a bug in Dispatch.")
+        for number, article in enumerate(built.issue.articles, 1):
+            echo(f"   {number}. {article.title}")
+        echo(f"   {built.found} distinct articles found; issue {built.issue.id} stored.")
+        previews = preview_issue(db, settings, built.issue.id, workdir / "preview")
+        echo("2. Previews for each kind of reader:")
+        for p in previews:
+            echo(f"   {p.persona:<13} {p.html_path}")
+        return DemoResult(workdir, settings.db_path, built, previews)

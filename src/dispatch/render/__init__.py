@@ -1,0 +1,1 @@
+"""Rendering: Jinja2 templates and CSS inlining (``templates``), MIME assembly (``message``)."""

@@ -1,0 +1,104 @@
+"""The project's own promises: layering, documented settings, help with examples."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import click
+import pytest
+
+from dispatch.cli import cli
+from dispatch.config import all_env_names
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "dispatch"
+
+# Lower layers may not import higher ones (STYLE.md). Modules not listed are layer 3.
+LAYERS = {
+    "errors": 1, "models": 1,
+    "config": 2, "store": 2,
+    "jobs": 4,
+    "cli": 5, "web": 5, "__main__": 6,
+}
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[1] if module.startswith("dispatch.") else module
+    return LAYERS.get(top, 3)
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+    return [m for m in found if m.startswith("dispatch.")]
+
+
+def test_imports_only_point_down_the_layers() -> None:
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        module = ".".join(rel.parts).removesuffix(".__init__")
+        if module == "dispatch":
+            continue
+        mine = _layer(module)
+        for imported in _imports(path):
+            theirs = _layer(imported)
+            same_package = imported.split(".")[1] == module.split(".")[1]
+            if theirs > mine or (theirs == mine == 3 and not same_package):
+                offenders.append(f"{module} (layer {mine}) imports {imported} (layer {theirs})")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_third_party_libraries_each_live_in_one_place() -> None:
+    homes = {"jinja2": "render", "premailer": "render", "smtplib": "mailer", "stripe": "donations",
+             "feedparser": "articles", "flask": "web", "sqlite3": "store"}
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        rel = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module.split(".")[0]]
+            for name in names:
+                home = homes.get(name)
+                if home and not rel.startswith(home):
+                    offenders.append(f"{rel} imports {name} (belongs in {home})")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    text = (ROOT / ".env.example").read_text(encoding="utf-8")
+    missing = [name for name in all_env_names() if f"\n{name}=" not in text]
+    assert not missing, f".env.example lacks {missing}"
+
+
+def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from _all_commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize(
+    "path", [" ".join(p) for p, _ in _all_commands(cli)], ids=lambda p: p or "dispatch"
+)
+def test_every_command_has_help_with_an_example(path: str, run_cli) -> None:
+    result = run_cli(*path.split(), "--help")
+    assert result.exit_code == 0, result.output
+    assert "Example:" in result.output
+    example = result.output.split("Example:", 1)[1]
+    assert f"dispatch {path.split()[0]}" in example, f"the example of `{path}` does not use it"
+
+
+def test_main_help_names_the_weekly_routine(run_cli) -> None:
+    result = run_cli("--help")
+    assert "dispatch build" in result.output and "dispatch send" in result.output
