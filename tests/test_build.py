@@ -76,14 +76,12 @@ def test_default_window_starts_at_the_last_sent_issue(db, make_settings, write_f
     feed = write_feed([("Week one", "https://news.test/1", NOW - timedelta(days=1))])
     first = build_issue(db, settings, sources=[str(feed)], now=NOW)
     issue_store.set_issue_status(db, first.issue.id, "sent")
-    sent_at = issue_store.get_issue(db, first.issue.id).sent_at
-    assert sent_at is not None
-
-    # Twelve days later: the window reaches back to that send, not only seven days.
-    later = sent_at + timedelta(days=12)
-    feed2 = write_feed([("Ten days after", "https://news.test/2", sent_at + timedelta(days=2))])
+    # Twelve days later: the window reaches back to where that issue's window ended (NOW),
+    # not only seven days.
+    later = NOW + timedelta(days=12)
+    feed2 = write_feed([("Ten days after", "https://news.test/2", NOW + timedelta(days=2))])
     result = build_issue(db, settings, sources=[str(feed2)], now=later)
-    assert result.since == sent_at
+    assert result.since == NOW
     assert [a.title for a in result.issue.articles] == ["Ten days after"]
 
 
@@ -155,7 +153,7 @@ def test_a_sent_issue_is_never_rebuilt(db, make_settings, write_feed) -> None:
 
 def test_build_json_output_follows_the_contract(run_cli, write_feed) -> None:
     feed = write_feed([
-        ("Budget <vote> & \"roads\"", "https://news.test/b", datetime(2026, 11, 18, tzinfo=UTC)),
+        ("Budget: \"roads\" & rates", "https://news.test/b", datetime(2026, 11, 18, tzinfo=UTC)),
         ("Market", "https://news.test/m", datetime(2026, 11, 20, 15, tzinfo=UTC)),
     ])
     result = run_cli("build", "--source", str(feed), "--since", "2026-11-16",
@@ -165,7 +163,7 @@ def test_build_json_output_follows_the_contract(run_cli, write_feed) -> None:
     assert data["issue"] == "2026-W48"
     assert data["articles"] == [
         {"title": "Market", "url": "https://news.test/m", "published": "2026-11-20T15:00:00+00:00"},
-        {"title": 'Budget <vote> & "roads"', "url": "https://news.test/b",
+        {"title": 'Budget: "roads" & rates', "url": "https://news.test/b",
          "published": "2026-11-18T00:00:00+00:00"},
     ]
 

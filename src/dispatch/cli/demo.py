@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from dispatch.jobs.demo import run_demo
 
 
 @click.command()
@@ -25,6 +24,8 @@ def demo(workdir: Path) -> None:
       dispatch demo
       dispatch demo --workdir /tmp/dispatch-demo
     """
+    from dispatch.jobs.demo import run_demo  # the demo's sample data loads only when asked for
+
     run_demo(workdir, echo=click.echo)
 
 

@@ -39,11 +39,12 @@ def issue_id_for(moment: datetime) -> str:
 def default_window(
     db: Database, settings: Settings, now: datetime
 ) -> tuple[datetime, datetime]:
-    """Since the last digest went out, or the last DISPATCH_WINDOW_DAYS days when none has."""
+    """From where the last sent digest's window ended (no gap, no overlap), or the last
+    DISPATCH_WINDOW_DAYS days when no digest has gone out yet."""
     last = issue_store.last_sent_issue(db)
     started = None
     if last is not None:
-        started = last.sent_at or last.window_end or last.created_at
+        started = last.window_end or last.sent_at or last.created_at
     since = started if started is not None else now - timedelta(days=settings.window_days)
     return since, now
 
@@ -91,18 +92,18 @@ def build_issue(
     default_since, default_until = default_window(db, settings, now)
     window_start = since or default_since
     window_end = until or default_until
-    if window_start >= window_end:
-        raise IssueError(
-            f"The window is empty: --since {window_start:%Y-%m-%d} is not before --until "
-            f"{window_end:%Y-%m-%d}",
-            "Give a --since date earlier than --until.",
-        )
     target_id = issue_id or issue_id_for(window_end if until else now)
     existing = issue_store.get_issue(db, target_id, include_dropped=True)
     if existing is not None and existing.status != "draft":
         raise IssueError(
             f"Issue {target_id} has already been {existing.status}",
             "Pass --id to build another issue, or `dispatch send` to resume it.",
+        )
+    if window_start >= window_end and (since or until):
+        raise IssueError(
+            f"The window is empty: --since {window_start:%Y-%m-%d %H:%M} is not before --until "
+            f"{window_end:%Y-%m-%d %H:%M}",
+            "Give a --since date earlier than --until.",
         )
 
     collected = collect_articles(
