@@ -157,11 +157,12 @@ def parse_feed(
 def _bozo_reason(exception: object) -> str:
     if exception is None:
         return "unknown error"
-    text = str(exception).strip() or type(exception).__name__
+    get_message = getattr(exception, "getMessage", None)
     line = getattr(exception, "getLineNumber", None)
-    if callable(line):
-        text = f"line {line()}: {text}"
-    return text
+    if callable(get_message) and callable(line):  # a SAX parse error: say where
+        column = getattr(exception, "getColumnNumber", lambda: 0)()
+        return f"line {line()}, column {column}: {get_message()}"
+    return str(exception).strip() or type(exception).__name__
 
 
 def _entry_date(entry: Any) -> datetime | None:
@@ -195,10 +196,9 @@ def _candidate(
     if not excerpt and summary_html:
         excerpt = make_excerpt(strip_tags(summary_html), options.excerpt_words)
     image_url, image_alt = _feed_image(entry, link or base)
-    if image_url is None:
-        found = lead_image_from_body(body_html)
-        if found is not None:
-            image_url, image_alt = found.src, found.alt
+    found = lead_image_from_body(body_html)
+    if found is not None and image_url in (None, found.src):
+        image_url, image_alt = found.src, found.alt  # the body's <img> knows its alt text
     if not title:
         title = make_excerpt(excerpt, 12) or link or "(untitled)"
     article = Article(
