@@ -101,8 +101,8 @@ def edit(app: App, issue_id: str, subject: str | None, preheader: str | None, no
 
 
 def _flag_command(name: str, help_text: str, **flag: bool) -> click.Command:
-    @click.argument("number", type=click.IntRange(min=1))
     @click.argument("issue_id", metavar="ISSUE")
+    @click.argument("number", type=click.IntRange(min=1))
     @pass_app
     def command(app: App, issue_id: str, number: int) -> None:
         editing.set_article(app.db(), app.settings, issue_id, number, **flag)

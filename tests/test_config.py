@@ -1,0 +1,76 @@
+"""Settings: environment over .env, one switch to skip .env, clear errors, secrets hidden."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dispatch.config import Secret, Settings, load_settings
+from dispatch.errors import ConfigError
+
+
+def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("DISPATCH_OUTLET_NAME=From file\nDISPATCH_WINDOW_DAYS=3\n", encoding="utf-8")
+    settings = load_settings(env_file=env_file, environ={"DISPATCH_OUTLET_NAME": "From env"})
+    assert settings.outlet_name == "From env"
+    assert settings.window_days == 3
+
+
+def test_dotenv_can_be_switched_off(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("DISPATCH_OUTLET_NAME=From file\n", encoding="utf-8")
+    settings = load_settings(env_file=env_file, use_dotenv=False, environ={})
+    assert settings.outlet_name == "Our newsroom"
+
+
+def test_a_missing_env_file_given_explicitly_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(env_file=tmp_path / "nope.env", environ={})
+
+
+def test_require_names_the_variable_and_where_to_set_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_mapping({}).require("smtp_url")
+    text = str(caught.value)
+    assert "DISPATCH_SMTP_URL is not set" in text and ".env" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DISPATCH_WINDOW_DAYS", "seven", "DISPATCH_WINDOW_DAYS must be a whole number"),
+        ("DISPATCH_SMTP_RATE", "-1", "DISPATCH_SMTP_RATE must not be negative"),
+        ("DISPATCH_PREFILL_EMAIL", "maybe", "DISPATCH_PREFILL_EMAIL must be true or false"),
+        ("DISPATCH_SMTP_CONCURRENCY", "0", "DISPATCH_SMTP_CONCURRENCY must be at least 1"),
+    ],
+)
+def test_bad_values_are_named(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_mapping({name: value})
+
+
+def test_secrets_never_show_in_repr() -> None:
+    settings = Settings.from_mapping({
+        "DISPATCH_SMTP_URL": "smtp://user:hunter2@mail.example:587",
+        "STRIPE_SECRET_KEY": "sk_test_abcdef",
+        "DISPATCH_SECRET_KEY": "signing-key-123",
+    })
+    text = repr(settings) + str(settings)
+    for secret in ("hunter2", "sk_test_abcdef", "signing-key-123"):
+        assert secret not in text
+    assert settings.stripe_secret_key.reveal() == "sk_test_abcdef"
+    assert f"{Secret('x')}" == "Secret('***')"
+
+
+def test_list_settings_split_on_commas_and_newlines() -> None:
+    settings = Settings.from_mapping({"DISPATCH_SOURCES": "https://a.example/feed, articles/\nb.xml"})
+    assert settings.sources == ("https://a.example/feed", "articles/", "b.xml")
+
+
+def test_cli_reports_a_bad_setting_without_traceback(run_cli) -> None:
+    result = run_cli("build", env={"DISPATCH_WINDOW_DAYS": "soon"})
+    assert result.exit_code == 1
+    assert "Error: DISPATCH_WINDOW_DAYS must be a whole number" in result.stderr
+    assert "Traceback" not in result.output
