@@ -67,6 +67,17 @@ def test_editor_can_set_subject_note_and_reorder(run_cli, write_feed, tmp_path) 
     assert html.index("Roof repaired") < html.index("Market reopens")
 
 
+def test_a_generated_subject_follows_the_articles_but_an_edited_one_stays(run_cli, write_feed):
+    issue = _build(run_cli, write_feed)
+    run_cli("issue", "drop", issue, "1")
+    shown = json.loads(run_cli("issue", "show", issue, "--json").stdout)
+    assert shown["subject"].endswith(": Market reopens")
+    assert "Flood wall" not in shown["preheader"] and "Market" not in shown["preheader"]
+    run_cli("issue", "edit", issue, "--subject", "My own words")
+    run_cli("issue", "restore", issue, "3")
+    assert json.loads(run_cli("issue", "show", issue, "--json").stdout)["subject"] == "My own words"
+
+
 def test_editing_an_unknown_article_number_names_the_range(run_cli, write_feed) -> None:
     issue = _build(run_cli, write_feed)
     result = run_cli("issue", "pin", issue, "9")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, IssueError
-from dispatch.jobs.build import render_and_store, require_issue
+from dispatch.jobs.build import (
+    default_preheader,
+    default_subject,
+    render_and_store,
+    require_issue,
+)
 
 __all__ = ["article_list", "edit_issue", "move_article", "require_issue", "set_article"]
 from dispatch.models import Issue
@@ -71,19 +76,32 @@ def edit_issue(
     return render_and_store(db, settings, issue_id)
 
 
+def _follow_defaults(db: Database, settings: Settings, before: Issue) -> None:
+    """A subject or preheader Dispatch wrote itself follows the new article order; one the
+    editor wrote stays as it is."""
+    after = require_issue(db, before.id)
+    changes = {}
+    if before.subject == default_subject(settings.outlet_name, before.articles):
+        changes["subject"] = default_subject(settings.outlet_name, after.articles)
+    if before.preheader == default_preheader(before.articles):
+        changes["preheader"] = default_preheader(after.articles)
+    issue_store.update_issue_fields(db, before.id, **changes)
+
+
 def set_article(
     db: Database, settings: Settings, issue_id: str, number: int, *, pinned: bool | None = None,
     dropped: bool | None = None,
 ) -> Issue:
-    _require_draft(db, issue_id)
+    before = _require_draft(db, issue_id)
     article_id = _article_id(db, issue_id, number)
     issue_store.set_article_flags(db, issue_id, article_id, pinned=pinned, dropped=dropped)
+    _follow_defaults(db, settings, before)
     return render_and_store(db, settings, issue_id)
 
 
 def move_article(db: Database, settings: Settings, issue_id: str, number: int, to: int) -> Issue:
     """Move article ``number`` to position ``to`` among the kept articles (both from 1)."""
-    _require_draft(db, issue_id)
+    before = _require_draft(db, issue_id)
     listing = [e for e in article_list(db, issue_id) if not e["dropped"]]
     if not 1 <= to <= len(listing):
         raise InputError(f"Position {to} is outside 1..{len(listing)}")
@@ -92,4 +110,5 @@ def move_article(db: Database, settings: Settings, issue_id: str, number: int, t
     order.insert(to - 1, moving)
     for position, article_id in enumerate(order):
         issue_store.set_article_flags(db, issue_id, article_id, position=position, pinned=False)
+    _follow_defaults(db, settings, before)
     return render_and_store(db, settings, issue_id)
