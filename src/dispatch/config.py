@@ -120,6 +120,9 @@ class Settings:
         default_factory=lambda: Secret(""), metadata={"env": "STRIPE_WEBHOOK_SECRET"}
     )
     stripe_api_base: str = field(default="", metadata={"env": "STRIPE_API_BASE"})
+    stripe_max_retries: int = field(default=2, metadata={"env": "STRIPE_MAX_NETWORK_RETRIES"})
+    currency: str = field(default="usd", metadata={"env": "DISPATCH_CURRENCY"})
+    donation_product: str = field(default="", metadata={"env": "DISPATCH_DONATION_PRODUCT"})
 
     # -- construction -------------------------------------------------------------------
 

@@ -1,0 +1,162 @@
+"""Campaigns, their progress, donor personas and appeal segments (issue 4).
+
+A *counted gift* is a donation whose payment succeeded (status 'paid') and that was not refunded
+in full; a partly refunded gift counts with its net amount. A subscriber's gifts are those
+attributed to them through their link (unless the payer's address differed: "possibly
+forwarded") plus any paid with their own address (e.g. a forwarded link, or the site's link).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from dispatch.errors import InputError
+from dispatch.models import CampaignProgress, Persona
+from dispatch.store import Database, to_db_time, utcnow
+
+_COUNTED = "status = 'paid' AND refunded_minor < amount_minor"
+
+
+def last_gift_by_subscriber(db: Database) -> dict[int, str]:
+    """Subscriber id -> time (ISO UTC text) of their latest counted gift."""
+    last: dict[int, str] = {}
+
+    def note(sub_id: int, when: str) -> None:
+        if when and (sub_id not in last or when > last[sub_id]):
+            last[sub_id] = when
+
+    for row in db.execute(
+        f"SELECT subscriber_id, MAX(COALESCE(paid_at, session_created_at)) AS last"
+        f" FROM donation_totals WHERE {_COUNTED} AND subscriber_id IS NOT NULL"
+        " AND possibly_forwarded = 0 GROUP BY subscriber_id"
+    ):
+        note(int(row["subscriber_id"]), row["last"])
+    by_payer = db.execute(
+        f"SELECT lower(payer_email) AS payer, MAX(COALESCE(paid_at, session_created_at)) AS last"
+        f" FROM donation_totals WHERE {_COUNTED} AND payer_email IS NOT NULL GROUP BY payer"
+    ).fetchall()
+    payers = {r["payer"]: r["last"] for r in by_payer}
+    # Donations are few next to subscribers: look each payer up rather than scan the list.
+    for payer, when in payers.items():
+        for sub in db.execute(
+            "SELECT id FROM subscribers WHERE email = ? COLLATE NOCASE", (payer,)
+        ):
+            note(int(sub["id"]), when)
+    return last
+
+
+def personas(
+    db: Database, now: datetime, recent_days: int, lapsed_days: int
+) -> dict[int, str]:
+    """recent_donor: latest counted gift within ``recent_days`` of ``now`` (they are thanked,
+    not asked); lapsed_donor: a counted gift, but the latest is older than that (asked to
+    renew). Subscribers missing from the result are non-donors. ``lapsed_days`` does not change
+    the persona (any gift older than the recent window is lapsed); it is kept in the signature
+    that render and send call."""
+    del lapsed_days  # see the docstring: the rule needs only the recent window
+    cutoff = to_db_time(now - timedelta(days=recent_days)) or ""
+    return {
+        sub_id: (Persona.RECENT_DONOR.value if when >= cutoff else Persona.LAPSED_DONOR.value)
+        for sub_id, when in last_gift_by_subscriber(db).items()
+    }
+
+
+# -- campaigns --------------------------------------------------------------------------
+
+
+def create_campaign(
+    db: Database, *, name: str, goal_minor: int, currency: str, starts_on: date, ends_on: date
+) -> int:
+    if goal_minor <= 0:
+        raise InputError("A campaign goal must be more than zero", "Give --goal, e.g. 5000.")
+    if ends_on < starts_on:
+        raise InputError(
+            f"The campaign ends ({ends_on}) before it starts ({starts_on})",
+            "Give an --end date on or after --start.",
+        )
+    with db.transaction() as conn:
+        if conn.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
+            raise InputError(
+                f"A campaign named {name!r} already exists", "Choose another name."
+            )
+        cur = conn.execute(
+            "INSERT INTO campaigns (name, goal_minor, currency, starts_on, ends_on, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (name, goal_minor, currency.lower(), starts_on.isoformat(), ends_on.isoformat(),
+             to_db_time(utcnow())),
+        )
+        return int(cur.lastrowid or 0)
+
+
+def get_campaign(db: Database, name: str) -> sqlite3.Row | None:
+    return db.execute("SELECT * FROM campaigns WHERE name = ?", (name,)).fetchone()
+
+
+def list_campaigns(db: Database) -> list[sqlite3.Row]:
+    return db.execute("SELECT * FROM campaigns ORDER BY starts_on, id").fetchall()
+
+
+def progress(db: Database, campaign: sqlite3.Row) -> CampaignProgress:
+    """Net counted gifts in the campaign's currency, paid between its start and end dates
+    (inclusive, UTC). Gifts in other currencies are not converted and do not count."""
+    start = f"{campaign['starts_on']}T00:00:00"
+    end = (date.fromisoformat(campaign["ends_on"]) + timedelta(days=1)).isoformat() + "T00:00:00"
+    row = db.execute(
+        "SELECT COALESCE(SUM(amount_minor - refunded_minor), 0) AS raised,"
+        " COUNT(DISTINCT COALESCE(CAST(subscriber_id AS TEXT), lower(payer_email), session_id))"
+        f" AS donors FROM donation_totals WHERE {_COUNTED} AND currency = ?"
+        " AND COALESCE(paid_at, session_created_at) >= ?"
+        " AND COALESCE(paid_at, session_created_at) < ?",
+        (campaign["currency"], start, end),
+    ).fetchone()
+    return CampaignProgress(
+        name=campaign["name"],
+        goal_minor=int(campaign["goal_minor"]),
+        currency=campaign["currency"],
+        raised_minor=int(row["raised"]),
+        donors=int(row["donors"]),
+        ends_on=campaign["ends_on"],
+    )
+
+
+def active_progress(db: Database, now: datetime) -> CampaignProgress | None:
+    """The campaign running on ``now``'s UTC date (the one ending soonest if several)."""
+    today = (to_db_time(now) or "")[:10]
+    row = db.execute(
+        "SELECT * FROM campaigns WHERE starts_on <= ? AND ends_on >= ?"
+        " ORDER BY ends_on, id LIMIT 1",
+        (today, today),
+    ).fetchone()
+    return progress(db, row) if row is not None else None
+
+
+# -- segments for standalone appeals -----------------------------------------------------
+
+SEGMENTS = ("all", "never-donated", "lapsed", "recent")
+
+
+def segment_subscriber_ids(
+    db: Database, segment: str, now: datetime, recent_days: int, lapsed_days: int
+) -> set[int] | None:
+    """Ids of active subscribers in a segment; None means every active subscriber ('all').
+
+    never-donated: no counted gift; lapsed / recent: the donor personas above.
+    """
+    if segment not in SEGMENTS:
+        raise InputError(f"Unknown segment {segment!r}", f"Use one of: {', '.join(SEGMENTS)}.")
+    if segment == "all":
+        return None
+    found = personas(db, now, recent_days, lapsed_days)
+    active = {
+        int(r["id"]) for r in db.execute("SELECT id FROM subscribers WHERE status = 'active'")
+    }
+    if segment == "never-donated":
+        return active - set(found)
+    wanted = Persona.LAPSED_DONOR.value if segment == "lapsed" else Persona.RECENT_DONOR.value
+    return {sub for sub, persona in found.items() if persona == wanted} & active
+
+
+def campaign_row_dict(row: sqlite3.Row) -> dict[str, Any]:
+    return dict(zip(row.keys(), tuple(row), strict=True))
