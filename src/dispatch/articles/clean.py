@@ -26,7 +26,14 @@ from functools import lru_cache
 
 import nh3
 
-from dispatch.articles.htmlblocks import Block, Image, join_blocks, normalise_space, split_blocks
+from dispatch.articles.htmlblocks import (
+    CONTAINER_TAGS,
+    Block,
+    Image,
+    join_blocks,
+    normalise_space,
+    split_blocks,
+)
 from dispatch.articles.urls import SAFE_LINK_SCHEMES, is_http_url, resolve_url
 
 ALLOWED_TAGS = frozenset(
@@ -81,8 +88,12 @@ _TAIL_MAX_BLOCKS = 10
 # -- sanitising ---------------------------------------------------------------------------
 
 
-def sanitise_html(markup: str, base_url: str = "") -> str:
-    """The safe subset of ``markup``; relative links resolved against ``base_url``."""
+def sanitise_html(markup: str, base_url: str = "", containers: bool = False) -> str:
+    """The safe subset of ``markup``; relative links resolved against ``base_url``.
+
+    ``containers`` keeps div/section/article tags (attribute-free) for the block splitter, which
+    turns their children into blocks and drops them; the final output never has them.
+    """
     if not markup or not markup.strip():
         return ""
     # Headings the email does not use become the nearest allowed level, not loose text.
@@ -98,7 +109,7 @@ def sanitise_html(markup: str, base_url: str = "") -> str:
 
     return nh3.clean(
         markup,
-        tags=set(ALLOWED_TAGS),
+        tags=set(ALLOWED_TAGS | CONTAINER_TAGS) if containers else set(ALLOWED_TAGS),
         clean_content_tags=set(DROPPED_WITH_CONTENT),
         attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
         attribute_filter=keep_url,
@@ -176,7 +187,7 @@ def cut_boilerplate(blocks: list[Block], patterns: Sequence[re.Pattern[str]]) ->
 
 def clean_body(markup: str, base_url: str, patterns: Sequence[re.Pattern[str]]) -> str:
     """Sanitised body with doubled captions dropped and the trailing plea/sign-off cut."""
-    safe = sanitise_html(markup, base_url)
+    safe = sanitise_html(markup, base_url, containers=True)
     if not safe:
         return ""
     blocks, _ = split_blocks(safe)
