@@ -50,7 +50,8 @@ def write_feed(folder: Path, count: int, now: datetime) -> Path:
         '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
         'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
         "<title>Bench News</title><link>https://news.example/</link><description>x</description>"
-        + "".join(items) + "</channel></rss>"
+        + "".join(items)
+        + "</channel></rss>"
     )
     path = folder / "feed.xml"
     path.write_text(feed, encoding="utf-8")
@@ -94,12 +95,16 @@ def main() -> None:
     totals = [t for t, _ in timings]
     inlines = [i for _, i in timings]
     print(f"articles per issue:        {args.articles}")
-    print(f"variants rendered:         3 (non_donor, recent_donor, lapsed_donor)")
+    print("variants rendered:         3 (non_donor, recent_donor, lapsed_donor)")
     print(f"HTML size of one variant:  {size / 1024:.1f} KB")
-    print(f"build, median of {args.runs}:      {statistics.median(totals) * 1000:.0f} ms"
-          f" (min {min(totals) * 1000:.0f}, max {max(totals) * 1000:.0f})")
-    print(f"  of which premailer:      {statistics.median(inlines) * 1000:.0f} ms"
-          f" ({statistics.median(inlines) / statistics.median(totals):.0%})")
+    print(
+        f"build, median of {args.runs}:      {statistics.median(totals) * 1000:.0f} ms"
+        f" (min {min(totals) * 1000:.0f}, max {max(totals) * 1000:.0f})"
+    )
+    print(
+        f"  of which premailer:      {statistics.median(inlines) * 1000:.0f} ms"
+        f" ({statistics.median(inlines) / statistics.median(totals):.0%})"
+    )
     target = 1.0
     verdict = "OK" if statistics.median(totals) < target else "OVER TARGET"
     print(f"target < {target:.0f} s:              {verdict}")

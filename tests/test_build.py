@@ -20,11 +20,13 @@ def test_issue_id_is_the_iso_week() -> None:
 
 
 def test_default_window_is_the_last_seven_days(db, make_settings, write_feed) -> None:
-    feed = write_feed([
-        ("Inside the window", "https://news.test/a", NOW - timedelta(days=6, hours=23)),
-        ("Just outside", "https://news.test/b", NOW - timedelta(days=7, minutes=1)),
-        ("In the future", "https://news.test/c", NOW + timedelta(hours=1)),
-    ])
+    feed = write_feed(
+        [
+            ("Inside the window", "https://news.test/a", NOW - timedelta(days=6, hours=23)),
+            ("Just outside", "https://news.test/b", NOW - timedelta(days=7, minutes=1)),
+            ("In the future", "https://news.test/c", NOW + timedelta(hours=1)),
+        ]
+    )
     result = build_issue(db, make_settings(), sources=[str(feed)], now=NOW)
     assert result.issue is not None
     assert [a.title for a in result.issue.articles] == ["Inside the window"]
@@ -35,34 +37,44 @@ def test_default_window_is_the_last_seven_days(db, make_settings, write_feed) ->
 def test_window_edges_include_since_and_exclude_until(db, make_settings, write_feed) -> None:
     since = datetime(2026, 11, 16, tzinfo=UTC)
     until = datetime(2026, 11, 23, tzinfo=UTC)
-    feed = write_feed([
-        ("Exactly at since", "https://news.test/since", since),
-        ("Exactly at until", "https://news.test/until", until),
-        ("A second before until", "https://news.test/before", until - timedelta(seconds=1)),
-    ])
-    result = build_issue(db, make_settings(), sources=[str(feed)], since=since, until=until, now=NOW)
+    feed = write_feed(
+        [
+            ("Exactly at since", "https://news.test/since", since),
+            ("Exactly at until", "https://news.test/until", until),
+            ("A second before until", "https://news.test/before", until - timedelta(seconds=1)),
+        ]
+    )
+    result = build_issue(
+        db, make_settings(), sources=[str(feed)], since=since, until=until, now=NOW
+    )
     assert result.issue is not None
-    assert sorted(a.title for a in result.issue.articles) == ["A second before until",
-                                                            "Exactly at since"]
+    assert sorted(a.title for a in result.issue.articles) == [
+        "A second before until",
+        "Exactly at since",
+    ]
 
 
 def test_articles_of_a_sent_issue_are_left_out_next_time(db, make_settings, write_feed) -> None:
     settings = make_settings()
-    feed = write_feed([
-        ("Old news", "https://news.test/old", NOW - timedelta(days=2)),
-        ("Also old", "https://news.test/also-old?utm_source=rss", NOW - timedelta(days=3)),
-    ])
+    feed = write_feed(
+        [
+            ("Old news", "https://news.test/old", NOW - timedelta(days=2)),
+            ("Also old", "https://news.test/also-old?utm_source=rss", NOW - timedelta(days=3)),
+        ]
+    )
     first = build_issue(db, settings, sources=[str(feed)], now=NOW)
     assert first.issue is not None
     issue_store.set_issue_status(db, first.issue.id, "sent")
 
     later = NOW + timedelta(days=1)
-    feed2 = write_feed([
-        ("Old news", "https://news.test/old", NOW - timedelta(days=2)),
-        # the same story reached through another URL form: trailing slash, tracking parameters
-        ("Also old", "https://news.test/also-old/?utm_medium=email", NOW - timedelta(days=3)),
-        ("Fresh", "https://news.test/fresh", later - timedelta(hours=1)),
-    ])
+    feed2 = write_feed(
+        [
+            ("Old news", "https://news.test/old", NOW - timedelta(days=2)),
+            # the same story reached through another URL form: trailing slash, tracking parameters
+            ("Also old", "https://news.test/also-old/?utm_medium=email", NOW - timedelta(days=3)),
+            ("Fresh", "https://news.test/fresh", later - timedelta(hours=1)),
+        ]
+    )
     result = build_issue(
         db, settings, sources=[str(feed2)], since=NOW - timedelta(days=7), now=later, issue_id="x"
     )
@@ -131,7 +143,7 @@ def test_rebuilding_a_draft_keeps_pins_drops_and_note(db, make_settings, write_f
     ]
     feed = write_feed(items)
     built = build_issue(db, settings, sources=[str(feed)], now=NOW)
-    editing.set_article(db, settings, built.issue.id, 3, pinned=True)   # Third to the top
+    editing.set_article(db, settings, built.issue.id, 3, pinned=True)  # Third to the top
     editing.set_article(db, settings, built.issue.id, 3, dropped=True)  # now "Second" is #3
     editing.edit_issue(db, settings, built.issue.id, note="A word from the editor.")
 
@@ -152,19 +164,25 @@ def test_a_sent_issue_is_never_rebuilt(db, make_settings, write_feed) -> None:
 
 
 def test_build_json_output_follows_the_contract(run_cli, write_feed) -> None:
-    feed = write_feed([
-        ("Budget: \"roads\" & rates", "https://news.test/b", datetime(2026, 11, 18, tzinfo=UTC)),
-        ("Market", "https://news.test/m", datetime(2026, 11, 20, 15, tzinfo=UTC)),
-    ])
-    result = run_cli("build", "--source", str(feed), "--since", "2026-11-16",
-                     "--until", "2026-11-22", "--json")
+    feed = write_feed(
+        [
+            ('Budget: "roads" & rates', "https://news.test/b", datetime(2026, 11, 18, tzinfo=UTC)),
+            ("Market", "https://news.test/m", datetime(2026, 11, 20, 15, tzinfo=UTC)),
+        ]
+    )
+    result = run_cli(
+        "build", "--source", str(feed), "--since", "2026-11-16", "--until", "2026-11-22", "--json"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["issue"] == "2026-W48"
     assert data["articles"] == [
         {"title": "Market", "url": "https://news.test/m", "published": "2026-11-20T15:00:00+00:00"},
-        {"title": 'Budget: "roads" & rates', "url": "https://news.test/b",
-         "published": "2026-11-18T00:00:00+00:00"},
+        {
+            "title": 'Budget: "roads" & rates',
+            "url": "https://news.test/b",
+            "published": "2026-11-18T00:00:00+00:00",
+        },
     ]
 
 

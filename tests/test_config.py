@@ -12,7 +12,9 @@ from dispatch.errors import ConfigError
 
 def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text("DISPATCH_OUTLET_NAME=From file\nDISPATCH_WINDOW_DAYS=3\n", encoding="utf-8")
+    env_file.write_text(
+        "DISPATCH_OUTLET_NAME=From file\nDISPATCH_WINDOW_DAYS=3\n", encoding="utf-8"
+    )
     settings = load_settings(env_file=env_file, environ={"DISPATCH_OUTLET_NAME": "From env"})
     assert settings.outlet_name == "From env"
     assert settings.window_days == 3
@@ -52,11 +54,13 @@ def test_bad_values_are_named(name: str, value: str, message: str) -> None:
 
 
 def test_secrets_never_show_in_repr() -> None:
-    settings = Settings.from_mapping({
-        "DISPATCH_SMTP_URL": "smtp://user:hunter2@mail.example:587",
-        "STRIPE_SECRET_KEY": "sk_test_abcdef",
-        "DISPATCH_SECRET_KEY": "signing-key-123",
-    })
+    settings = Settings.from_mapping(
+        {
+            "DISPATCH_SMTP_URL": "smtp://user:hunter2@mail.example:587",
+            "STRIPE_SECRET_KEY": "sk_test_abcdef",
+            "DISPATCH_SECRET_KEY": "signing-key-123",
+        }
+    )
     text = repr(settings) + str(settings)
     for secret in ("hunter2", "sk_test_abcdef", "signing-key-123"):
         assert secret not in text
@@ -65,7 +69,9 @@ def test_secrets_never_show_in_repr() -> None:
 
 
 def test_list_settings_split_on_commas_and_newlines() -> None:
-    settings = Settings.from_mapping({"DISPATCH_SOURCES": "https://a.example/feed, articles/\nb.xml"})
+    settings = Settings.from_mapping(
+        {"DISPATCH_SOURCES": "https://a.example/feed, articles/\nb.xml"}
+    )
     assert settings.sources == ("https://a.example/feed", "articles/", "b.xml")
 
 

@@ -12,11 +12,13 @@ WEEK = [("--since", "2026-11-16"), ("--until", "2026-11-22")]
 
 
 def _build(run_cli, write_feed) -> str:
-    feed = write_feed([
-        ("Flood wall approved", "https://news.test/wall", datetime(2026, 11, 19, tzinfo=UTC)),
-        ("Market reopens", "https://news.test/market", datetime(2026, 11, 18, tzinfo=UTC)),
-        ("Roof repaired", "https://news.test/roof", datetime(2026, 11, 17, tzinfo=UTC)),
-    ])
+    feed = write_feed(
+        [
+            ("Flood wall approved", "https://news.test/wall", datetime(2026, 11, 19, tzinfo=UTC)),
+            ("Market reopens", "https://news.test/market", datetime(2026, 11, 18, tzinfo=UTC)),
+            ("Roof repaired", "https://news.test/roof", datetime(2026, 11, 17, tzinfo=UTC)),
+        ]
+    )
     args = ["build", "--source", str(feed), "--json"]
     for flag, value in WEEK:
         args += [flag, value]
@@ -28,12 +30,20 @@ def _build(run_cli, write_feed) -> str:
 def test_preview_writes_html_and_text_for_each_reader_kind(run_cli, write_feed, tmp_path) -> None:
     issue = _build(run_cli, write_feed)
     out = tmp_path / "preview"
-    result = run_cli("preview", issue, "--out", str(out),
-                     env={"DISPATCH_PAYMENT_LINK": "https://donate.stripe.com/test_x"})
+    result = run_cli(
+        "preview",
+        issue,
+        "--out",
+        str(out),
+        env={"DISPATCH_PAYMENT_LINK": "https://donate.stripe.com/test_x"},
+    )
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"{kind}.{ext}" for kind in ("lapsed_donor", "non_donor", "recent_donor")
-                     for ext in ("html", "txt")]
+    assert names == [
+        f"{kind}.{ext}"
+        for kind in ("lapsed_donor", "non_donor", "recent_donor")
+        for ext in ("html", "txt")
+    ]
     for path in out.iterdir():
         body = path.read_text(encoding="utf-8")
         assert not any(marker in body for marker in PLACEHOLDERS.values()), path
@@ -50,8 +60,18 @@ def test_preview_of_an_unknown_issue_is_a_clear_error(run_cli, tmp_path: Path) -
 
 def test_editor_can_set_subject_note_and_reorder(run_cli, write_feed, tmp_path) -> None:
     issue = _build(run_cli, write_feed)
-    assert run_cli("issue", "edit", issue, "--subject", "Line one\nBcc: x@evil.test",
-                   "--note", "Hello <readers>").exit_code == 0
+    assert (
+        run_cli(
+            "issue",
+            "edit",
+            issue,
+            "--subject",
+            "Line one\nBcc: x@evil.test",
+            "--note",
+            "Hello <readers>",
+        ).exit_code
+        == 0
+    )
     assert run_cli("issue", "move", issue, "3", "--to", "1").exit_code == 0
     assert run_cli("issue", "drop", issue, "2").exit_code == 0
     shown = json.loads(run_cli("issue", "show", issue, "--json").stdout)
@@ -61,7 +81,7 @@ def test_editor_can_set_subject_note_and_reorder(run_cli, write_feed, tmp_path) 
     out = tmp_path / "p"
     run_cli("preview", issue, "--out", str(out))
     html = (out / "non_donor.html").read_text(encoding="utf-8")
-    html = html[html.index('class="greeting"'):]  # the articles, past the preheader
+    html = html[html.index('class="greeting"') :]  # the articles, past the preheader
     assert "Hello &lt;readers&gt;" in html
     assert "Flood wall approved" not in html
     assert html.index("Roof repaired") < html.index("Market reopens")

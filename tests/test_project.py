@@ -16,10 +16,14 @@ SRC = ROOT / "src" / "dispatch"
 
 # Lower layers may not import higher ones (STYLE.md). Modules not listed are layer 3.
 LAYERS = {
-    "errors": 1, "models": 1,
-    "config": 2, "store": 2,
+    "errors": 1,
+    "models": 1,
+    "config": 2,
+    "store": 2,
     "jobs": 4,
-    "cli": 5, "web": 5, "__main__": 6,
+    "cli": 5,
+    "web": 5,
+    "__main__": 6,
 }
 
 
@@ -56,8 +60,15 @@ def test_imports_only_point_down_the_layers() -> None:
 
 
 def test_third_party_libraries_each_live_in_one_place() -> None:
-    homes = {"jinja2": "render", "premailer": "render", "smtplib": "mailer", "stripe": "donations",
-             "feedparser": "articles", "flask": "web", "sqlite3": "store"}
+    homes = {
+        "jinja2": "render",
+        "premailer": "render",
+        "smtplib": "mailer",
+        "stripe": "donations",
+        "feedparser": "articles",
+        "flask": "web",
+        "sqlite3": "store",
+    }
     offenders = []
     for path in SRC.rglob("*.py"):
         rel = ".".join(path.relative_to(SRC).with_suffix("").parts)
@@ -102,3 +113,16 @@ def test_every_command_has_help_with_an_example(path: str, run_cli) -> None:
 def test_main_help_names_the_weekly_routine(run_cli) -> None:
     result = run_cli("--help")
     assert "dispatch build" in result.output and "dispatch send" in result.output
+
+
+def test_code_passes_ruff() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--quiet", "src", "tests", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

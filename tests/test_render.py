@@ -23,7 +23,7 @@ UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 def fixed_issue(**overrides) -> Issue:
     articles = (
         Article(
-            title="Council backs flood wall after <b>two-hour</b> debate & a \"late\" vote",
+            title='Council backs flood wall after <b>two-hour</b> debate & a "late" vote',
             url="https://ledger.example/2026/11/flood-wall/",
             guid="https://ledger.example/?p=101",
             published=datetime(2026, 11, 19, 17, 30, tzinfo=UTC),
@@ -50,7 +50,9 @@ def fixed_issue(**overrides) -> Issue:
         ),
     )
     values = dict(
-        id="2026-W48", kind="digest", status="draft",
+        id="2026-W48",
+        kind="digest",
+        status="draft",
         subject="The Riverside Ledger: the flood wall vote",
         preheader="Also: the market square cafés, the school roof",
         note="Good morning.\n\nThis week we spent three evenings at the town hall.",
@@ -96,12 +98,13 @@ def test_titles_are_escaped_in_html_and_plain_in_text(renderer: Renderer) -> Non
     (variant,) = renderer.render_issue(fixed_issue(), personas=[Persona.NON_DONOR])
     assert "&lt;b&gt;two-hour&lt;/b&gt; debate &amp; a" in variant.html
     assert "<b>two-hour</b>" not in variant.html
-    assert "<b>two-hour</b> debate & a \"late\" vote" in variant.text
+    assert '<b>two-hour</b> debate & a "late" vote' in variant.text
 
 
 def test_hostile_note_and_subject_cannot_inject_markup(renderer: Renderer) -> None:
     issue = fixed_issue(
-        subject='</title><script>alert(1)</script>', note='<img src=x onerror="alert(1)">',
+        subject="</title><script>alert(1)</script>",
+        note='<img src=x onerror="alert(1)">',
         preheader='"><script>x</script>',
     )
     (variant,) = renderer.render_issue(issue, personas=[Persona.NON_DONOR])
@@ -135,8 +138,9 @@ def test_appeal_block_follows_the_persona(renderer: Renderer) -> None:
 
 def test_campaign_progress_shows_while_a_campaign_runs(renderer: Renderer) -> None:
     campaign = CampaignProgress("Winter fund", 300_000, "jpy", 150_000, 3, "2026-12-31")
-    (with_campaign,) = renderer.render_issue(fixed_issue(), personas=["non_donor"],
-                                             campaign=campaign)
+    (with_campaign,) = renderer.render_issue(
+        fixed_issue(), personas=["non_donor"], campaign=campaign
+    )
     (without,) = renderer.render_issue(fixed_issue(), personas=["non_donor"])
     assert "150,000 JPY of 300,000 JPY raised from 3 readers" in with_campaign.html
     assert 'width="50%"' in with_campaign.html
@@ -166,7 +170,7 @@ def test_inlining_never_fetches_anything() -> None:
         html = (
             f'<html><head><link rel="stylesheet" href="http://127.0.0.1:{port}/remote.css">'
             f"<style>@import url(http://127.0.0.1:{port}/imported.css); p {{ margin: 0 }}</style>"
-            f'</head><body><p>Hi</p><img src="http://127.0.0.1:{port}/pixel.png" alt="x"></body></html>'
+            f'</head><body><p>Hi</p><img src="http://127.0.0.1:{port}/p.png" alt="x"></body></html>'
         )
         out = inline_css(html)
     finally:

@@ -91,13 +91,17 @@ class Settings:
     outlet_name: str = field(default="Our newsroom", metadata={"env": "DISPATCH_OUTLET_NAME"})
     postal_address: str = field(default="", metadata={"env": "DISPATCH_POSTAL_ADDRESS"})
     list_id: str = field(default="", metadata={"env": "DISPATCH_LIST_ID"})
-    smtp_url: Secret = field(default_factory=lambda: Secret(""), metadata={"env": "DISPATCH_SMTP_URL"})
+    smtp_url: Secret = field(
+        default_factory=lambda: Secret(""), metadata={"env": "DISPATCH_SMTP_URL"}
+    )
     smtp_concurrency: int = field(default=4, metadata={"env": "DISPATCH_SMTP_CONCURRENCY"})
     smtp_rate: float = field(default=0.0, metadata={"env": "DISPATCH_SMTP_RATE"})
     smtp_timeout: float = field(default=30.0, metadata={"env": "DISPATCH_SMTP_TIMEOUT"})
     public_url: str = field(default="", metadata={"env": "DISPATCH_PUBLIC_URL"})
     unsubscribe_mailto: str = field(default="", metadata={"env": "DISPATCH_UNSUBSCRIBE_MAILTO"})
-    secret_key: Secret = field(default_factory=lambda: Secret(""), metadata={"env": "DISPATCH_SECRET_KEY"})
+    secret_key: Secret = field(
+        default_factory=lambda: Secret(""), metadata={"env": "DISPATCH_SECRET_KEY"}
+    )
     sources: tuple[str, ...] = field(default=(), metadata={"env": "DISPATCH_SOURCES"})
     templates_dir: Path | None = field(default=None, metadata={"env": "DISPATCH_TEMPLATES"})
     window_days: int = field(default=7, metadata={"env": "DISPATCH_WINDOW_DAYS"})
@@ -177,14 +181,14 @@ class Settings:
             if not self.templates_dir.is_dir():
                 raise ConfigError(
                     f"DISPATCH_TEMPLATES points to {self.templates_dir}, which is not a folder",
-                    "Set DISPATCH_TEMPLATES to a folder of templates, or unset it to use the defaults.",
+                    "Set DISPATCH_TEMPLATES to a folder of templates, or unset it for the defaults.",
                 )
             return self.templates_dir
         return default_templates_dir()
 
 
 def default_templates_dir() -> Path:
-    """The bundled templates: the repository's `templates/` (editable install) or the packaged copy."""
+    """The bundled templates: the repository's `templates/`, else a packaged copy."""
     if _REPO_TEMPLATES.is_dir():
         return _REPO_TEMPLATES
     packaged = Path(__file__).resolve().parent / "templates"
@@ -216,7 +220,9 @@ def load_settings(
     if use_dotenv:
         path = env_file if env_file is not None else Path.cwd() / ".env"
         if env_file is not None and not path.is_file():
-            raise ConfigError(f"The settings file {path} does not exist", "Check the --env-file path.")
+            raise ConfigError(
+                f"The settings file {path} does not exist", "Check the --env-file path."
+            )
         if path.is_file():
             merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
     merged.update(os.environ if environ is None else environ)

@@ -30,7 +30,7 @@ SUPPRESSED_STATUSES = frozenset(
 
 
 class DeliveryState(StrEnum):
-    """One ledger row's life: pending -> sending -> sent | failed; sending at a crash -> uncertain."""
+    """A ledger row's life: pending -> sending -> sent | failed; at a crash sending -> uncertain."""
 
     PENDING = "pending"
     SENDING = "sending"
@@ -128,7 +128,24 @@ class CampaignProgress:
 
 #: Currencies whose Stripe amounts have no minor unit (Stripe's list of zero-decimal currencies).
 ZERO_DECIMAL_CURRENCIES = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
 )
 
 

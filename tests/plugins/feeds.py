@@ -23,14 +23,15 @@ def rss(items: Sequence[FeedItem], title: str = "Test News") -> str:
         )
         parts.append(
             f"<item><title>{escape(item_title)}</title><link>{escape(url)}</link>"
-            f"<guid isPermaLink=\"true\">{escape(url)}</guid>{date}"
+            f'<guid isPermaLink="true">{escape(url)}</guid>{date}'
             f"<content:encoded><![CDATA[{body}]]></content:encoded></item>"
         )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" '
         'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
         f"<title>{escape(title)}</title><link>https://news.test/</link><description>d</description>"
-        + "".join(parts) + "</channel></rss>\n"
+        + "".join(parts)
+        + "</channel></rss>\n"
     )
 
 

@@ -45,18 +45,24 @@ def _print_build(result: BuildResult) -> None:
         date = f"{article.published:%a %d %b}" if article.published else "undated"
         click.echo(f"  {number:>2}. {article.title}  [{date}]")
     click.echo(f"Subject: {issue.subject}")
-    click.echo(f"Next: dispatch preview {issue.id} --out preview/   then   dispatch send {issue.id}")
+    click.echo(
+        f"Next: dispatch preview {issue.id} --out preview/   then   dispatch send {issue.id}"
+    )
 
 
 @click.command()
 @click.option(
-    "--source", "sources", multiple=True, metavar="URL_OR_PATH",
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="URL_OR_PATH",
     help="A feed URL, a feed file or a folder of articles; repeat for several. "
     "Default: DISPATCH_SOURCES.",
 )
 @click.option("--since", type=click.DateTime(DATE_FORMATS), help="Start of the window (UTC).")
 @click.option(
-    "--until", type=click.DateTime(DATE_FORMATS),
+    "--until",
+    type=click.DateTime(DATE_FORMATS),
     help="End of the window (UTC); a bare date includes that whole day.",
 )
 @click.option("--id", "issue_id", help="Issue id (default: the ISO week, like 2026-W48).")
@@ -67,9 +73,16 @@ def _print_build(result: BuildResult) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
 def build(
-    app: App, sources: tuple[str, ...], since: datetime | None, until: datetime | None,
-    issue_id: str | None, subject: str | None, preheader: str | None, note: str | None,
-    force: bool, as_json: bool,
+    app: App,
+    sources: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    issue_id: str | None,
+    subject: str | None,
+    preheader: str | None,
+    note: str | None,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Collect the week's new articles into an issue and render it.
 
@@ -87,19 +100,31 @@ def build(
     if until is not None and until.hour == until.minute == 0:
         until_dt = _utc(until + timedelta(days=1))
     result = build_issue(
-        app.db(), app.settings, sources=sources, since=_utc(since), until=until_dt,
-        issue_id=issue_id, subject=subject, preheader=preheader, note=note, force=force,
+        app.db(),
+        app.settings,
+        sources=sources,
+        since=_utc(since),
+        until=until_dt,
+        issue_id=issue_id,
+        subject=subject,
+        preheader=preheader,
+        note=note,
+        force=force,
     )
     if as_json:
         for warning in result.warnings:
             click.echo(f"Warning: {warning}", err=True)
-        echo_json({
-            "issue": result.issue.id if result.issue else None,
-            "articles": [_article_json(a) for a in result.issue.articles] if result.issue else [],
-            "since": result.since.isoformat(),
-            "until": result.until.isoformat(),
-            "warnings": result.warnings,
-        })
+        echo_json(
+            {
+                "issue": result.issue.id if result.issue else None,
+                "articles": [_article_json(a) for a in result.issue.articles]
+                if result.issue
+                else [],
+                "since": result.since.isoformat(),
+                "until": result.until.isoformat(),
+                "warnings": result.warnings,
+            }
+        )
     else:
         _print_build(result)
 
@@ -107,7 +132,10 @@ def build(
 @click.command()
 @click.argument("issue_id", metavar="ISSUE")
 @click.option(
-    "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write the previews into (created if needed).",
 )
 @pass_app

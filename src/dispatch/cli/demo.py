@@ -7,11 +7,13 @@ from pathlib import Path
 import click
 
 
-
 @click.command()
 @click.option(
-    "--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("dispatch-demo"),
-    show_default=True, help="Folder for the demo's database, previews and received mail.",
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("dispatch-demo"),
+    show_default=True,
+    help="Folder for the demo's database, previews and received mail.",
 )
 def demo(workdir: Path) -> None:
     """Run the weekly job on the bundled sample site, with no network and no settings.

@@ -23,9 +23,19 @@ def list_issues(app: App, as_json: bool) -> None:
     """
     rows = issue_store.list_issues(app.db())
     if as_json:
-        echo_json([{"issue": i.id, "kind": i.kind, "status": i.status, "subject": i.subject,
+        echo_json(
+            [
+                {
+                    "issue": i.id,
+                    "kind": i.kind,
+                    "status": i.status,
+                    "subject": i.subject,
                     "created_at": i.created_at.isoformat(),
-                    "sent_at": i.sent_at.isoformat() if i.sent_at else None} for i in rows])
+                    "sent_at": i.sent_at.isoformat() if i.sent_at else None,
+                }
+                for i in rows
+            ]
+        )
         return
     if not rows:
         click.echo("No issues yet. Run `dispatch build`.")
@@ -70,9 +80,16 @@ def show(app: App, issue_id: str, as_json: bool) -> None:
     """
     if as_json:
         i = editing.require_issue(app.db(), issue_id)
-        echo_json({"issue": i.id, "status": i.status, "subject": i.subject,
-                   "preheader": i.preheader, "note": i.note,
-                   "articles": editing.article_list(app.db(), issue_id)})
+        echo_json(
+            {
+                "issue": i.id,
+                "status": i.status,
+                "subject": i.subject,
+                "preheader": i.preheader,
+                "note": i.note,
+                "articles": editing.article_list(app.db(), issue_id),
+            }
+        )
     else:
         _show(app, issue_id)
 
@@ -82,11 +99,20 @@ def show(app: App, issue_id: str, as_json: bool) -> None:
 @click.option("--subject", help="New subject line.")
 @click.option("--preheader", help="New preheader (the preview text after the subject).")
 @click.option("--note", help="Editor's note above the articles (blank lines split paragraphs).")
-@click.option("--note-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Read the editor's note from a UTF-8 text file.")
+@click.option(
+    "--note-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the editor's note from a UTF-8 text file.",
+)
 @pass_app
-def edit(app: App, issue_id: str, subject: str | None, preheader: str | None, note: str | None,
-         note_file: Path | None) -> None:
+def edit(
+    app: App,
+    issue_id: str,
+    subject: str | None,
+    preheader: str | None,
+    note: str | None,
+    note_file: Path | None,
+) -> None:
     """Change a draft's subject, preheader or editor's note.
 
     \b
@@ -95,8 +121,9 @@ def edit(app: App, issue_id: str, subject: str | None, preheader: str | None, no
     """
     if note_file is not None:
         note = note_file.read_text(encoding="utf-8")
-    editing.edit_issue(app.db(), app.settings, issue_id, subject=subject, preheader=preheader,
-                       note=note)
+    editing.edit_issue(
+        app.db(), app.settings, issue_id, subject=subject, preheader=preheader, note=note
+    )
     _show(app, issue_id)
 
 

@@ -36,9 +36,7 @@ def issue_id_for(moment: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-def default_window(
-    db: Database, settings: Settings, now: datetime
-) -> tuple[datetime, datetime]:
+def default_window(db: Database, settings: Settings, now: datetime) -> tuple[datetime, datetime]:
     """From where the last sent digest's window ended (no gap, no overlap), or the last
     DISPATCH_WINDOW_DAYS days when no digest has gone out yet."""
     last = issue_store.last_sent_issue(db)
@@ -176,9 +174,7 @@ def render_and_store(
         raise IssueError(f"There is no issue {issue_id}", "`dispatch issues` lists them.")
     renderer = renderer_from(settings)
     campaign = donation_store.active_campaign_progress(db, now or datetime.now(UTC))
-    variants = renderer.render_issue(
-        issue, campaign=campaign, links=send_links(settings, issue.id)
-    )
+    variants = renderer.render_issue(issue, campaign=campaign, links=send_links(settings, issue.id))
     issue_store.save_variants(db, issue.id, variants)
     return issue
 
@@ -190,4 +186,3 @@ def require_issue(db: Database, issue_id: str) -> Issue:
         hint = f"Known issues: {', '.join(known)}." if known else "Run `dispatch build` first."
         raise IssueError(f"There is no issue {issue_id}", hint)
     return issue
-

@@ -16,7 +16,9 @@ def outlet_from(settings: Settings) -> Outlet:
 
 def renderer_from(settings: Settings) -> Renderer:
     return Renderer(
-        settings.resolved_templates_dir(), outlet_from(settings), defaults_dir=default_templates_dir()
+        settings.resolved_templates_dir(),
+        outlet_from(settings),
+        defaults_dir=default_templates_dir(),
     )
 
 

@@ -31,14 +31,16 @@ class DemoResult:
 
 def demo_settings(workdir: Path) -> Settings:
     """A complete, made-up configuration: nothing here reaches the network."""
-    return Settings.from_mapping({
-        "DISPATCH_DB": str(workdir / "dispatch.sqlite3"),
-        "DISPATCH_FROM": "The Riverside Ledger <newsletter@riverside-ledger.example>",
-        "DISPATCH_OUTLET_NAME": "The Riverside Ledger",
-        "DISPATCH_POSTAL_ADDRESS": "The Riverside Ledger, 12 Quay Street, Riverside",
-        "DISPATCH_PAYMENT_LINK": "https://donate.stripe.com/test_demo_riverside",
-        "DISPATCH_SECRET_KEY": "demo-only-secret-key-not-for-production",
-    })
+    return Settings.from_mapping(
+        {
+            "DISPATCH_DB": str(workdir / "dispatch.sqlite3"),
+            "DISPATCH_FROM": "The Riverside Ledger <newsletter@riverside-ledger.example>",
+            "DISPATCH_OUTLET_NAME": "The Riverside Ledger",
+            "DISPATCH_POSTAL_ADDRESS": "The Riverside Ledger, 12 Quay Street, Riverside",
+            "DISPATCH_PAYMENT_LINK": "https://donate.stripe.com/test_demo_riverside",
+            "DISPATCH_SECRET_KEY": "demo-only-secret-key-not-for-production",
+        }
+    )
 
 
 def prepare_workdir(workdir: Path) -> None:

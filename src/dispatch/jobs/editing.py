@@ -35,15 +35,17 @@ def article_list(db: Database, issue_id: str) -> list[dict]:
     dropped = [r for r in rows if r["dropped"]]
     listing = []
     for number, row in enumerate(kept + dropped, 1):
-        listing.append({
-            "number": number,
-            "id": row["id"],
-            "title": row["title"],
-            "url": row["url"],
-            "published": row["published"],
-            "pinned": bool(row["pinned"]),
-            "dropped": bool(row["dropped"]),
-        })
+        listing.append(
+            {
+                "number": number,
+                "id": row["id"],
+                "title": row["title"],
+                "url": row["url"],
+                "published": row["published"],
+                "pinned": bool(row["pinned"]),
+                "dropped": bool(row["dropped"]),
+            }
+        )
     return listing
 
 
@@ -59,12 +61,20 @@ def _article_id(db: Database, issue_id: str, number: int) -> int:
 
 
 def edit_issue(
-    db: Database, settings: Settings, issue_id: str, *, subject: str | None = None,
-    preheader: str | None = None, note: str | None = None,
+    db: Database,
+    settings: Settings,
+    issue_id: str,
+    *,
+    subject: str | None = None,
+    preheader: str | None = None,
+    note: str | None = None,
 ) -> Issue:
     _require_draft(db, issue_id)
-    changes = {k: v for k, v in
-               {"subject": subject, "preheader": preheader, "note": note}.items() if v is not None}
+    changes = {
+        k: v
+        for k, v in {"subject": subject, "preheader": preheader, "note": note}.items()
+        if v is not None
+    }
     if "subject" in changes:
         one_line = " ".join(changes["subject"].split())
         if not one_line:
@@ -89,7 +99,12 @@ def _follow_defaults(db: Database, settings: Settings, before: Issue) -> None:
 
 
 def set_article(
-    db: Database, settings: Settings, issue_id: str, number: int, *, pinned: bool | None = None,
+    db: Database,
+    settings: Settings,
+    issue_id: str,
+    number: int,
+    *,
+    pinned: bool | None = None,
     dropped: bool | None = None,
 ) -> Issue:
     before = _require_draft(db, issue_id)

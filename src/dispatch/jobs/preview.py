@@ -27,7 +27,7 @@ class PreviewFile:
 
 
 def preview_values(settings: Settings) -> dict[str, str]:
-    """Stand-in personal values: clearly fake, so a preview link can't be mistaken for a real one."""
+    """Stand-in personal values, clearly fake so no preview link passes for a real one."""
     if settings.payment_link:
         donate = f"{settings.payment_link}?{urlencode({'client_reference_id': 'preview'})}"
     else:
@@ -42,7 +42,9 @@ def preview_values(settings: Settings) -> dict[str, str]:
     }
 
 
-def preview_issue(db: Database, settings: Settings, issue_id: str, out_dir: Path) -> list[PreviewFile]:
+def preview_issue(
+    db: Database, settings: Settings, issue_id: str, out_dir: Path
+) -> list[PreviewFile]:
     """Write ``<persona>.html`` and ``<persona>.txt`` for every reader kind into ``out_dir``."""
     issue = require_issue(db, issue_id)
     variants = issue_store.get_variants(db, issue.id)
@@ -63,7 +65,11 @@ def preview_issue(db: Database, settings: Settings, issue_id: str, out_dir: Path
             continue
         html_path = out_dir / f"{persona}.html"
         text_path = out_dir / f"{persona}.txt"
-        html_path.write_text(fill_placeholders(variant.html, values, is_html=True), encoding="utf-8")
-        text_path.write_text(fill_placeholders(variant.text, values, is_html=False), encoding="utf-8")
+        html_path.write_text(
+            fill_placeholders(variant.html, values, is_html=True), encoding="utf-8"
+        )
+        text_path.write_text(
+            fill_placeholders(variant.text, values, is_html=False), encoding="utf-8"
+        )
         written.append(PreviewFile(str(persona), html_path, text_path, variant.subject))
     return written

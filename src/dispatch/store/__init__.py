@@ -79,9 +79,7 @@ def connect(path: Path) -> sqlite3.Connection:
     """A raw connection with Dispatch's pragmas; autocommit mode (explicit transactions)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     except (sqlite3.Error, OSError) as exc:
         raise StoreError(
             f"Cannot open the database {path}: {exc}",
@@ -141,7 +139,9 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             conn.execute("ROLLBACK")
-            raise StoreError(f"Migration {name} failed: {exc}", "This is a bug in Dispatch.") from exc
+            raise StoreError(
+                f"Migration {name} failed: {exc}", "This is a bug in Dispatch."
+            ) from exc
         done.append(version)
     return done
 

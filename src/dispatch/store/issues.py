@@ -65,17 +65,36 @@ def create_issue(
         conn.execute(
             "INSERT INTO issues (id, kind, status, subject, preheader, note, window_start,"
             " window_end, created_at) VALUES (?, ?, 'draft', ?, ?, ?, ?, ?, ?)",
-            (issue_id, kind, subject, preheader, note, to_db_time(window_start),
-             to_db_time(window_end), now),
+            (
+                issue_id,
+                kind,
+                subject,
+                preheader,
+                note,
+                to_db_time(window_start),
+                to_db_time(window_end),
+                now,
+            ),
         )
         for position, art in enumerate(articles):
             conn.execute(
                 "INSERT INTO issue_articles (issue_id, position, guid, url, canonical_url, title,"
                 " published, source, excerpt, body_html, image_url, image_alt)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (issue_id, position, art.guid, art.url, art.canonical_url or art.url, art.title,
-                 to_db_time(art.published), art.source, art.excerpt, art.body_html,
-                 art.image_url, art.image_alt),
+                (
+                    issue_id,
+                    position,
+                    art.guid,
+                    art.url,
+                    art.canonical_url or art.url,
+                    art.title,
+                    to_db_time(art.published),
+                    art.source,
+                    art.excerpt,
+                    art.body_html,
+                    art.image_url,
+                    art.image_alt,
+                ),
             )
 
 
@@ -120,14 +139,17 @@ def update_issue_fields(db: Database, issue_id: str, **fields: str) -> None:
         return
     assignments = ", ".join(f"{name} = ?" for name in fields)
     with db.transaction() as conn:
-        conn.execute(
-            f"UPDATE issues SET {assignments} WHERE id = ?", (*fields.values(), issue_id)
-        )
+        conn.execute(f"UPDATE issues SET {assignments} WHERE id = ?", (*fields.values(), issue_id))
 
 
 def set_article_flags(
-    db: Database, issue_id: str, article_id: int, *, pinned: bool | None = None,
-    dropped: bool | None = None, position: int | None = None,
+    db: Database,
+    issue_id: str,
+    article_id: int,
+    *,
+    pinned: bool | None = None,
+    dropped: bool | None = None,
+    position: int | None = None,
 ) -> None:
     with db.transaction() as conn:
         if pinned is not None:
