@@ -181,7 +181,7 @@ class Settings:
             if not self.templates_dir.is_dir():
                 raise ConfigError(
                     f"DISPATCH_TEMPLATES points to {self.templates_dir}, which is not a folder",
-                    "Set DISPATCH_TEMPLATES to a folder of templates, or unset it for the defaults.",
+                    "Point DISPATCH_TEMPLATES at a folder of templates, or unset it.",
                 )
             return self.templates_dir
         return default_templates_dir()
