@@ -1,0 +1,223 @@
+"""`dispatch send`, `dispatch status` and `dispatch weekly`: mail an issue and follow its ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dispatch.cli._app import App, echo_json, is_tty, pass_app
+from dispatch.errors import PartialSendError
+from dispatch.jobs.send import (
+    SendOptions,
+    SendSummary,
+    dry_run,
+    issue_status,
+    send_issue,
+    send_test_copies,
+)
+from dispatch.jobs.weekly import WeeklyResult, run_weekly
+from dispatch.models import Persona
+
+LIST_LIMIT = 20
+
+
+def _print_counts(summary: SendSummary) -> None:
+    counts = summary.counts
+    total = sum(counts.values())
+    shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    click.echo(f"Issue {summary.issue_id} ({summary.issue_status}): {total} recipients"
+               + (f": {shown}" if shown else ""))
+    for title, rows in (("Failed", summary.failed), ("Uncertain", summary.uncertain)):
+        if not rows:
+            continue
+        click.echo(f"{title} ({len(rows)}):")
+        for email, reply in rows[:LIST_LIMIT]:
+            click.echo(f"  {email or '(forgotten)'}" + (f"  {reply}" if reply else ""))
+        if len(rows) > LIST_LIMIT:
+            click.echo(f"  ... and {len(rows) - LIST_LIMIT} more (dispatch status "
+                       f"{summary.issue_id} --json lists all)")
+
+
+def _verdict(summary: SendSummary) -> None:
+    """Exit 3 (with the list already printed) when someone could not be mailed."""
+    if summary.failed:
+        raise PartialSendError(
+            f"{len(summary.failed)} of {sum(summary.counts.values())} recipients of "
+            f"{summary.issue_id} failed permanently",
+            f"Fix the addresses or the relay, then `dispatch send {summary.issue_id} "
+            "--retry-failed` to try them again on purpose.",
+        )
+    if summary.uncertain:
+        raise PartialSendError(
+            f"{len(summary.uncertain)} recipients of {summary.issue_id} are uncertain (a "
+            "previous run stopped while their copy was in flight)",
+            f"Check the relay's log, then `dispatch send {summary.issue_id} "
+            "--resend-uncertain` or `--skip-uncertain`.",
+        )
+
+
+def _run_send(app: App, issue: str, options: SendOptions, as_json: bool) -> SendSummary:
+    db = app.db()
+    bar = None
+
+    def on_start(total: int) -> None:
+        nonlocal bar
+        if is_tty() and not as_json:
+            bar = click.progressbar(length=total, label=f"Sending {issue}", show_pos=True)
+            bar.__enter__()
+
+    def progress(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
+    try:
+        return send_issue(db, app.settings, issue, options, progress=progress, on_start=on_start)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+@click.command()
+@click.argument("issue")
+@click.option("--to", "to", multiple=True, metavar="ADDR",
+              help="Send a test copy to this address instead (repeatable); no ledger.")
+@click.option("--persona", type=click.Choice([p.value for p in Persona]),
+              default=Persona.NON_DONOR.value, show_default=True,
+              help="Which reader's copy --to sends.")
+@click.option("--dry-run", "dry_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write each active subscriber's copy as a .eml file here; send nothing.")
+@click.option("--limit", type=click.IntRange(min=1), help="With --dry-run: only the first N.")
+@click.option("--concurrency", type=click.IntRange(min=1, max=64),
+              help="SMTP connections in parallel (default DISPATCH_SMTP_CONCURRENCY).")
+@click.option("--rate", type=click.FloatRange(min=0), metavar="PER_SECOND",
+              help="At most this many messages per second (default DISPATCH_SMTP_RATE; "
+              "0 = no limit).")
+@click.option("--resend-uncertain", is_flag=True,
+              help="Send again to recipients whose copy was in flight when a run stopped.")
+@click.option("--skip-uncertain", is_flag=True,
+              help="Mark recipients whose copy was in flight as skipped (never resend).")
+@click.option("--retry-failed", is_flag=True, help="Try permanently failed recipients again.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+def send(
+    app: App, issue: str, to: tuple[str, ...], persona: str, dry_dir: Path | None,
+    limit: int | None, concurrency: int | None, rate: float | None, resend_uncertain: bool,
+    skip_uncertain: bool, retry_failed: bool, as_json: bool,
+) -> None:
+    """Send an issue to every active subscriber, each their own copy; rerun to resume.
+
+    The recipients are fixed when the send starts (one ledger row each); a rerun after any
+    interruption sends only what is left, so nobody is mailed twice or skipped. Temporary
+    refusals (4xx, dropped connections) are retried with backoff; permanent ones (5xx) are
+    listed and exit with status 3.
+
+    \b
+    Example:
+      dispatch send 2026-W48 --to me@example.org     # a test copy, no ledger
+      dispatch send 2026-W48 --dry-run out/ --limit 5
+      dispatch send 2026-W48 --concurrency 4 --rate 14
+    """
+    if limit is not None and dry_dir is None:
+        raise click.UsageError("--limit goes with --dry-run")
+    if to and dry_dir:
+        raise click.UsageError("Use either --to or --dry-run, not both")
+    if resend_uncertain and skip_uncertain:
+        raise click.UsageError("Use either --resend-uncertain or --skip-uncertain")
+    db = app.db()
+    if to:
+        copies = send_test_copies(db, app.settings, issue, to, persona)
+        if as_json:
+            echo_json([{"to": c.address, "ok": c.ok, "reply": c.reply} for c in copies])
+        for c in copies if not as_json else ():
+            click.echo(f"{'Sent' if c.ok else 'FAILED'} test copy of {issue} ({persona}) to "
+                       f"{c.address}" + ("" if c.ok else f": {c.reply}"))
+        bad = [c for c in copies if not c.ok]
+        if bad:
+            raise PartialSendError(
+                f"{len(bad)} of {len(copies)} test copies were refused",
+                "See the relay's replies above.",
+            )
+        return
+    if dry_dir is not None:
+        written = dry_run(db, app.settings, issue, dry_dir, limit)
+        if as_json:
+            echo_json({"issue": issue, "files": [str(p) for p in written]})
+        else:
+            click.echo(f"Wrote {len(written)} messages of {issue} to {dry_dir} "
+                       "(nothing sent, ledger untouched).")
+        return
+    options = SendOptions(
+        concurrency=concurrency, rate=rate, resend_uncertain=resend_uncertain,
+        skip_uncertain=skip_uncertain, retry_failed=retry_failed,
+    )
+    summary = _run_send(app, issue, options, as_json)
+    if as_json:
+        echo_json(summary.as_json())
+    else:
+        if summary.fixed is not None:
+            click.echo(f"Fixed the ledger of {issue}: {summary.fixed} recipients.")
+        if summary.newly_uncertain:
+            click.echo(f"{summary.newly_uncertain} recipients were in flight when the last run "
+                       "stopped: marked uncertain.")
+        click.echo(f"Sent {summary.sent_now} now, {summary.failed_now} failed, in "
+                   f"{summary.seconds:.1f} s.")
+        _print_counts(summary)
+    _verdict(summary)
+
+
+@click.command()
+@click.argument("issue")
+@click.option("--json", "as_json", is_flag=True, help="Print counts and lists as JSON.")
+@pass_app
+def status(app: App, issue: str, as_json: bool) -> None:
+    """Show an issue's ledger: how many recipients in each state, who failed, who is uncertain.
+
+    \b
+    Example:
+      dispatch status 2026-W48
+      dispatch status 2026-W48 --json
+    """
+    summary = issue_status(app.db(), issue)
+    if as_json:
+        echo_json({
+            "issue": summary.issue_id,
+            "status": summary.issue_status,
+            "counts": summary.counts,
+            "failed": [{"email": e, "reply": r} for e, r in summary.failed],
+            "uncertain": [e for e, _ in summary.uncertain],
+        })
+        return
+    _print_counts(summary)
+
+
+def _print_weekly(result: WeeklyResult) -> None:
+    for line in result.messages:
+        click.echo(line)
+    if result.summary is not None:
+        _print_counts(result.summary)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print what happened as JSON.")
+@pass_app
+def weekly(app: App, as_json: bool) -> None:
+    """What cron runs: resume an interrupted send, or build and send this week's issue.
+
+    Does nothing when this ISO week's digest has gone out already, or when there is nothing
+    new; running it twice is harmless.
+
+    \b
+    Example (crontab: Mondays at 07:00):
+      0 7 * * 1  cd /srv/newsletter && dispatch weekly >> weekly.log 2>&1
+    """
+    result = run_weekly(app.db(), app.settings)
+    if as_json:
+        echo_json(result.as_json())
+    else:
+        _print_weekly(result)
+    if result.summary is not None:
+        _verdict(result.summary)
+
+
+COMMANDS = [send, status, weekly]

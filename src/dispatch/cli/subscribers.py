@@ -1,0 +1,136 @@
+"""`dispatch subscribers …`: import, list, export, unsubscribe and forget subscribers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from dispatch.cli._app import App, echo_json, pass_app
+from dispatch.jobs import subscribers as jobs
+from dispatch.models import SubscriberStatus
+
+STATUSES = [s.value for s in SubscriberStatus] + ["all"]
+
+
+@click.group()
+def subscribers() -> None:
+    """Manage the list: import CSV files, list, export, unsubscribe, forget.
+
+    \b
+    Example:
+      dispatch subscribers import subscribers/example.csv
+      dispatch subscribers list --status active
+    """
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print counts and invalid rows as JSON.")
+@pass_app
+def import_(app: App, file: Path, as_json: bool) -> None:
+    """Import a CSV of `email,name[,tags…]` (header row optional, UTF-8).
+
+    New addresses are added as active; known ones get their name and tags updated. Nobody who
+    unsubscribed, bounced, complained or asked to be forgotten is ever resubscribed (they are
+    counted as suppressed). Bad rows are reported with their line number; good rows still go in.
+
+    \b
+    Example:
+      dispatch subscribers import subscribers/example.csv
+      dispatch subscribers import list.csv --json
+    """
+    report = jobs.import_file(app.db(), file)
+    if as_json:
+        echo_json(report.as_json())
+        return
+    click.echo(
+        f"Imported {file}: {report.added} added, {report.updated} updated, {report.unchanged} "
+        f"unchanged, {report.suppressed} suppressed, {report.invalid} invalid."
+    )
+    for row in report.invalid_rows:
+        shown = f" {row.email}" if row.email else ""
+        click.echo(f"  line {row.line}:{shown}: {row.reason}", err=True)
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice(STATUSES), default="all", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of subscribers.")
+@pass_app
+def list_(app: App, status: str, as_json: bool) -> None:
+    """List subscribers with their status.
+
+    \b
+    Example:
+      dispatch subscribers list --status unsubscribed
+      dispatch subscribers list --json
+    """
+    people = jobs.list_subscribers(app.db(), status)
+    if as_json:
+        echo_json([
+            {"email": s.email, "name": s.name, "status": s.status.value, "tags": list(s.tags)}
+            for s in people
+        ])
+        return
+    count = 0
+    for s in people:
+        count += 1
+        tags = f"  [{', '.join(s.tags)}]" if s.tags else ""
+        click.echo(f"{s.email:<40} {s.status.value:<13} {s.name}{tags}")
+    click.echo(f"{count} subscribers" + ("" if status == "all" else f" ({status})"), err=True)
+
+
+@subscribers.command("export")
+@click.option("--status", type=click.Choice(STATUSES), default="active", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@pass_app
+def export(app: App, status: str, out: Path | None) -> None:
+    """Write subscribers as CSV (email,name,tags…), the format `import` reads.
+
+    \b
+    Example:
+      dispatch subscribers export --out backup.csv
+      dispatch subscribers export --status all > everyone.csv
+    """
+    if out is None:
+        jobs.export_csv(app.db(), sys.stdout, status)
+        return
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        count = jobs.export_csv(app.db(), handle, status)
+    click.echo(f"Wrote {count} subscribers to {out}.", err=True)
+
+
+@subscribers.command("unsubscribe")
+@click.argument("email")
+@pass_app
+def unsubscribe(app: App, email: str) -> None:
+    """Unsubscribe one address; no later import will resubscribe it.
+
+    \b
+    Example:
+      dispatch subscribers unsubscribe ana@example.org
+    """
+    subscriber = jobs.unsubscribe(app.db(), email)
+    click.echo(f"{subscriber.email} is unsubscribed.")
+
+
+@subscribers.command("forget")
+@click.argument("email")
+@pass_app
+def forget(app: App, email: str) -> None:
+    """Erase a person's data (name, tokens, history); keep only a hash that blocks re-import.
+
+    \b
+    Example:
+      dispatch subscribers forget ana@example.org
+    """
+    found = jobs.forget(app.db(), email)
+    if found:
+        click.echo("Forgotten: their data is erased; a one-way hash keeps them off the list.")
+    else:
+        click.echo("Not on the list; its hash is now suppressed so no import can add it.")
+
+
+COMMANDS = [subscribers]

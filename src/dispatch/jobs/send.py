@@ -1,0 +1,326 @@
+"""Send an issue: fix the ledger, resume it, and report; plus test copies, dry runs and status.
+
+``send_issue`` is safe to rerun at any time: the ledger is fixed once (when the issue leaves
+draft), rows left ``sending`` by a crash become ``uncertain`` (resolved only on purpose), and
+everything still pending goes out. The issue is marked sent once no row is pending, sending or
+uncertain. One send per database at a time (a lock file next to it; the OS drops it on a kill).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dispatch.config import Settings
+from dispatch.errors import ConfigError, InputError, IssueError, SendError
+from dispatch.jobs.delivery import DeliveryRun, RetryPolicy
+from dispatch.mailer import SenderPool, SmtpConnection, SmtpTarget, check_relay, parse_smtp_url
+from dispatch.models import Issue, Persona
+from dispatch.render.message import MessageConfig, MessageFactory, Recipient
+from dispatch.store import Database, donations, ledger
+from dispatch.store import issues as issue_store
+from dispatch.store import subscribers as subscriber_store
+from dispatch.subscribers import envelope_address, normalize_address, parse_mailbox
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None  # type: ignore[assignment]
+
+
+@dataclass
+class SendOptions:
+    concurrency: int | None = None  # default DISPATCH_SMTP_CONCURRENCY
+    rate: float | None = None  # messages per second; default DISPATCH_SMTP_RATE (0 = no limit)
+    resend_uncertain: bool = False
+    skip_uncertain: bool = False
+    retry_failed: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass
+class SendSummary:
+    issue_id: str
+    counts: dict[str, int]
+    failed: list[tuple[str, str]]
+    uncertain: list[tuple[str, str]]
+    sent_now: int = 0
+    failed_now: int = 0
+    fixed: int | None = None  # rows fixed by this run (None: the ledger existed already)
+    newly_uncertain: int = 0
+    seconds: float = 0.0
+    issue_status: str = "sending"
+
+    @property
+    def complete(self) -> bool:
+        return self.issue_status == "sent"
+
+    def as_json(self) -> dict:
+        return {
+            "issue": self.issue_id,
+            "status": self.issue_status,
+            "counts": self.counts,
+            "sent_now": self.sent_now,
+            "failed_now": self.failed_now,
+            "failed": [{"email": e, "reply": r} for e, r in self.failed],
+            "uncertain": [e for e, _ in self.uncertain],
+            "seconds": round(self.seconds, 2),
+        }
+
+
+# -- configuration ----------------------------------------------------------------------
+
+
+def message_config(db: Database, settings: Settings) -> MessageConfig:
+    """The sending identity and link bases, validated; errors name the setting to fix."""
+    from_value = settings.require("from_address")
+    try:
+        name, address = parse_mailbox(from_value, "DISPATCH_FROM")
+    except InputError as exc:
+        raise ConfigError(exc.message, "Set DISPATCH_FROM to e.g. 'Outlet <news@example.org>' "
+                          "in the environment or the .env file.") from exc
+    mailto = settings.unsubscribe_mailto
+    if mailto:
+        try:
+            mailto = normalize_address(mailto.removeprefix("mailto:"))
+        except InputError as exc:
+            raise ConfigError(f"DISPATCH_UNSUBSCRIBE_MAILTO: {exc.message}") from exc
+    domain = address.rpartition("@")[2].lower()
+    list_id = settings.list_id.strip()
+    if not list_id:
+        list_id = f"digest.{domain}"
+    if "<" not in list_id:
+        list_id = f'"{settings.outlet_name.replace(chr(34), "")}" <{list_id}>'
+    public = settings.public_url.strip().rstrip("/")
+    if public and not public.startswith(("https://", "http://")):
+        raise ConfigError("DISPATCH_PUBLIC_URL must start with https://")
+    secret = settings.secret_key.reveal().encode() or ledger.secret_key(db)
+    return MessageConfig(
+        from_name=name or settings.outlet_name,
+        from_address=address,
+        reply_to=settings.reply_to,
+        list_id=list_id,
+        public_url=public,
+        payment_link=settings.payment_link.strip(),
+        prefill_email=settings.prefill_email,
+        unsubscribe_mailto=mailto,
+        secret=secret,
+    )
+
+
+def relay_target(settings: Settings) -> SmtpTarget:
+    return parse_smtp_url(settings.require("smtp_url"))
+
+
+def _factory(db: Database, settings: Settings, issue: Issue) -> MessageFactory:
+    variants = issue_store.get_variants(db, issue.id)
+    if not variants:
+        raise IssueError(
+            f"Issue {issue.id} has not been rendered yet",
+            f"Run `dispatch build` (or rebuild the draft) before sending {issue.id}.",
+        )
+    return MessageFactory(issue.id, variants, message_config(db, settings))
+
+
+def _issue(db: Database, issue_id: str) -> Issue:
+    issue = issue_store.get_issue(db, issue_id)
+    if issue is None:
+        known = [i.id for i in issue_store.list_issues(db)][-5:]
+        hint = f"Known issues: {', '.join(known)}." if known else "Run `dispatch build` first."
+        raise IssueError(f"There is no issue {issue_id}", hint)
+    return issue
+
+
+@contextmanager
+def send_lock(db: Database) -> Iterator[None]:
+    """One send per database at a time: rows another live run has in flight are not in doubt."""
+    if fcntl is None:
+        yield
+        return
+    path = Path(f"{db.path}.send-lock")
+    handle = open(path, "a+")  # noqa: SIM115 - held for the whole send
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SendError(
+                "Another `dispatch send` is running on this database",
+                "Wait for it to finish (or stop it); then rerun to resume.",
+            ) from None
+        yield
+    finally:
+        handle.close()
+
+
+# -- the send ---------------------------------------------------------------------------
+
+
+def send_issue(
+    db: Database,
+    settings: Settings,
+    issue_id: str,
+    options: SendOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> SendSummary:
+    """Send (or resume) an issue to its ledger; see the module docstring for the guarantees.
+
+    ``on_start`` receives the number of rows about to be sent (for a progress bar).
+    """
+    options = options or SendOptions()
+    started = time.monotonic()
+    issue = _issue(db, issue_id)
+    factory = _factory(db, settings, issue)
+    target = relay_target(settings)
+    with send_lock(db):
+        summary = SendSummary(issue_id, {}, [], [])
+        if issue.status == "draft":
+            if not subscriber_store.status_counts(db)["active"]:
+                raise IssueError(
+                    f"Issue {issue_id} has nobody to go to: there are no active subscribers",
+                    "Import some first: dispatch subscribers import subscribers.csv",
+                )
+            check_relay(target, settings.smtp_timeout)  # fail before fixing anything
+            now = datetime.now(UTC)
+            personas = donations.donor_personas(
+                db, now, settings.donor_recent_days, settings.donor_lapsed_days
+            )
+            summary.fixed = ledger.fix_deliveries(db, issue_id, personas, Persona.NON_DONOR.value)
+        summary.newly_uncertain = ledger.mark_uncertain(db, issue_id)
+        if options.resend_uncertain and options.skip_uncertain:
+            raise InputError("Choose one of --resend-uncertain and --skip-uncertain")
+        if options.resend_uncertain or options.skip_uncertain:
+            ledger.resolve_uncertain(db, issue_id, resend=options.resend_uncertain)
+        if options.retry_failed:
+            ledger.retry_failed(db, issue_id)
+        counts = ledger.state_counts(db, issue_id)
+        if counts["pending"]:
+            if summary.fixed is None:
+                check_relay(target, settings.smtp_timeout)
+            if on_start is not None:
+                on_start(counts["pending"])
+            concurrency = options.concurrency or settings.smtp_concurrency
+            rate = settings.smtp_rate if options.rate is None else options.rate
+            pool = SenderPool(
+                target, concurrency=concurrency, rate=rate, timeout=settings.smtp_timeout
+            )
+            pool.reconnect_delays = (options.retry.base / 2, max(options.retry.maximum / 2, 0.01))
+            run = DeliveryRun(
+                db, issue_id, factory, pool,
+                sender=envelope_address(factory.config.from_address),
+                policy=options.retry, progress=progress,
+            )
+            stats = run.run()
+            summary.sent_now, summary.failed_now = stats.sent, stats.failed
+        _finish_summary(db, issue_id, summary)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _finish_summary(db: Database, issue_id: str, summary: SendSummary) -> None:
+    if ledger.open_rows(db, issue_id) == 0:
+        issue_store.set_issue_status(db, issue_id, "sent")
+    summary.counts = ledger.state_counts(db, issue_id)
+    summary.failed = list(ledger.rows_in_state(db, issue_id, "failed"))
+    summary.uncertain = list(ledger.rows_in_state(db, issue_id, "uncertain"))
+    issue = issue_store.get_issue(db, issue_id)
+    summary.issue_status = issue.status if issue else "sending"
+
+
+def issue_status(db: Database, issue_id: str) -> SendSummary:
+    """The ledger of an issue, as ``dispatch status`` shows it."""
+    issue = _issue(db, issue_id)
+    summary = SendSummary(issue_id, ledger.state_counts(db, issue_id), [], [])
+    summary.failed = list(ledger.rows_in_state(db, issue_id, "failed"))
+    summary.uncertain = list(ledger.rows_in_state(db, issue_id, "uncertain"))
+    # Rows 'sending' while no send holds the lock are in doubt too; status shows them as such.
+    summary.issue_status = issue.status
+    return summary
+
+
+# -- test copies and dry runs -----------------------------------------------------------
+
+
+@dataclass
+class TestCopy:
+    address: str
+    ok: bool
+    reply: str
+
+
+def send_test_copies(
+    db: Database,
+    settings: Settings,
+    issue_id: str,
+    addresses: Sequence[str],
+    persona: str = Persona.NON_DONOR.value,
+) -> list[TestCopy]:
+    """Send one copy per address, as ``persona`` sees it; the ledger is not touched."""
+    issue = _issue(db, issue_id)
+    factory = _factory(db, settings, issue)
+    target = relay_target(settings)
+    normalised = []
+    for address in addresses:
+        try:
+            normalised.append(normalize_address(address))
+        except InputError as exc:
+            raise InputError(
+                f"--to {exc.message}", "Give a full address such as ana@example.org."
+            ) from exc
+    conn = SmtpConnection(target, settings.smtp_timeout)
+    try:
+        conn.open()
+    except OSError as exc:
+        raise SendError(f"Cannot reach the relay {target.describe()}: {exc}") from exc
+    results = []
+    try:
+        for address in normalised:
+            known = subscriber_store.get_subscriber(db, address)
+            recipient = Recipient(
+                email=address,
+                name=known.name if known else "",
+                token="test-" + secrets.token_hex(8),
+                unsub_token=known.unsub_token if known else "test-copy",
+                key="test-" + secrets.token_hex(6),
+            )
+            data = factory.build(persona, recipient)
+            status = conn.send(
+                envelope_address(factory.config.from_address), envelope_address(address), data
+            )
+            results.append(TestCopy(address, status.outcome == "sent", status.describe))
+    finally:
+        conn.close()
+    return results
+
+
+def dry_run(
+    db: Database, settings: Settings, issue_id: str, out_dir: Path, limit: int | None = None
+) -> list[Path]:
+    """Write the copy each active subscriber would get as ``.eml`` files; no ledger, no SMTP."""
+    issue = _issue(db, issue_id)
+    factory = _factory(db, settings, issue)
+    personas = donations.donor_personas(
+        db, datetime.now(UTC), settings.donor_recent_days, settings.donor_lapsed_days
+    )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"Cannot create {out_dir}: {exc.strerror or exc}") from exc
+    written = []
+    for n, sub in enumerate(subscriber_store.first_active(db, limit), start=1):
+        recipient = Recipient(
+            email=sub.email, name=sub.name, token="dryrun" + secrets.token_hex(12),
+            unsub_token=sub.unsub_token, key=f"dry-run-{sub.id}",
+        )
+        data = factory.build(personas.get(sub.id, Persona.NON_DONOR.value), recipient)
+        safe = re.sub(r"[^A-Za-z0-9@._-]+", "_", sub.email)[:80]
+        path = out_dir / f"{n:06d}-{safe}.eml"
+        path.write_bytes(data)
+        written.append(path)
+    return written

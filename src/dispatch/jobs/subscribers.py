@@ -1,0 +1,96 @@
+"""Subscriber use cases: import a CSV, list, export, unsubscribe, forget."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from dispatch.errors import InputError
+from dispatch.models import Subscriber, SubscriberStatus
+from dispatch.store import Database
+from dispatch.store import subscribers as store
+from dispatch.subscribers import InvalidRow, normalize_address, read_csv, write_csv
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    suppressed: int = 0
+    invalid_rows: list[InvalidRow] = field(default_factory=list)
+
+    @property
+    def invalid(self) -> int:
+        return len(self.invalid_rows)
+
+    def as_json(self) -> dict:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "suppressed": self.suppressed,
+            "invalid": self.invalid,
+            "invalid_rows": [
+                {"line": r.line, "email": r.email, "reason": r.reason} for r in self.invalid_rows
+            ],
+        }
+
+
+def import_file(db: Database, path: Path) -> ImportReport:
+    """Import a subscriber CSV: good rows in, bad rows reported, suppression always wins."""
+    parsed = read_csv(path)
+    counts = store.import_subscribers(
+        db, ((r.email, r.name, r.tags) for r in parsed.rows), source=f"import:{path.name}"
+    )
+    return ImportReport(
+        counts.added, counts.updated, counts.unchanged, counts.suppressed, parsed.invalid
+    )
+
+
+def _address(email: str) -> str:
+    try:
+        return normalize_address(email)
+    except InputError as exc:
+        raise InputError(exc.message, "Give the subscriber's full address.") from exc
+
+
+def _status(status: str | None) -> str | None:
+    if status in (None, "", "all"):
+        return None
+    try:
+        return SubscriberStatus(status).value
+    except ValueError:
+        known = ", ".join(s.value for s in SubscriberStatus)
+        raise InputError(f"Unknown status {status!r}", f"Use one of: {known}, all.") from None
+
+
+def list_subscribers(db: Database, status: str | None = None) -> Iterator[Subscriber]:
+    return store.iter_subscribers(db, _status(status))
+
+
+def export_csv(db: Database, out: TextIO, status: str | None = "active") -> int:
+    """Write subscribers as a CSV that ``import`` reads back; returns how many."""
+    rows = ((s.email, s.name, s.tags) for s in store.iter_subscribers(db, _status(status)))
+    return write_csv(rows, out)
+
+
+def unsubscribe(db: Database, email: str) -> Subscriber:
+    address = _address(email)
+    subscriber = store.set_status(db, address, SubscriberStatus.UNSUBSCRIBED)
+    if subscriber is None:
+        raise InputError(
+            f"{address} is not a subscriber", "`dispatch subscribers list` shows them."
+        )
+    return subscriber
+
+
+def forget(db: Database, email: str) -> bool:
+    """Erase a person; their address hash stays suppressed. False if they were not on the list."""
+    return store.forget(db, _address(email))
+
+
+def counts(db: Database) -> dict[str, int]:
+    return store.status_counts(db)

@@ -1,0 +1,77 @@
+"""`dispatch weekly`: the one command cron runs, safe to run any number of times.
+
+In order: resume an issue whose send was interrupted; else do nothing if a digest already went
+out this ISO week; else build this week's issue and, if there was anything new, send it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from dispatch.config import Settings
+from dispatch.jobs.build import build_issue
+from dispatch.jobs.send import SendOptions, SendSummary, send_issue
+from dispatch.store import Database
+from dispatch.store import issues as issue_store
+
+
+@dataclass
+class WeeklyResult:
+    action: str  # "resumed" | "already_sent" | "nothing_new" | "sent"
+    issue_id: str | None = None
+    messages: list[str] = field(default_factory=list)
+    summary: SendSummary | None = None
+
+    def as_json(self) -> dict:
+        return {
+            "action": self.action,
+            "issue": self.issue_id,
+            "messages": self.messages,
+            "send": self.summary.as_json() if self.summary else None,
+        }
+
+
+def _same_week(a: datetime, b: datetime) -> bool:
+    return a.astimezone(UTC).isocalendar()[:2] == b.astimezone(UTC).isocalendar()[:2]
+
+
+def run_weekly(
+    db: Database,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    options: SendOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> WeeklyResult:
+    now = now or datetime.now(UTC)
+    interrupted = [i for i in issue_store.list_issues(db) if i.status == "sending"]
+    if interrupted:
+        issue = interrupted[0]
+        summary = send_issue(db, settings, issue.id, options, progress=progress)
+        return WeeklyResult(
+            "resumed", issue.id,
+            [f"Resumed the interrupted send of {issue.id}: {summary.sent_now} sent now."],
+            summary,
+        )
+    last = issue_store.last_sent_issue(db)
+    if last is not None and _same_week(last.sent_at or last.created_at, now):
+        return WeeklyResult(
+            "already_sent", last.id,
+            [f"This week's digest ({last.id}) has gone out already; nothing to do."],
+        )
+    built = build_issue(db, settings, now=now)
+    messages = [f"Warning: {w}" for w in built.warnings]
+    if built.issue is None:
+        messages.append(
+            f"Nothing new since {built.since:%Y-%m-%d %H:%M} UTC ({built.found} articles found, "
+            f"{built.already_sent} already sent); no issue this week."
+        )
+        return WeeklyResult("nothing_new", None, messages)
+    issue = built.issue
+    messages.append(f"Built {issue.id} with {len(issue.articles)} articles: {issue.subject}")
+    summary = send_issue(db, settings, issue.id, options, progress=progress)
+    messages.append(f"Sent {summary.sent_now}, failed {summary.failed_now}, in "
+                    f"{summary.seconds:.1f} s.")
+    return WeeklyResult("sent", issue.id, messages, summary)

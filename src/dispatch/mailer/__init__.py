@@ -1,0 +1,27 @@
+"""Moving bytes to an SMTP relay (smtplib only): URL parsing, connections, a sending pool.
+
+The mailer never builds a message; it hands finished bytes over, one envelope recipient per
+message, and reports each recipient's outcome (code, reply, temporary or permanent).
+"""
+
+from dispatch.mailer.connection import (
+    DeliveryStatus,
+    Outcome,
+    SmtpConnection,
+    check_relay,
+)
+from dispatch.mailer.pool import Job, JobResult, RateLimiter, SenderPool
+from dispatch.mailer.url import SmtpTarget, parse_smtp_url
+
+__all__ = [
+    "DeliveryStatus",
+    "Job",
+    "JobResult",
+    "Outcome",
+    "RateLimiter",
+    "SenderPool",
+    "SmtpConnection",
+    "SmtpTarget",
+    "check_relay",
+    "parse_smtp_url",
+]

@@ -1,0 +1,171 @@
+"""A real SMTP server (aiosmtpd) in-process on a free loopback port, with fault injection.
+
+``smtp_server`` stores every message it accepts (envelope and raw bytes) and can be told to:
+answer a recipient with scripted replies (``server.script_rcpt("a@x", "451 later", "250")``:
+one reply per attempt, the last one repeating; "250" means accept), answer DATA likewise,
+drop the connection after N accepted messages and refuse everything afterwards
+(``server.drop_after(N)``), or go down altogether (``server.down = True``). Issue 6 builds its
+throttling and slow-reply faults on the same handler.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from dispatch.devsmtp import start_controller
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt: str
+    data: bytes
+
+    def parsed(self) -> EmailMessage:
+        msg = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        return msg
+
+
+class FaultySmtpHandler:
+    """aiosmtpd handler that records messages and injects scripted faults."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received: list[Received] = []
+        self.rcpt_scripts: dict[str, list[str]] = {}
+        self.data_scripts: dict[str, list[str]] = {}
+        self.down = False
+        self._drop_after: int | None = None
+        self.connections = 0
+        self.rcpt_attempts: dict[str, int] = {}
+
+    # -- configuration from tests -------------------------------------------------------
+
+    def script_rcpt(self, address: str, *replies: str) -> None:
+        self.rcpt_scripts[address.lower()] = list(replies)
+
+    def script_data(self, address: str, *replies: str) -> None:
+        self.data_scripts[address.lower()] = list(replies)
+
+    def drop_after(self, count: int | None) -> None:
+        """After ``count`` more accepted messages, drop connections and refuse all mail."""
+        with self.lock:
+            self._drop_after = None if count is None else len(self.received) + count
+
+    def recover(self) -> None:
+        with self.lock:
+            self._drop_after = None
+            self.down = False
+
+    # -- aiosmtpd hooks -----------------------------------------------------------------
+
+    def _refusing(self) -> bool:
+        return self.down or (
+            self._drop_after is not None and len(self.received) >= self._drop_after
+        )
+
+    @staticmethod
+    def _next(scripts: dict[str, list[str]], address: str) -> str | None:
+        script = scripts.get(address.lower())
+        if not script:
+            return None
+        return script.pop(0) if len(script) > 1 else script[0]
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        self.connections += 1
+        session.host_name = hostname
+        if self._refusing():
+            server.transport.close()
+        return responses
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        if self._refusing():
+            server.transport.close()
+            return "421 4.3.0 service not available, closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        with self.lock:
+            self.rcpt_attempts[address.lower()] = self.rcpt_attempts.get(address.lower(), 0) + 1
+        reply = self._next(self.rcpt_scripts, address)
+        if reply and not reply.startswith("250"):
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        rcpt = envelope.rcpt_tos[0] if envelope.rcpt_tos else ""
+        reply = self._next(self.data_scripts, rcpt)
+        if reply and not reply.startswith("250"):
+            return reply
+        with self.lock:
+            if self._refusing():
+                server.transport.close()
+                return "421 4.3.0 closing"
+            for address in envelope.rcpt_tos:
+                self.received.append(
+                    Received(envelope.mail_from, address, envelope.original_content)
+                )
+        return "250 2.0.0 OK queued"
+
+
+class SmtpServer:
+    """The running server: ``url`` for DISPATCH_SMTP_URL, ``messages`` for assertions."""
+
+    def __init__(self, handler: FaultySmtpHandler, controller: Any) -> None:
+        self.handler = handler
+        self.controller = controller
+        self.host = controller.hostname
+        self.port = controller.port
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    @property
+    def messages(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.received)
+
+    def to(self, address: str) -> list[Received]:
+        return [m for m in self.messages if m.rcpt.lower() == address.lower()]
+
+    def __getattr__(self, name: str) -> Any:  # script_rcpt, drop_after, down, ...
+        return getattr(self.handler, name)
+
+    def set_down(self, value: bool) -> None:
+        self.handler.down = value
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    handler = FaultySmtpHandler()
+    controller = start_controller(handler, "127.0.0.1")
+    try:
+        yield SmtpServer(handler, controller)
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_env(smtp_server: SmtpServer) -> dict[str, str]:
+    """Environment for run_cli/make_settings that sends to the fixture server."""
+    return {
+        "DISPATCH_SMTP_URL": smtp_server.url,
+        "DISPATCH_PAYMENT_LINK": "https://buy.stripe.com/test_demo123",
+        "DISPATCH_SMTP_CONCURRENCY": "2",
+    }
