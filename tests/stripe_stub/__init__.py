@@ -182,7 +182,8 @@ class StripeStub:
         refund.update(id=self._new_id("re", session["livemode"]), amount=amount,
                       currency=session["currency"], payment_intent=session["payment_intent"],
                       charge=None, status=status,
-                      created=created if created is not None else self.now())
+                      created=created if created is not None else max(self.now(),
+                                                                       session["created"] + 60))
         refund["livemode"] = session["livemode"]
         self.objects["refund"][refund["id"]] = refund
         return refund

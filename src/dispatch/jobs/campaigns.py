@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date, datetime
 from typing import Any
 
@@ -15,7 +14,7 @@ from dispatch.store import utcnow
 
 
 def create(db, settings: Settings, *, name: str, goal: str, currency: str | None,
-           starts_on: date, ends_on: date) -> sqlite3.Row:
+           starts_on: date, ends_on: date) -> Any:
     name = name.strip()
     if not name:
         raise InputError("A campaign needs a name", 'Give one, e.g. "Winter drive".')

@@ -50,17 +50,21 @@ def last_gift_by_subscriber(db: Database) -> dict[int, str]:
 def personas(
     db: Database, now: datetime, recent_days: int, lapsed_days: int
 ) -> dict[int, str]:
-    """recent_donor: latest counted gift within ``recent_days`` of ``now`` (they are thanked,
-    not asked); lapsed_donor: a counted gift, but the latest is older than that (asked to
-    renew). Subscribers missing from the result are non-donors. ``lapsed_days`` does not change
-    the persona (any gift older than the recent window is lapsed); it is kept in the signature
-    that render and send call."""
-    del lapsed_days  # see the docstring: the rule needs only the recent window
-    cutoff = to_db_time(now - timedelta(days=recent_days)) or ""
-    return {
-        sub_id: (Persona.RECENT_DONOR.value if when >= cutoff else Persona.LAPSED_DONOR.value)
-        for sub_id, when in last_gift_by_subscriber(db).items()
-    }
+    """Each donor subscriber's persona, from their latest counted gift:
+
+    - recent_donor: within ``recent_days`` of ``now`` (thanked, not asked again);
+    - lapsed_donor: older than that but within ``lapsed_days`` (asked to renew);
+    - older than ``lapsed_days``: a non-donor again, so left out like everyone who never gave.
+    """
+    recent_cutoff = to_db_time(now - timedelta(days=recent_days)) or ""
+    lapsed_cutoff = to_db_time(now - timedelta(days=lapsed_days)) or ""
+    found: dict[int, str] = {}
+    for sub_id, when in last_gift_by_subscriber(db).items():
+        if when >= recent_cutoff:
+            found[sub_id] = Persona.RECENT_DONOR.value
+        elif when >= lapsed_cutoff:
+            found[sub_id] = Persona.LAPSED_DONOR.value
+    return found
 
 
 # -- campaigns --------------------------------------------------------------------------
@@ -142,19 +146,19 @@ def segment_subscriber_ids(
 ) -> set[int] | None:
     """Ids of active subscribers in a segment; None means every active subscriber ('all').
 
-    never-donated: no counted gift; lapsed / recent: the donor personas above.
+    never-donated: no counted gift ever (however old); lapsed / recent: the personas above.
     """
     if segment not in SEGMENTS:
         raise InputError(f"Unknown segment {segment!r}", f"Use one of: {', '.join(SEGMENTS)}.")
     if segment == "all":
         return None
-    found = personas(db, now, recent_days, lapsed_days)
     active = {
         int(r["id"]) for r in db.execute("SELECT id FROM subscribers WHERE status = 'active'")
     }
     if segment == "never-donated":
-        return active - set(found)
+        return active - set(last_gift_by_subscriber(db))
     wanted = Persona.LAPSED_DONOR.value if segment == "lapsed" else Persona.RECENT_DONOR.value
+    found = personas(db, now, recent_days, lapsed_days)
     return {sub for sub, persona in found.items() if persona == wanted} & active
 
 
