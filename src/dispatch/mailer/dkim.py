@@ -105,15 +105,25 @@ def _select(fields: list[tuple[bytes, bytes]], names: Sequence[str]) -> list[tup
 
 
 def _fold_tags(tags: list[str]) -> str:
-    """Join tag=value pairs with ``; `` and fold before a tag when a line would pass 76."""
-    lines, line = [], "DKIM-Signature:"
+    """Join tag=value pairs with ``; `` and fold where a line would pass 76 characters: before a
+    tag, or inside the h= list after a colon (RFC 6376 allows FWS there)."""
+    atoms: list[tuple[str, str]] = []  # (text, what joins it to the previous atom on one line)
     for i, tag in enumerate(tags):
-        piece = tag + (";" if i < len(tags) - 1 else "")
-        if len(line) + 1 + len(piece) > 76 and line != "DKIM-Signature:":
-            lines.append(line)
-            line = "\t" + piece
+        end = ";" if i < len(tags) - 1 else ""
+        if tag.startswith("h="):
+            names = tag[2:].split(":")
+            atoms.append(("h=" + names[0] + (":" if len(names) > 1 else end), " "))
+            for j, name in enumerate(names[1:], start=2):
+                atoms.append((name + (":" if j < len(names) else end), ""))
         else:
-            line += " " + piece
+            atoms.append((tag + end, " "))
+    lines, line = [], "DKIM-Signature:"
+    for text, joiner in atoms:
+        if len(line) + len(joiner) + len(text) > 76 and line.strip():
+            lines.append(line)
+            line = "\t" + text
+        else:
+            line += joiner + text
     lines.append(line)
     return "\r\n".join(lines)
 
