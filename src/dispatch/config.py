@@ -102,6 +102,8 @@ class Settings:
     secret_key: Secret = field(
         default_factory=lambda: Secret(""), metadata={"env": "DISPATCH_SECRET_KEY"}
     )
+    confirm_hours: int = field(default=48, metadata={"env": "DISPATCH_CONFIRM_HOURS"})
+    web_proxies: int = field(default=0, metadata={"env": "DISPATCH_WEB_PROXIES"})
     sources: tuple[str, ...] = field(default=(), metadata={"env": "DISPATCH_SOURCES"})
     templates_dir: Path | None = field(default=None, metadata={"env": "DISPATCH_TEMPLATES"})
     window_days: int = field(default=7, metadata={"env": "DISPATCH_WINDOW_DAYS"})
