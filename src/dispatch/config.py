@@ -118,6 +118,10 @@ class Settings:
     dkim_domain: str = field(default="", metadata={"env": "DISPATCH_DKIM_DOMAIN"})
     dkim_selector: str = field(default="", metadata={"env": "DISPATCH_DKIM_SELECTOR"})
     dkim_key_file: Path | None = field(default=None, metadata={"env": "DISPATCH_DKIM_KEY_FILE"})
+    bounce_mailbox: Secret = field(
+        default_factory=lambda: Secret(""), metadata={"env": "DISPATCH_BOUNCE_MAILBOX"}
+    )
+    soft_bounce_limit: int = field(default=3, metadata={"env": "DISPATCH_SOFT_BOUNCE_LIMIT"})
     stripe_secret_key: Secret = field(
         default_factory=lambda: Secret(""), metadata={"env": "STRIPE_SECRET_KEY"}
     )
