@@ -1,0 +1,138 @@
+"""Bounces read back from the mailbox (``bounces``) and the subscriber status they lead to.
+
+A bounce is recorded once per DSN (``message_key`` is unique), so reading the same mailbox
+twice changes nothing. A hard bounce, or ``limit`` soft bounces in a row, moves an active (or
+pending) subscriber to ``bounced``, which no import overturns (see store.subscribers).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from dispatch.store import Database, to_db_time, utcnow
+
+
+@dataclass(frozen=True)
+class DeliveryRef:
+    """The ledger row a bounce belongs to."""
+
+    delivery_id: int | None
+    issue_id: str
+    subscriber_id: int | None
+    email: str | None
+
+
+def delivery(db: Database, delivery_id: int) -> DeliveryRef | None:
+    row = db.execute(
+        "SELECT id, issue_id, subscriber_id, email FROM deliveries WHERE id = ?", (delivery_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    return DeliveryRef(row["id"], row["issue_id"], row["subscriber_id"], row["email"])
+
+
+def latest_delivery_to(db: Database, email: str) -> DeliveryRef | None:
+    """The most recent ledger row for a subscriber's address (by the subscriber, then the row)."""
+    row = db.execute(
+        "SELECT d.id, d.issue_id, d.subscriber_id, d.email FROM subscribers s"
+        " JOIN deliveries d ON d.subscriber_id = s.id"
+        " WHERE s.email = ? ORDER BY d.id DESC LIMIT 1",
+        (email,),
+    ).fetchone()
+    if row is None:
+        return None
+    return DeliveryRef(row["id"], row["issue_id"], row["subscriber_id"], row["email"])
+
+
+def subscriber_id_for(db: Database, email: str) -> int | None:
+    row = db.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
+    return None if row is None else int(row["id"])
+
+
+def is_recorded(db: Database, message_key: str) -> bool:
+    return db.execute(
+        "SELECT 1 FROM bounces WHERE message_key = ?", (message_key,)
+    ).fetchone() is not None
+
+
+def record_bounce(
+    db: Database,
+    *,
+    message_key: str,
+    kind: str,
+    ref: DeliveryRef,
+    diagnostic: str,
+    soft_limit: int,
+) -> tuple[bool, bool]:
+    """Record one bounce and apply its consequence, in one transaction.
+
+    Returns (recorded, suppressed): ``recorded`` is False when this DSN was recorded before;
+    ``suppressed`` is True when this bounce moved the subscriber to ``bounced``.
+    """
+    now = to_db_time(utcnow())
+    with db.transaction() as conn:
+        inserted = conn.execute(
+            "INSERT OR IGNORE INTO bounces (message_key, delivery_id, issue_id, subscriber_id,"
+            " kind, diagnostic, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (message_key, ref.delivery_id, ref.issue_id, ref.subscriber_id, kind,
+             diagnostic, now),
+        ).rowcount
+        if not inserted or ref.subscriber_id is None:
+            return bool(inserted), False
+        if kind == "soft" and not _soft_limit_reached(conn, ref.subscriber_id, soft_limit):
+            return True, False
+        changed = conn.execute(
+            "UPDATE subscribers SET status = 'bounced', updated_at = ?, status_changed_at = ?"
+            " WHERE id = ? AND status IN ('active', 'pending')",
+            (now, now, ref.subscriber_id),
+        ).rowcount
+    return True, bool(changed)
+
+
+def _soft_limit_reached(conn: sqlite3.Connection, subscriber_id: int, limit: int) -> bool:
+    """Whether the last ``limit`` issues mailed to this subscriber each bounced (soft or hard).
+
+    "In a row" is over issues, newest first, counting only issues that reached them (rows the
+    relay accepted: sent, or still in doubt); several bounces for one issue count once.
+    """
+    if limit <= 0:
+        return False
+    recent = conn.execute(
+        "SELECT issue_id FROM deliveries WHERE subscriber_id = ?"
+        " AND state IN ('sent', 'sending', 'uncertain') ORDER BY id DESC LIMIT ?",
+        (subscriber_id, limit),
+    ).fetchall()
+    if len(recent) < limit:
+        return False
+    issues = [r["issue_id"] for r in recent]
+    marks = ",".join("?" * len(issues))
+    bounced = conn.execute(
+        f"SELECT COUNT(DISTINCT issue_id) FROM bounces WHERE subscriber_id = ?"
+        f" AND issue_id IN ({marks})",
+        (subscriber_id, *issues),
+    ).fetchone()[0]
+    return int(bounced) >= limit
+
+
+def counts_by_issue(db: Database) -> dict[str, dict[str, int]]:
+    """``{issue: {"hard": n, "soft": n}}`` for the report."""
+    result: dict[str, dict[str, int]] = {}
+    for row in db.execute(
+        "SELECT issue_id, kind, COUNT(*) AS n FROM bounces WHERE issue_id IS NOT NULL"
+        " GROUP BY issue_id, kind ORDER BY issue_id"
+    ):
+        result.setdefault(row["issue_id"], {"hard": 0, "soft": 0})[row["kind"]] = row["n"]
+    return result
+
+
+def subscriber_bounces(db: Database, email: str) -> list[tuple[str, str, str]]:
+    """(issue, kind, diagnostic) of one subscriber's bounces, oldest first."""
+    return [
+        (row["issue_id"], row["kind"], row["diagnostic"])
+        for row in db.execute(
+            "SELECT b.issue_id, b.kind, b.diagnostic FROM bounces b"
+            " JOIN subscribers s ON s.id = b.subscriber_id WHERE s.email = ? ORDER BY b.id",
+            (email,),
+        )
+    ]
