@@ -48,16 +48,19 @@ class ParsedList:
     had_header: bool = False
 
 
-def normalize_address(address: str) -> str:
+def normalize_address(address: str, *, allow_test_domains: bool = False) -> str:
     """The comparable form of an address: email-validator's normalised form, lower-cased.
 
     Raises InputError with email-validator's reason when the address is not valid.
+    ``allow_test_domains`` accepts ``*.test`` (for the outlet's own settings and test copies).
     """
     candidate = address.strip()
     if not candidate:
         raise InputError("The address is empty")
     try:
-        result = validate_email(candidate, check_deliverability=False)
+        result = validate_email(
+            candidate, check_deliverability=False, test_environment=allow_test_domains
+        )
     except EmailNotValidError as exc:
         raise InputError(f"{candidate!r} is not a valid email address: {exc}") from exc
     return result.normalized.lower()
@@ -68,7 +71,7 @@ def envelope_address(address: str) -> str:
     if address.isascii():
         return address
     try:
-        result = validate_email(address, check_deliverability=False)
+        result = validate_email(address, check_deliverability=False, test_environment=True)
     except EmailNotValidError:
         return address
     return result.ascii_email or result.normalized
@@ -80,7 +83,7 @@ def parse_mailbox(value: str, setting: str) -> tuple[str, str]:
     if not address or "@" not in address:
         raise InputError(f"{setting} must be an address such as 'Outlet <news@example.org>'")
     try:
-        result = validate_email(address, check_deliverability=False)
+        result = validate_email(address, check_deliverability=False, test_environment=True)
     except EmailNotValidError as exc:
         raise InputError(f"{setting} has an invalid address {address!r}: {exc}") from exc
     return " ".join(name.split()), result.normalized

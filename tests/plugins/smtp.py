@@ -169,3 +169,45 @@ def smtp_env(smtp_server: SmtpServer) -> dict[str, str]:
         "DISPATCH_PAYMENT_LINK": "https://buy.stripe.com/test_demo123",
         "DISPATCH_SMTP_CONCURRENCY": "2",
     }
+
+
+# -- issues and subscribers for send tests ----------------------------------------------------
+
+SAMPLE_HTML = (
+    "<!DOCTYPE html>\n<html><body style=\"margin:0\">\n"
+    "<p style=\"font-size:16px\">%%DISPATCH_GREETING%%</p>\n"
+    "<p style=\"color:#333\">This week at the Riverside Ledger: the council’s budget, "
+    "the river’s flood gauge, and a café that = community.</p>\n"
+    "<p><a href=\"%%DISPATCH_DONATE_URL%%\" style=\"color:#b00\">Support our journalism</a></p>\n"
+    "<p style=\"font-size:12px\">Sent to %%DISPATCH_EMAIL%%. "
+    "<a href=\"%%DISPATCH_UNSUBSCRIBE_URL%%\">Unsubscribe</a></p>\n"
+    "</body></html>\n"
+)
+SAMPLE_TEXT = (
+    "%%DISPATCH_GREETING%%\n\n"
+    "This week at the Riverside Ledger: the council’s budget, the river’s flood gauge.\n\n"
+    "Support our journalism: %%DISPATCH_DONATE_URL%%\n\n"
+    "Sent to %%DISPATCH_EMAIL%%. Unsubscribe: %%DISPATCH_UNSUBSCRIBE_URL%%\n"
+)
+
+
+def create_sample_issue(db: Any, issue_id: str = "2026-W48",
+                        subject: str = "The Ledger: budget, floods and a café") -> str:
+    from dispatch.models import Persona, RenderedVariant
+    from dispatch.store import issues
+
+    issues.create_issue(db, issue_id, subject=subject)
+    issues.save_variants(db, issue_id, [
+        RenderedVariant(
+            p.value, subject,
+            SAMPLE_HTML.replace("journalism", f"journalism ({p.value})"), SAMPLE_TEXT,
+        )
+        for p in Persona
+    ])
+    return issue_id
+
+
+def add_subscribers(db: Any, people: list[tuple[str, str]]) -> None:
+    from dispatch.store.subscribers import import_subscribers
+
+    import_subscribers(db, [(e, n, ()) for e, n in people], source="test")

@@ -88,7 +88,7 @@ def message_config(db: Database, settings: Settings) -> MessageConfig:
     mailto = settings.unsubscribe_mailto
     if mailto:
         try:
-            mailto = normalize_address(mailto.removeprefix("mailto:"))
+            mailto = normalize_address(mailto.removeprefix("mailto:"), allow_test_domains=True)
         except InputError as exc:
             raise ConfigError(f"DISPATCH_UNSUBSCRIBE_MAILTO: {exc.message}") from exc
     domain = address.rpartition("@")[2].lower()
@@ -268,7 +268,7 @@ def send_test_copies(
     normalised = []
     for address in addresses:
         try:
-            normalised.append(normalize_address(address))
+            normalised.append(normalize_address(address, allow_test_domains=True))
         except InputError as exc:
             raise InputError(
                 f"--to {exc.message}", "Give a full address such as ana@example.org."

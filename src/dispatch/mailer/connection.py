@@ -106,7 +106,7 @@ class SmtpConnection:
                         "Use smtps://, a relay that supports TLS, or drop ?starttls=require.",
                     )
             if target.username:
-                smtp.login(target.username, target.password.reveal())
+                _login(smtp, target.username, target.password.reveal())
         except smtplib.SMTPAuthenticationError as exc:
             smtp.close()
             raise SendError(
@@ -201,6 +201,20 @@ class SmtpConnection:
             self._drop()
             return DeliveryStatus(status.outcome, status.code, status.reply, connection_lost=True)
         return status
+
+
+def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
+    """Log in with the relay's best mechanism, once: a refused password is not retried with
+    another mechanism (smtplib's ``login`` does that, and some servers then stall)."""
+    if not smtp.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+    offered = smtp.esmtp_features["auth"].upper().split()
+    mechanism = next((m for m in ("CRAM-MD5", "PLAIN", "LOGIN") if m in offered), None)
+    if mechanism is None:
+        raise smtplib.SMTPNotSupportedError("No suitable authentication method found.")
+    smtp.user, smtp.password = user, password
+    authobject = getattr(smtp, "auth_" + mechanism.lower().replace("-", "_"))
+    smtp.auth(mechanism, authobject, initial_response_ok=True)
 
 
 def _reason(exc: BaseException) -> str:
