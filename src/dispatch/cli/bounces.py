@@ -1,0 +1,95 @@
+"""`dispatch bounces process`: read bounces from a mailbox, suppress hard-bouncing addresses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dispatch.cli._app import App, echo_json, is_tty, pass_app
+from dispatch.jobs import bounces as bounce_jobs
+
+
+@click.group("bounces")
+def bounces() -> None:
+    """Bounces: read delivery failures back and stop mailing dead addresses.
+
+    \b
+    Point the envelope sender (Return-Path) of your mail at a mailbox Dispatch can read,
+    then run `dispatch bounces process` after each send (cron is fine).
+
+    \b
+    Example:
+      dispatch bounces process --maildir ~/Maildir/.bounces
+    """
+
+
+@bounces.command("process")
+@click.option("--maildir", type=click.Path(file_okay=False, path_type=Path),
+              help="A Maildir folder (cur/, new/) holding the bounces.")
+@click.option("--mbox", type=click.Path(dir_okay=False, path_type=Path),
+              help="An mbox file holding the bounces (read only).")
+@click.option("--imap", metavar="URL",
+              help="imaps://user:password@host/INBOX (unseen mail; marked seen when done). "
+                   "Prefer DISPATCH_BOUNCE_MAILBOX: a password in a flag shows in `ps`.")
+@click.option("--dry-run", is_flag=True, help="Classify and match, change nothing.")
+@click.option("--keep", is_flag=True,
+              help="Leave processed messages where they are (default: Maildir moves them to "
+                   ".processed, IMAP marks them seen).")
+@click.option("--json", "as_json", is_flag=True, help="Print counts and bounces as JSON.")
+@pass_app
+def process(app: App, maildir: Path | None, mbox: Path | None, imap: str | None,
+            dry_run: bool, keep: bool, as_json: bool) -> None:
+    """Read DSNs, match them to issues and subscribers, suppress hard bounces.
+
+    A hard bounce (5.x.x: no such user, domain gone) marks the subscriber `bounced`: never
+    mailed again, and no import overturns it. Soft bounces (4.x.x: mailbox full) are counted;
+    DISPATCH_SOFT_BOUNCE_LIMIT of them on consecutive issues count as a hard one. Messages that
+    are not bounces (auto-replies) are left alone. Rerunning is safe: each DSN counts once.
+    With no mailbox option, DISPATCH_BOUNCE_MAILBOX is read.
+
+    \b
+    Example:
+      dispatch bounces process --maildir ~/Maildir/.bounces
+      dispatch bounces process --mbox /var/mail/bounces --dry-run
+      dispatch bounces process --json   # reads DISPATCH_BOUNCE_MAILBOX, e.g. imaps://...
+    """
+    progress = None
+    if is_tty() and not as_json:
+        def progress(n: int) -> None:
+            if n % 100 == 0:
+                click.echo(f"\r{n} messages read...", nl=False, err=True)
+
+    label, summary = bounce_jobs.process_bounces(
+        app.db(), app.settings, maildir=maildir, mbox=mbox, imap=imap, dry_run=dry_run,
+        keep=keep, progress=progress,
+    )
+    if progress and summary.messages >= 100:
+        click.echo("", err=True)
+    if as_json:
+        echo_json({"mailbox": label, "dry_run": dry_run, **summary.as_dict()})
+        return
+    prefix = "Dry run: would record" if dry_run else "Recorded"
+    click.echo(f"Read {summary.messages} messages from {label}.")
+    click.echo(f"{prefix} {summary.hard} hard and {summary.soft} soft bounces; "
+               f"{summary.suppressed} subscribers suppressed.")
+    for entry in summary.details:
+        if entry["result"] == "suppressed":
+            click.echo(f"  suppressed {entry['address']} ({entry['kind']}, {entry['status']}"
+                       f"{', issue ' + entry['issue'] if entry['issue'] else ''})")
+    if summary.ignored:
+        click.echo(f"Left alone {summary.ignored} messages that are not bounces.")
+    if summary.unmatched:
+        click.echo(f"{summary.unmatched} bounces matched no subscriber:")
+        for entry in summary.details:
+            if entry["result"] == "unmatched":
+                click.echo(f"  {entry['address']} ({entry['kind']})")
+    if summary.already:
+        click.echo(f"{summary.already} bounces were processed before (skipped).")
+    if summary.unreadable:
+        click.echo(f"{summary.unreadable} messages could not be parsed and were left in place.")
+    for issue, counts in sorted(summary.by_issue.items()):
+        click.echo(f"  {issue}: {counts['hard']} hard, {counts['soft']} soft")
+
+
+COMMANDS = [bounces]
