@@ -1,0 +1,331 @@
+"""The web service's use cases: unsubscribe by token, the donation redirect, double opt-in
+signup, the public archive and the Stripe webhook. ``dispatch.web`` only parses requests and
+renders what these return.
+
+Signup policy (a fresh confirmation is the person clicking the link mailed to the address):
+an active subscriber stays as they are and gets no email; a new address becomes ``pending``
+until confirmed; an address that unsubscribed or bounced, a pending one, or one that was
+forgotten is mailed a confirmation and becomes active only once it is used (a forgotten address
+is stored again only then, and its suppression lifted, because the person asked again and
+proved the address). An address that complained is never mailed or reactivated from the web:
+only the editor can do that. Whatever happened, the visitor sees the same page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from dispatch.config import Settings
+from dispatch.errors import ConfigError
+from dispatch.jobs.donations import donation_link_base, record_checkout_session, record_refund
+from dispatch.jobs.send import message_config, relay_target
+from dispatch.mailer import Outcome, SmtpConnection
+from dispatch.models import Persona, RenderedVariant, Subscriber
+from dispatch.render.message import MessageFactory, Recipient
+from dispatch.render.placeholders import fill_placeholders
+from dispatch.render.templates import Renderer
+from dispatch.store import Database, utcnow
+from dispatch.store import donations as donation_store
+from dispatch.store import web as store
+from dispatch.store.web import ArchivedIssue
+from dispatch.subscribers import clean_name, envelope_address, normalize_address
+from dispatch.webhooks import verify_webhook
+
+log = logging.getLogger("dispatch.web")
+
+#: Tokens Dispatch issues (unsubscribe, donation, confirmation) are URL-safe base64 or hex.
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+#: Statuses a reader may leave from the unsubscribe link, and come back to.
+UNSUBSCRIBABLE = ("active", "pending")
+RESUBSCRIBABLE = ("unsubscribed",)
+#: Statuses a used confirmation link turns into active (see the module docstring).
+REACTIVATED_BY_CONFIRMATION = ("pending", "unsubscribed", "bounced")
+#: Per address: at most one confirmation email per RESEND_MINUTES, DAILY_MAX a day.
+RESEND_MINUTES = 10
+DAILY_MAX = 5
+_ADDRESS = re.compile(r"[^\s<>@'\"]+@[^\s<>@'\"]+")
+
+
+def _valid(token: str) -> bool:
+    return bool(TOKEN_RE.match(token))
+
+
+def mask_address(email: str) -> str:
+    """``an***@example.org``: enough for a reader to recognise, not to harvest."""
+    local, _, domain = email.partition("@")
+    return f"{local[:2]}***@{domain}" if domain else "***"
+
+
+# -- unsubscribe -------------------------------------------------------------------------------
+
+
+def subscriber_for_token(db: Database, token: str) -> Subscriber | None:
+    """Who an unsubscribe link belongs to (None for a forged, altered or outdated token)."""
+    return store.subscriber_by_unsub_token(db, token) if _valid(token) else None
+
+
+def unsubscribe(db: Database, token: str) -> Subscriber | None:
+    """Unsubscribe the holder of ``token`` (idempotent); None when the token is unknown."""
+    if not _valid(token):
+        return None
+    subscriber, changed = store.change_status_by_token(db, token, "unsubscribed", UNSUBSCRIBABLE)
+    if changed:
+        log.info("unsubscribed subscriber %s from the web", subscriber.id if subscriber else "?")
+    return subscriber
+
+
+def resubscribe(db: Database, token: str) -> Subscriber | None:
+    """Undo an unsubscribe; bounced, complained and forgotten addresses stay as they are."""
+    if not _valid(token):
+        return None
+    subscriber, changed = store.change_status_by_token(db, token, "active", RESUBSCRIBABLE)
+    if changed:
+        log.info("resubscribed subscriber %s from the web", subscriber.id if subscriber else "?")
+    return subscriber
+
+
+# -- the donation redirect ------------------------------------------------------------------
+
+
+def donation_redirect(db: Database, settings: Settings, token: str) -> str | None:
+    """Count a click on a personal donation link and return the Payment Link URL to send the
+    reader to; None for an unknown token. The URL is always the outlet's Payment Link."""
+    if not _valid(token):
+        return None
+    target = store.record_click(db, token)
+    if target is None:
+        return None
+    base = donation_link_base(db, settings)
+    if not base:
+        raise ConfigError(
+            "DISPATCH_PAYMENT_LINK is not set, so /d/ links have nowhere to go",
+            "Set DISPATCH_PAYMENT_LINK (or run `dispatch donations setup`) and restart the web "
+            "service.",
+        )
+    params = {"client_reference_id": token}
+    if settings.prefill_email and target.email:
+        params["prefilled_email"] = target.email
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}{urlencode(params, quote_via=quote, safe='')}"
+
+
+# -- double opt-in ---------------------------------------------------------------------------
+
+
+class Outbox:
+    """Sends mail on one background thread, so a signup answers at once and always alike."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-outbox")
+        self._futures: set[Future[Any]] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        future = self._executor.submit(job)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+        if future.exception() is not None:
+            log.error("sending a confirmation email failed: %s", future.exception())
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for every queued email (tests, and shutdown)."""
+        with self._lock:
+            pending = list(self._futures)
+        wait(pending, timeout=timeout)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _confirm_hours(settings: Settings) -> int:
+    if settings.confirm_hours < 1:
+        raise ConfigError("DISPATCH_CONFIRM_HOURS must be at least 1")
+    return settings.confirm_hours
+
+
+@dataclass(frozen=True)
+class SignupResult:
+    """What a signup did; never shown to the visitor (the page is always the same)."""
+
+    action: str  # 'mailed' | 'already_active' | 'refused' | 'throttled'
+
+
+def request_signup(
+    db: Database,
+    settings: Settings,
+    renderer: Renderer,
+    outbox: Outbox,
+    email: str,
+    name: str,
+    confirm_url: Callable[[str], str],
+) -> SignupResult:
+    """Record a signup and queue its confirmation email (see the module docstring).
+
+    Raises InputError for an address that is not valid (said on the form; that reveals
+    nothing about who subscribes). ``confirm_url(token)`` makes the link the email carries.
+    """
+    address = normalize_address(email[:320])
+    name = clean_name(name)
+    now = utcnow()
+    store.purge_confirmations(db, now)
+    state = store.signup_state(db, address)
+    if state == "active":
+        return SignupResult("already_active")
+    if state == "complained":
+        return SignupResult("refused")
+    if (store.confirmations_since(db, address, now - timedelta(minutes=RESEND_MINUTES))
+            or store.confirmations_since(db, address, now - timedelta(days=1)) >= DAILY_MAX):
+        return SignupResult("throttled")
+    token = secrets.token_urlsafe(32)
+    hours = _confirm_hours(settings)
+    # Built now, so a broken template or setting fails this request rather than silently later.
+    data = confirmation_message(db, settings, renderer, address, confirm_url(token), hours)
+    sender = envelope_address(message_config(db, settings).from_address)
+    target = relay_target(settings)
+    if state == "new":
+        store.add_pending_subscriber(db, address, name)
+    store.add_confirmation(db, _hash(token), address, name, now + timedelta(hours=hours))
+    outbox.submit(lambda: _deliver(settings, target, sender, envelope_address(address), data))
+    return SignupResult("mailed")
+
+
+def confirmation_message(
+    db: Database, settings: Settings, renderer: Renderer, address: str, url: str, hours: int
+) -> bytes:
+    """The confirmation email. It never repeats the name typed into the form (anyone can type
+    anything there, and this mail goes to an address not yet confirmed)."""
+    subject = f"Please confirm your subscription to {settings.outlet_name}"
+    html, text = renderer.render_email(
+        "confirm", {"subject": subject, "preheader": "One click and you are subscribed.",
+                    "confirm_url": url, "hours": hours},
+    )
+    # Not list mail: no List-Id, and List-Unsubscribe only as the mailto the factory requires.
+    config = replace(message_config(db, settings), public_url="", list_id="")
+    variant = RenderedVariant(Persona.NON_DONOR.value, subject, html, text)
+    factory = MessageFactory("confirm", {variant.persona: variant}, config)
+    key = "confirm-" + secrets.token_hex(6)
+    return factory.build(variant.persona, Recipient(email=address, key=key, unsub_token="signup"))
+
+
+def _deliver(settings: Settings, target: Any, sender: str, recipient: str, data: bytes) -> None:
+    conn = SmtpConnection(target, settings.smtp_timeout)
+    try:
+        status = conn.send(sender, recipient, data)
+    finally:
+        conn.close()
+    if status.outcome != Outcome.SENT:
+        # The relay's reply can quote the address: keep addresses out of the log.
+        log.warning("a confirmation email was not accepted by %s: %s", target.describe(),
+                    _ADDRESS.sub("[address]", status.describe))
+
+
+def confirmation_is_open(db: Database, token: str) -> bool:
+    """Whether a confirmation link is still good (unused, unexpired); changes nothing."""
+    return _valid(token) and store.open_confirmation(db, _hash(token), utcnow()) is not None
+
+
+def confirm_signup(db: Database, token: str) -> str | None:
+    """Use a confirmation link: 'activated', 'already', 'refused:<status>', or None when the
+    link is unknown, used or expired."""
+    if not _valid(token):
+        return None
+    outcome = store.use_confirmation(db, _hash(token), utcnow(), REACTIVATED_BY_CONFIRMATION)
+    if outcome is not None:
+        log.info("signup confirmation used: %s", outcome)
+    return outcome
+
+
+# -- the archive -------------------------------------------------------------------------------
+
+
+def archive_listing(db: Database) -> list[ArchivedIssue]:
+    return store.archived_issues(db)
+
+
+def archive_page(db: Database, settings: Settings, issue_id: str, subscribe_url: str) -> str | None:
+    """A sent digest as a web page: the non-donor copy with nothing personal in it (a general
+    greeting, the plain Payment Link, and the signup page where the unsubscribe link was)."""
+    if len(issue_id) > 200:
+        return None
+    row = store.archived_variant(db, issue_id, Persona.NON_DONOR.value)
+    if row is None:
+        return None
+    values = {
+        "GREETING": "Dear reader,",
+        "NAME": "",
+        "EMAIL": "",
+        "DONATE_URL": donation_link_base(db, settings) or subscribe_url,
+        "UNSUBSCRIBE_URL": subscribe_url,
+    }
+    return fill_placeholders(row["html"], values, is_html=True)
+
+
+# -- the Stripe webhook ------------------------------------------------------------------------
+
+_SESSION_EVENTS = {
+    "checkout.session.completed": False,
+    "checkout.session.async_payment_succeeded": False,
+    "checkout.session.async_payment_failed": True,  # payment_failed
+}
+_REFUND_EVENTS = {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    event_id: str
+    event_type: str
+    outcome: str  # 'recorded' | 'duplicate' | 'ignored'
+
+
+def webhook_secret(settings: Settings) -> str:
+    return settings.require("stripe_webhook_secret")
+
+
+def handle_webhook(
+    db: Database, settings: Settings, payload: bytes, sig_header: str | None
+) -> WebhookResult:
+    """Verify one delivery and feed it to the same upserts as `donations sync`.
+
+    Raises ConfigError without a signing secret, WebhookError for a refused delivery, and
+    DonationError for an event the store cannot take (another Stripe mode); the event is then
+    not marked handled, so Stripe's retry gets another chance once that is fixed.
+    """
+    event = verify_webhook(payload, sig_header, webhook_secret(settings))
+    event_id, kind = str(event["id"]), str(event["type"])
+    obj = (event.get("data") or {}).get("object") or {}
+    if kind not in _SESSION_EVENTS and kind not in _REFUND_EVENTS and kind != "charge.refunded":
+        return WebhookResult(event_id, kind, "ignored")
+    if store.stripe_event_seen(db, event_id):
+        return WebhookResult(event_id, kind, "duplicate")
+    livemode = bool(event.get("livemode"))
+    if kind in _SESSION_EVENTS:
+        record_checkout_session(db, obj, "webhook", payment_failed=_SESSION_EVENTS[kind])
+    elif kind in _REFUND_EVENTS:
+        record_refund(db, obj, livemode=livemode)
+    else:
+        # charge.refunded carries the refunds only on older API versions; otherwise the next
+        # `donations sync` (or the refund.* events) brings them.
+        for refund in ((obj.get("refunds") or {}).get("data") or []):
+            record_refund(db, refund, livemode=livemode)
+    donation_store.record_stripe_event(db, event_id, kind)
+    return WebhookResult(event_id, kind, "recorded")
+

@@ -1,0 +1,185 @@
+"""The optional web service (Flask): one-click unsubscribe, the donation redirect, the Stripe
+webhook, double opt-in signup and the public archive. The only package that imports flask.
+
+``create_app(settings)`` builds the WSGI app; ``wsgi_app()`` does the same from the environment
+and ``.env`` for a production server::
+
+    gunicorn -w 4 -b 127.0.0.1:8000 -c python:dispatch.web.gunicorn_conf 'dispatch.web:wsgi_app()'
+
+Each route parses the request and calls one use case in ``dispatch.jobs.web``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from dispatch.config import Settings, load_settings
+from dispatch.errors import DispatchError, WebError
+from dispatch.jobs.common import renderer_from
+from dispatch.jobs.web import Outbox
+from dispatch.render.templates import Renderer
+from dispatch.store import Database, open_db
+from dispatch.web.security import RateLimiter, add_security_headers, no_store
+
+log = logging.getLogger("dispatch.web")
+
+#: POSTs to /subscribe per client address and window (seconds), per worker process.
+SIGNUP_LIMIT = (5, 600.0)
+#: Largest request body accepted (Stripe events are a few kilobytes).
+MAX_BODY = 512 * 1024
+
+DEV_COMMAND = "dispatch serve --host 127.0.0.1 --port 8000"
+GUNICORN_COMMAND = (
+    "gunicorn -w 4 -b 127.0.0.1:8000 -c python:dispatch.web.gunicorn_conf "
+    "'dispatch.web:wsgi_app()'"
+)
+
+
+@dataclass
+class WebState:
+    """What the routes share: settings, the store (opened lazily, after a server forks its
+    workers), the page renderer, the confirmation outbox and the signup rate limit."""
+
+    settings: Settings
+    db_path: Path
+    renderer: Renderer
+    outbox: Outbox = field(default_factory=Outbox)
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(*SIGNUP_LIMIT))
+    _db: Database | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def db(self) -> Database:
+        with self._lock:
+            if self._db is None:
+                self._db = open_db(self.db_path)
+            return self._db
+
+    def close(self) -> None:
+        self.outbox.join()
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+def state() -> WebState:
+    return current_app.extensions["dispatch"]  # type: ignore[no-any-return]
+
+
+def page(_template: str, status: int = 200, **context: Any) -> Response:
+    """Render ``templates/web/<_template>.html`` (the outlet's folder over the bundled one)."""
+    html = state().renderer.render_template(f"web/{_template}.html", context)
+    return Response(html, status=status, mimetype="text/html")
+
+
+def create_app(settings: Settings, db_path: Path | None = None) -> Flask:
+    """The web service for these settings; DISPATCH_SECRET_KEY is required (it signs the
+    signup form's session)."""
+    secret = settings.require("secret_key")
+    app = Flask(__name__, static_folder=None, template_folder=None)
+    app.config.update(
+        SECRET_KEY=secret,
+        MAX_CONTENT_LENGTH=MAX_BODY,
+        SESSION_COOKIE_NAME="dispatch_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["dispatch"] = WebState(
+        settings=settings, db_path=db_path or settings.db_path, renderer=renderer_from(settings)
+    )
+    if settings.web_proxies:
+        n = settings.web_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+    from dispatch.web import archive, links, signup, stripe_hook
+
+    for module in (links, signup, archive, stripe_hook):
+        app.register_blueprint(module.bp)
+
+    app.after_request(add_security_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DispatchError, _dispatch_error)
+
+    @app.get("/")
+    def home() -> Response:
+        return page("home")
+
+    @app.get("/healthz")
+    def health() -> Response:
+        return no_store(Response("ok\n", mimetype="text/plain"))
+
+    return app
+
+
+def _http_error(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    if request.path.startswith("/stripe/"):
+        return Response(f"{exc.name}\n", status=code, mimetype="text/plain")
+    try:
+        return no_store(page("error", status=code, code=code, title=exc.name,
+                             message=_MESSAGES.get(code, exc.description or "")))
+    except DispatchError:  # a broken template must not hide the status
+        return Response(f"{exc.name}\n", status=code, mimetype="text/plain")
+
+
+def _dispatch_error(exc: DispatchError) -> Response:
+    # Setting and template problems are the operator's to fix: log them, keep the page vague.
+    log.error("%s %s failed: %s", request.method, request.blueprint or request.endpoint, exc)
+    if request.path.startswith("/stripe/"):
+        return Response("unavailable\n", status=503, mimetype="text/plain")
+    return no_store(page("error", status=503, code=503, title="Temporarily unavailable",
+                         message="Something on our side is not set up right. Please try again "
+                                 "later."))
+
+
+_MESSAGES = {
+    400: "The form could not be accepted. Please go back, reload the page and try again.",
+    404: "This link is not valid. It may have been mistyped or cut off by your email program.",
+    405: "This page cannot be used that way.",
+    413: "That was more than this page accepts.",
+    429: "Too many attempts from your connection. Please wait a few minutes and try again.",
+}
+
+
+def wsgi_app(env_file: str | None = None) -> Flask:
+    """The app for a production WSGI server, with settings from the environment and ``.env``
+    in the working directory (or ``env_file``)."""
+    settings = load_settings(env_file=Path(env_file) if env_file else None)
+    return create_app(settings)
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """The development server (werkzeug, threaded), with tokens kept out of its request log."""
+    from werkzeug.serving import make_server
+
+    from dispatch.web.security import install_log_redaction
+
+    app = create_app(settings)
+    install_log_redaction("werkzeug")
+    logging.getLogger("werkzeug").setLevel(logging.INFO)
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except (OSError, SystemExit) as exc:  # werkzeug exits when the port is taken
+        raise WebError(
+            f"Cannot listen on {host}:{port}",
+            "Choose another --port, or stop the program that uses this one.",
+        ) from exc
+    log.warning("Dispatch web service on http://%s:%s/ (development server; for production: "
+                "%s)", host, server.port, GUNICORN_COMMAND)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        app.extensions["dispatch"].close()

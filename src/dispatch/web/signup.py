@@ -1,0 +1,86 @@
+"""Double opt-in: ``/subscribe`` (form, CSRF token, honeypot, rate limit per client address)
+and ``/confirm/<token>`` (a page with a button; only the POST activates, so a mail scanner
+that fetches the link confirms no one).
+
+Whatever the address (new, already subscribed, unsubscribed, suppressed), a valid submission
+gets the same "check your inbox" page, so the form tells no one who subscribes.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, request, url_for
+
+from dispatch.errors import InputError
+from dispatch.jobs import web as jobs
+from dispatch.web import page, state
+from dispatch.web.security import CSRF_FIELD, csrf_ok, csrf_token, no_store
+
+bp = Blueprint("signup", __name__)
+
+#: The honeypot: hidden from people by CSS and aria-hidden, filled in by form-filling bots.
+HONEYPOT_FIELD = "website"
+
+
+def _form(status: int = 200, *, error: str = "", email: str = "", name: str = "") -> Response:
+    return no_store(page(
+        "subscribe", status=status, error=error, email=email, name=name,
+        csrf_field=CSRF_FIELD, csrf_token=csrf_token(), honeypot=HONEYPOT_FIELD,
+        action=url_for("signup.subscribe_post"),
+    ))
+
+
+def _check_inbox() -> Response:
+    return no_store(page("check_inbox", hours=state().settings.confirm_hours))
+
+
+@bp.get("/subscribe")
+def subscribe_get() -> Response:
+    return _form()
+
+
+@bp.post("/subscribe")
+def subscribe_post() -> Response:
+    if not csrf_ok(request.form.get(CSRF_FIELD)):
+        abort(400)
+    web = state()
+    if not web.limiter.allow(request.remote_addr or "-"):
+        abort(429)
+    email = request.form.get("email", "").strip()
+    name = request.form.get("name", "").strip()
+    if request.form.get(HONEYPOT_FIELD):
+        return _check_inbox()  # a bot: tell it what a person would see, do nothing
+    try:
+        jobs.request_signup(
+            web.db(), web.settings, web.renderer, web.outbox, email, name,
+            confirm_url=lambda token: _public_url("signup.confirm_get", token=token),
+        )
+    except InputError:
+        return _form(422, error="Please check the email address: it does not look valid.",
+                     email=email[:320], name=name[:200])
+    return _check_inbox()
+
+
+@bp.get("/confirm/<token>")
+def confirm_get(token: str) -> Response:
+    if not jobs.confirmation_is_open(state().db(), token):
+        return no_store(page("confirm", status=404, valid=False,
+                             subscribe_url=url_for("signup.subscribe_get")))
+    return no_store(page("confirm", valid=True,
+                         action=url_for("signup.confirm_post", token=token)))
+
+
+@bp.post("/confirm/<token>")
+def confirm_post(token: str) -> Response:
+    outcome = jobs.confirm_signup(state().db(), token)
+    if outcome is None:
+        return no_store(page("confirm", status=404, valid=False,
+                             subscribe_url=url_for("signup.subscribe_get")))
+    return no_store(page("confirmed", outcome=outcome.split(":", 1)[0],
+                         archive_url=url_for("archive.listing")))
+
+
+def _public_url(endpoint: str, **values: str) -> str:
+    """An absolute link for an email, always on DISPATCH_PUBLIC_URL: never built from the
+    request's Host header, which a visitor controls."""
+    base = state().settings.require("public_url").rstrip("/")
+    return base + url_for(endpoint, **values)
