@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from dispatch.cli._app import App, echo_json, pass_app
 from dispatch.jobs import campaigns as campaign_jobs
+from dispatch.jobs.appeals import SEGMENTS, send_appeal, thank_donors
 from dispatch.jobs.donations import setup_donations, sync_donations
 from dispatch.models import format_money
 
@@ -85,6 +88,50 @@ def sync(app: App, as_json: bool) -> None:
         f"pending payment; refunds: {counts['refunds_new']} new, "
         f"{counts['refunds_updated']} updated."
     )
+
+
+@donations.command("thank")
+@click.option("--max-age-days", type=click.IntRange(min=1), default=14, show_default=True,
+              help="Only gifts paid this recently (older ones are never thanked late).")
+@click.option("--dry-run", is_flag=True, help="Show which gifts would be thanked; send nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.pass_context
+@pass_app
+def thank(app: App, ctx: click.Context, max_age_days: int, dry_run: bool, as_json: bool) -> None:
+    """Send a thank-you email for each new gift, naming the issue that prompted it.
+
+    Each gift is thanked once, whatever happens: its thank-you is fixed in the send ledger
+    before it is sent, and rerunning resumes. A gift whose payer is not an active subscriber is
+    skipped (Stripe's own receipt still reaches them). Run after `dispatch donations sync`.
+
+    \b
+    Example:
+      dispatch donations sync && dispatch donations thank
+      dispatch donations thank --dry-run --json
+    """
+    result = thank_donors(app.db(), app.settings, max_age_days=max_age_days, dry_run=dry_run)
+    if as_json:
+        echo_json(result.as_dict())
+    elif dry_run:
+        click.echo(f"Would thank {len(result.dry_run)} gift(s):")
+        for item in result.dry_run:
+            who = (f"subscriber #{item['subscriber_id']}" if item["subscriber_id"]
+                   else "nobody (payer is not a subscriber)")
+            click.echo(f"  {format_money(item['amount_minor'], item['currency']):>14}  "
+                       f"{item['issue'] or 'no issue':<12}  {who}")
+    else:
+        click.echo(
+            f"Thank-yous: {result.sent} sent, {len(result.failed)} failed, "
+            f"{len(result.uncertain)} in doubt, {result.skipped} gift(s) with nobody to thank."
+        )
+        for donation_id, reply in result.failed:
+            click.echo(f"  gift #{donation_id}: {reply}", err=True)
+        if result.uncertain:
+            click.echo("  In doubt (a send was interrupted mid-message): resolve with "
+                       "`dispatch send thanks-<gift> --resend-uncertain` or --skip-uncertain.",
+                       err=True)
+    if result.failed:
+        ctx.exit(3)
 
 
 @donations.command("list")
@@ -180,6 +227,47 @@ def list_campaigns(app: App, as_json: bool) -> None:
             f"{format_money(r['goal_minor'], r['currency'])} ({r['percent']}%, "
             f"{r['donors']} donors), {r['starts_on']} to {r['ends_on']} [{r['state']}]"
         )
+
+
+@campaign.command("appeal")
+@click.option("--segment", type=click.Choice(list(SEGMENTS)), default="never-donated",
+              show_default=True, help="Who gets it (donor history from synced gifts).")
+@click.option("--subject", help="Subject line (default: 'Will you support <outlet>?').")
+@click.option("--message", default="", help="The editor's message above the appeal.")
+@click.option("--message-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the message from this UTF-8 text file (paragraphs split by blank lines).")
+@click.option("--id", "issue_id", help="Issue id (default: appeal-<date>-<segment>); rerun with "
+              "the same id to resume.")
+@click.option("--json", "as_json", is_flag=True, help="Print the send summary as JSON.")
+@click.pass_context
+@pass_app
+def appeal(app: App, ctx: click.Context, segment: str, subject: str | None, message: str,
+           message_file: Path | None, issue_id: str | None, as_json: bool) -> None:
+    """Send a standalone appeal email to a segment, through the send engine and its ledger.
+
+    Each reader gets the donor-aware appeal (recent donors are thanked, lapsed donors asked
+    to renew) with the running campaign's progress. Rerunning resumes the same appeal: nobody
+    gets it twice.
+
+    \b
+    Example:
+      dispatch campaign appeal --segment never-donated --message "Our winter drive ends Sunday."
+      dispatch campaign appeal --segment lapsed --id appeal-renewals
+    """
+    if message_file is not None:
+        message = message_file.read_text(encoding="utf-8")
+    result = send_appeal(app.db(), app.settings, segment=segment, subject=subject,
+                         message=message, issue_id=issue_id)
+    summary = result.summary
+    if as_json:
+        echo_json({"issue": result.issue_id, "fixed": result.fixed,
+                   **(summary.as_json() if summary else {})})
+    elif summary is not None:
+        counts = summary.counts
+        click.echo(f"Appeal {result.issue_id}: {counts.get('sent', 0)} sent, "
+                   f"{counts.get('failed', 0)} failed, {counts.get('uncertain', 0)} in doubt.")
+    if summary is not None and (summary.failed or summary.uncertain):
+        ctx.exit(3)
 
 
 COMMANDS = [donations, campaign]

@@ -141,25 +141,72 @@ def active_progress(db: Database, now: datetime) -> CampaignProgress | None:
 SEGMENTS = ("all", "never-donated", "lapsed", "recent")
 
 
-def segment_subscriber_ids(
-    db: Database, segment: str, now: datetime, recent_days: int, lapsed_days: int
-) -> set[int] | None:
-    """Ids of active subscribers in a segment; None means every active subscriber ('all').
+def fix_appeal_deliveries(
+    db: Database, issue_id: str, segment: str, personas_by_id: dict[int, str],
+    default_persona: str, donor_ids: set[int],
+) -> int | None:
+    """Fix the ledger of a draft appeal for one segment of the active subscribers, in one
+    transaction, streaming inside SQLite; the issue leaves draft. Returns the number of rows,
+    or None when the issue was no longer a draft (a rerun only resumes).
 
-    never-donated: no counted gift ever (however old); lapsed / recent: the personas above.
+    all: every active subscriber; never-donated: those not in ``donor_ids`` (anyone with a
+    counted gift, however old); lapsed / recent: those whose persona is lapsed / recent donor.
     """
     if segment not in SEGMENTS:
         raise InputError(f"Unknown segment {segment!r}", f"Use one of: {', '.join(SEGMENTS)}.")
-    if segment == "all":
-        return None
-    active = {
-        int(r["id"]) for r in db.execute("SELECT id FROM subscribers WHERE status = 'active'")
+    now = to_db_time(utcnow())
+    filters = {
+        "all": "",
+        "never-donated": " AND s.id NOT IN (SELECT subscriber_id FROM temp.appeal_donors)",
+        "lapsed": f" AND p.persona = '{Persona.LAPSED_DONOR.value}'",
+        "recent": f" AND p.persona = '{Persona.RECENT_DONOR.value}'",
     }
-    if segment == "never-donated":
-        return active - set(last_gift_by_subscriber(db))
-    wanted = Persona.LAPSED_DONOR.value if segment == "lapsed" else Persona.RECENT_DONOR.value
-    found = personas(db, now, recent_days, lapsed_days)
-    return {sub for sub, persona in found.items() if persona == wanted} & active
+    try:
+        return _fix_appeal(db, issue_id, filters[segment], personas_by_id, default_persona,
+                           donor_ids, now)
+    except _NobodyInSegment:
+        return 0  # rolled back: the issue stays a draft
+
+
+class _NobodyInSegment(Exception):
+    pass
+
+
+def _fix_appeal(db: Database, issue_id: str, where: str, personas_by_id: dict[int, str],
+                default_persona: str, donor_ids: set[int], now: str | None) -> int | None:
+    with db.transaction() as conn:
+        changed = conn.execute(
+            "UPDATE issues SET status = 'sending', send_started_at = COALESCE(send_started_at, ?)"
+            " WHERE id = ? AND status = 'draft'",
+            (now, issue_id),
+        ).rowcount
+        if not changed:
+            return None
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS appeal_personas"
+            " (subscriber_id INTEGER PRIMARY KEY, persona TEXT NOT NULL)"
+        )
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS appeal_donors (subscriber_id INTEGER PRIMARY KEY)"
+        )
+        conn.execute("DELETE FROM temp.appeal_personas")
+        conn.execute("DELETE FROM temp.appeal_donors")
+        conn.executemany("INSERT INTO temp.appeal_personas VALUES (?, ?)", personas_by_id.items())
+        conn.executemany("INSERT INTO temp.appeal_donors VALUES (?)", [(i,) for i in donor_ids])
+        added = conn.execute(
+            "INSERT INTO deliveries (issue_id, subscriber_id, email, token, variant, state,"
+            " created_at, updated_at)"
+            " SELECT ?, s.id, s.email, lower(hex(randomblob(16))), COALESCE(p.persona, ?),"
+            " 'pending', ?, ? FROM subscribers s"
+            " LEFT JOIN temp.appeal_personas p ON p.subscriber_id = s.id"
+            f" WHERE s.status = 'active'{where} ORDER BY s.id",
+            (issue_id, default_persona, now, now),
+        ).rowcount
+        conn.execute("DELETE FROM temp.appeal_personas")
+        conn.execute("DELETE FROM temp.appeal_donors")
+        if not added:
+            raise _NobodyInSegment
+    return added
 
 
 def campaign_row_dict(row: sqlite3.Row) -> dict[str, Any]:
