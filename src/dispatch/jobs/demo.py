@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from dispatch.config import Settings
+from dispatch.config import Secret, Settings
+from dispatch.devsmtp import DevSmtpServer
 from dispatch.errors import InputError
 from dispatch.jobs.build import BuildResult, build_issue
 from dispatch.jobs.preview import PreviewFile, preview_issue
-from dispatch.sample import SAMPLE_SOURCES, SAMPLE_WINDOW
-from dispatch.store import open_db
+from dispatch.jobs.send import SendSummary, issue_status, send_issue
+from dispatch.jobs.subscribers import ImportReport, import_file
+from dispatch.sample import SAMPLE_DIR, SAMPLE_SOURCES, SAMPLE_WINDOW
+from dispatch.store import Database, open_db
 
 DEMO_MARKER = ".dispatch-demo"
 
@@ -27,6 +30,21 @@ class DemoResult:
     db_path: Path
     build: BuildResult
     previews: list[PreviewFile] = field(default_factory=list)
+    imported: ImportReport | None = None
+    send: SendSummary | None = None
+    maildir: Path | None = None
+    example_eml: Path | None = None
+
+
+def demo_subscribers() -> Path:
+    """The committed example list (subscribers/example.csv), or its packaged copy."""
+    for candidate in (
+        Path(__file__).resolve().parents[3] / "subscribers" / "example.csv",
+        SAMPLE_DIR / "subscribers.csv",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise InputError("The sample subscriber list is missing", "Reinstall Dispatch.")
 
 
 def demo_settings(workdir: Path) -> Settings:
@@ -75,4 +93,34 @@ def run_demo(workdir: Path, echo: Callable[[str], None] = print) -> DemoResult:
         echo("2. Previews for each kind of reader:")
         for p in previews:
             echo(f"   {p.persona:<13} {p.html_path}")
-        return DemoResult(workdir, settings.db_path, built, previews)
+        result = DemoResult(workdir, settings.db_path, built, previews)
+        _send_half(db, settings, workdir, built.issue.id, result, echo)
+        return result
+
+
+def _send_half(
+    db: Database, settings: Settings, workdir: Path, issue_id: str, result: DemoResult,
+    echo: Callable[[str], None],
+) -> None:
+    """Import the sample list, send through a loopback SMTP server into a Maildir, show status."""
+    csv_path = demo_subscribers()
+    result.imported = report = import_file(db, csv_path)
+    echo(f"3. Imported {csv_path.name}: {report.added} subscribers added.")
+    result.maildir = workdir / "Maildir"
+    with DevSmtpServer(result.maildir) as server:
+        echo(f"4. Sending {issue_id} through a local SMTP server at {server.url}")
+        send_settings = replace(settings, smtp_url=Secret(server.url), smtp_concurrency=2)
+        summary = send_issue(db, send_settings, issue_id)
+    result.send = summary
+    echo(f"   {summary.sent_now} personal copies sent, {summary.failed_now} failed, in "
+         f"{summary.seconds:.1f} s.")
+    status = issue_status(db, issue_id)
+    counts = ", ".join(f"{n} {state}" for state, n in status.counts.items() if n)
+    echo(f"5. dispatch status {issue_id}: {counts} (issue {status.issue_status}).")
+    received = sorted((result.maildir / "new").iterdir())
+    if received:
+        result.example_eml = workdir / "example.eml"
+        shutil.copyfile(received[0], result.example_eml)
+    echo(f"   The messages are in {result.maildir}/new ({len(received)} files); one of them,")
+    echo(f"   ready to open in a mail program: {result.example_eml}")
+    echo(f"   Replay it yourself: DISPATCH_DB={settings.db_path} dispatch status {issue_id}")
