@@ -29,8 +29,10 @@ def issue(db):
 
 
 def ledger_rows(db, issue_id):
-    return {r["email"]: dict(r) for r in db.execute(
-        "SELECT * FROM deliveries WHERE issue_id = ?", (issue_id,))}
+    return {
+        r["email"]: dict(r)
+        for r in db.execute("SELECT * FROM deliveries WHERE issue_id = ?", (issue_id,))
+    }
 
 
 def link(html_or_text: str, pattern: str) -> str:
@@ -63,12 +65,15 @@ def test_send_delivers_one_personal_copy_to_each_active_subscriber(
         assert msg["Date"].datetime is not None
         assert msg["MIME-Version"] == "1.0"
         assert msg["List-Id"] == '"Our newsroom" <digest.outlet.test>'
-        assert re.fullmatch(rf"<2026-W48\.{row['id']}\.[0-9a-f]{{12}}@outlet\.test>",
-                            msg["Message-ID"])
-        unsub = db.execute("SELECT unsub_token FROM subscribers WHERE email = ?",
-                           (message.rcpt,)).fetchone()[0]
+        assert re.fullmatch(
+            rf"<2026-W48\.{row['id']}\.[0-9a-f]{{12}}@outlet\.test>", msg["Message-ID"]
+        )
+        unsub = db.execute(
+            "SELECT unsub_token FROM subscribers WHERE email = ?", (message.rcpt,)
+        ).fetchone()[0]
         assert msg["List-Unsubscribe"] == (
-            f"<mailto:news@outlet.test?subject=unsubscribe%20{unsub}>")
+            f"<mailto:news@outlet.test?subject=unsubscribe%20{unsub}>"
+        )
         assert msg["List-Unsubscribe-Post"] is None  # no https URL without DISPATCH_PUBLIC_URL
         assert msg.get_content_type() == "multipart/alternative"
         text_part, html_part = msg.iter_parts()
@@ -80,15 +85,21 @@ def test_send_delivers_one_personal_copy_to_each_active_subscriber(
         name = dict(PEOPLE)[message.rcpt]
         greeting = f"Dear {name}," if name else "Dear reader,"
         assert text.startswith(greeting)
-        escaped = greeting.replace("&", "&amp;").replace('"', "&quot;").replace(
-            "<", "&lt;").replace(">", "&gt;")
+        escaped = (
+            greeting.replace("&", "&amp;")
+            .replace('"', "&quot;")
+            .replace("<", "&lt;")
+            .replace(">", "&gt;")
+        )
         assert escaped in html
         assert "%%DISPATCH_" not in text + html
 
         donate = link(text, r"Support our journalism: (\S+)")
         assert link(html, r'href="([^"]+)" style="color:#b00"').replace("&amp;", "&") == donate
         parts = urlsplit(donate)
-        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://buy.stripe.com/test_demo123"
+        assert (
+            f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://buy.stripe.com/test_demo123"
+        )
         query = parse_qs(parts.query)
         token = query["client_reference_id"][0]
         assert STRIPE_TOKEN.match(token) and token == row["token"]
@@ -96,7 +107,8 @@ def test_send_delivers_one_personal_copy_to_each_active_subscriber(
         assert "prefilled_email=" + message.rcpt.replace("@", "%40") in donate
         tokens.add(token)
         assert link(text, r"Unsubscribe: (\S+)") == (
-            f"mailto:news@outlet.test?subject=unsubscribe%20{unsub}")
+            f"mailto:news@outlet.test?subject=unsubscribe%20{unsub}"
+        )
     assert len(tokens) == 4
     assert issue_store.get_issue(db, issue).status == "sent"
 
@@ -112,18 +124,23 @@ def test_send_delivers_one_personal_copy_to_each_active_subscriber(
 def test_public_url_gives_https_unsubscribe_one_click_and_donate_redirect(
     db, issue, run_cli, smtp_server, smtp_env
 ):
-    env = {**smtp_env, "DISPATCH_PUBLIC_URL": "https://news.outlet.test/",
-           "DISPATCH_UNSUBSCRIBE_MAILTO": "leave@outlet.test",
-           "DISPATCH_LIST_ID": "riverside.outlet.test"}
+    env = {
+        **smtp_env,
+        "DISPATCH_PUBLIC_URL": "https://news.outlet.test/",
+        "DISPATCH_UNSUBSCRIBE_MAILTO": "leave@outlet.test",
+        "DISPATCH_LIST_ID": "riverside.outlet.test",
+    }
     assert run_cli("send", issue, env=env).exit_code == 0
     message = smtp_server.to("ana@example.org")[0]
     msg = message.parsed()
-    unsub = db.execute("SELECT unsub_token FROM subscribers WHERE email = 'ana@example.org'"
-                       ).fetchone()[0]
+    unsub = db.execute(
+        "SELECT unsub_token FROM subscribers WHERE email = 'ana@example.org'"
+    ).fetchone()[0]
     token = ledger_rows(db, issue)["ana@example.org"]["token"]
     assert msg["List-Unsubscribe"] == (
         f"<mailto:leave@outlet.test?subject=unsubscribe%20{unsub}>, "
-        f"<https://news.outlet.test/u/{unsub}>")
+        f"<https://news.outlet.test/u/{unsub}>"
+    )
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert msg["List-Id"] == '"Our newsroom" <riverside.outlet.test>'
     text = msg.get_body(("plain",)).get_content()
@@ -131,14 +148,18 @@ def test_public_url_gives_https_unsubscribe_one_click_and_donate_redirect(
     assert f"Unsubscribe: https://news.outlet.test/u/{unsub}" in text
 
 
-def test_donor_personas_choose_each_copy_variant(db, issue, make_settings, smtp_server,
-                                                 smtp_env, monkeypatch):
+def test_donor_personas_choose_each_copy_variant(
+    db, issue, make_settings, smtp_server, smtp_env, monkeypatch
+):
     # donor_personas belongs to the donations work; here it stands in with a fixed answer.
     from dispatch.jobs import send as send_job
 
     ana = db.execute("SELECT id FROM subscribers WHERE email = 'ana@example.org'").fetchone()[0]
-    monkeypatch.setattr(send_job.donations, "donor_personas",
-                        lambda db, now, recent, lapsed: {ana: Persona.RECENT_DONOR.value})
+    monkeypatch.setattr(
+        send_job.donations,
+        "donor_personas",
+        lambda db, now, recent, lapsed: {ana: Persona.RECENT_DONOR.value},
+    )
     send_job.send_issue(db, make_settings(**smtp_env), issue)
     for message in smtp_server.messages:
         html = message.parsed().get_body(("html",)).get_content()
@@ -159,8 +180,12 @@ def test_subscribers_who_join_after_the_send_started_are_not_added(
     from dispatch.jobs.send import SendOptions
 
     with pytest.raises(SendError):
-        send_issue(db, settings, issue,
-                   SendOptions(retry=RetryPolicy(base=0.01, maximum=0.02, give_up_after=0.5)))
+        send_issue(
+            db,
+            settings,
+            issue,
+            SendOptions(retry=RetryPolicy(base=0.01, maximum=0.02, give_up_after=0.5)),
+        )
     add_subscribers(db, [("late@example.org", "Late Comer")])
     smtp_server.recover()
     smtp_server.script_rcpt("ana@example.org", "250")
@@ -174,8 +199,9 @@ def test_subscribers_who_join_after_the_send_started_are_not_added(
 def test_test_copy_goes_to_the_given_address_and_leaves_the_ledger_alone(
     db, issue, run_cli, smtp_server, smtp_env
 ):
-    result = run_cli("send", issue, "--to", "Editor@Example.org", "--persona", "lapsed_donor",
-                     env=smtp_env)
+    result = run_cli(
+        "send", issue, "--to", "Editor@Example.org", "--persona", "lapsed_donor", env=smtp_env
+    )
     assert result.exit_code == 0, result.output
     assert [m.rcpt for m in smtp_server.messages] == ["editor@example.org"]
     html = smtp_server.messages[0].parsed().get_body(("html",)).get_content()
@@ -191,8 +217,15 @@ def test_dry_run_writes_one_eml_per_subscriber_and_sends_nothing(
     import email.policy
 
     out = tmp_path / "out"
-    result = run_cli("send", issue, "--dry-run", str(out), "--limit", "3",
-                     env={"DISPATCH_PAYMENT_LINK": "https://buy.stripe.com/x"})
+    result = run_cli(
+        "send",
+        issue,
+        "--dry-run",
+        str(out),
+        "--limit",
+        "3",
+        env={"DISPATCH_PAYMENT_LINK": "https://buy.stripe.com/x"},
+    )
     assert result.exit_code == 0, result.output
     files = sorted(out.glob("*.eml"))
     assert len(files) == 3
@@ -236,8 +269,11 @@ def test_unknown_issue_is_a_clear_error(db, run_cli, smtp_env):
 def test_relay_down_at_start_fails_clearly_and_fixes_nothing(db, issue, run_cli, smtp_env):
     from dispatch.devsmtp import free_port
 
-    env = {**smtp_env, "DISPATCH_SMTP_URL": f"smtp://127.0.0.1:{free_port()}",
-           "DISPATCH_SMTP_TIMEOUT": "3"}
+    env = {
+        **smtp_env,
+        "DISPATCH_SMTP_URL": f"smtp://127.0.0.1:{free_port()}",
+        "DISPATCH_SMTP_TIMEOUT": "3",
+    }
     result = run_cli("send", issue, env=env)
     assert result.exit_code == 1
     assert "Cannot reach the relay smtp://127.0.0.1:" in result.output
@@ -267,8 +303,9 @@ def test_login_with_percent_encoded_password(db, issue, run_cli, tmp_path):
         assert result.exit_code == 0, result.output
         assert len(handler.received) == len(PEOPLE)
         bad = f"smtp://news:wrong@127.0.0.1:{controller.port}"
-        refused = run_cli("send", issue, "--to", "ed@example.org",
-                          env={**base, "DISPATCH_SMTP_URL": bad})
+        refused = run_cli(
+            "send", issue, "--to", "ed@example.org", env={**base, "DISPATCH_SMTP_URL": bad}
+        )
         assert refused.exit_code == 1
         assert "refused the login" in refused.output and "wrong" not in refused.output
     finally:

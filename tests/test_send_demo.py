@@ -18,8 +18,9 @@ def test_demo_sends_every_sample_subscriber_one_copy_and_runs_twice(run_cli, tmp
         box = mailbox.Maildir(workdir / "Maildir", create=False)
         recipients = sorted(m["Delivered-To"] for m in box)
         assert len(recipients) == 12 and len(set(recipients)) == 12
-    example = email.message_from_bytes((workdir / "example.eml").read_bytes(),
-                                       policy=email.policy.default)
+    example = email.message_from_bytes(
+        (workdir / "example.eml").read_bytes(), policy=email.policy.default
+    )
     assert example.get_content_type() == "multipart/alternative"
     html = example.get_body(("html",)).get_content()
     assert "client_reference_id=" in html and "%%DISPATCH_" not in html

@@ -31,8 +31,9 @@ def settings(make_settings, smtp_env):
 
 
 def states(db, issue_id="2026-W48") -> Counter:
-    return Counter(r[0] for r in db.execute(
-        "SELECT state FROM deliveries WHERE issue_id = ?", (issue_id,)))
+    return Counter(
+        r[0] for r in db.execute("SELECT state FROM deliveries WHERE issue_id = ?", (issue_id,))
+    )
 
 
 def fix_ledger(db, issue_id: str) -> None:
@@ -45,9 +46,7 @@ def assert_each_once(smtp_server, expected: list[str]) -> None:
     assert set(counts.values()) == {1}, [a for a, n in counts.items() if n > 1]
 
 
-def test_many_recipients_over_several_connections_each_get_exactly_one(
-    db, settings, smtp_server
-):
+def test_many_recipients_over_several_connections_each_get_exactly_one(db, settings, smtp_server):
     add_subscribers(db, people(300))
     issue = create_sample_issue(db)
     summary = send_issue(db, settings, issue, SendOptions(concurrency=4, retry=FAST))
@@ -69,8 +68,9 @@ def test_interrupted_run_resumes_without_duplicates_or_gaps(db, settings, smtp_s
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        send_issue(db, settings, issue, SendOptions(concurrency=3, retry=FAST),
-                   progress=stop_after_20)
+        send_issue(
+            db, settings, issue, SendOptions(concurrency=3, retry=FAST), progress=stop_after_20
+        )
     first = len(smtp_server.messages)
     assert 20 <= first < 60
     after_stop = states(db)
@@ -83,9 +83,7 @@ def test_interrupted_run_resumes_without_duplicates_or_gaps(db, settings, smtp_s
     assert_each_once(smtp_server, [e for e, _ in people(60)])
 
 
-def test_relay_that_goes_away_midway_stops_clearly_and_a_rerun_finishes(
-    db, settings, smtp_server
-):
+def test_relay_that_goes_away_midway_stops_clearly_and_a_rerun_finishes(db, settings, smtp_server):
     add_subscribers(db, people(30))
     issue = create_sample_issue(db)
     smtp_server.drop_after(12)
@@ -106,8 +104,9 @@ def test_relay_that_goes_away_midway_stops_clearly_and_a_rerun_finishes(
 def test_temporary_refusals_are_retried_until_accepted(db, settings, smtp_server):
     add_subscribers(db, people(5))
     issue = create_sample_issue(db)
-    smtp_server.script_rcpt("reader0001@example.org", "451 4.7.1 greylisted", "452 4.2.2 full",
-                            "250")
+    smtp_server.script_rcpt(
+        "reader0001@example.org", "451 4.7.1 greylisted", "452 4.2.2 full", "250"
+    )
     smtp_server.script_data("reader0003@example.org", "454 4.7.0 Throttling", "250")
     summary = send_issue(db, settings, issue, SendOptions(retry=FAST))
     assert summary.complete and summary.failed == []
@@ -133,8 +132,9 @@ def test_permanent_refusal_exits_3_with_the_list_and_retry_failed_sends_it(
 
     data = json.loads(run_cli("status", issue, "--json", env=smtp_env).output)
     assert data["counts"]["sent"] == 3 and data["counts"]["failed"] == 1
-    assert data["failed"] == [{"email": "reader0002@example.org",
-                               "reply": "550 5.1.1 no such mailbox"}]
+    assert data["failed"] == [
+        {"email": "reader0002@example.org", "reply": "550 5.1.1 no such mailbox"}
+    ]
 
     again = run_cli("send", issue, env=smtp_env)  # a plain rerun does not retry failures
     assert again.exit_code == 3 and len(smtp_server.messages) == 3
@@ -152,15 +152,18 @@ def test_rows_in_flight_at_a_crash_become_uncertain_and_are_resolved_on_purpose(
     issue = create_sample_issue(db)
     fix_ledger(db, issue)  # what a send does first, before any message
     # What a kill -9 leaves: two rows marked 'sending' whose outcome nobody recorded.
-    db.execute("UPDATE deliveries SET state = 'sending' WHERE email IN"
-               " ('reader0001@example.org', 'reader0004@example.org')")
+    db.execute(
+        "UPDATE deliveries SET state = 'sending' WHERE email IN"
+        " ('reader0001@example.org', 'reader0004@example.org')"
+    )
 
     result = run_cli("send", issue, env=smtp_env)
     assert result.exit_code == 3, result.output
     assert "2 recipients were in flight" in result.output
     assert "--resend-uncertain" in result.output
     assert sorted(m.rcpt for m in smtp_server.messages) == sorted(
-        e for e, _ in people(6) if e not in ("reader0001@example.org", "reader0004@example.org"))
+        e for e, _ in people(6) if e not in ("reader0001@example.org", "reader0004@example.org")
+    )
     data = json.loads(run_cli("status", issue, "--json", env=smtp_env).output)
     assert data["uncertain"] == ["reader0001@example.org", "reader0004@example.org"]
     assert issue_store.get_issue(db, issue).status == "sending"
@@ -174,8 +177,9 @@ def test_rows_in_flight_at_a_crash_become_uncertain_and_are_resolved_on_purpose(
     assert issue_store.get_issue(db, issue).status == "sent"
 
 
-def test_skip_uncertain_marks_them_skipped_and_finishes(db, run_cli, smtp_server, smtp_env,
-                                                        settings):
+def test_skip_uncertain_marks_them_skipped_and_finishes(
+    db, run_cli, smtp_server, smtp_env, settings
+):
     add_subscribers(db, people(3))
     issue = create_sample_issue(db)
     fix_ledger(db, issue)
@@ -183,7 +187,9 @@ def test_skip_uncertain_marks_them_skipped_and_finishes(db, run_cli, smtp_server
     result = run_cli("send", issue, "--skip-uncertain", env=smtp_env)
     assert result.exit_code == 0, result.output
     assert sorted(m.rcpt for m in smtp_server.messages) == [
-        "reader0001@example.org", "reader0002@example.org"]
+        "reader0001@example.org",
+        "reader0002@example.org",
+    ]
     assert states(db) == Counter({"sent": 2, "skipped": 1})
     assert issue_store.get_issue(db, issue).status == "sent"
 
@@ -192,8 +198,9 @@ def test_someone_who_unsubscribes_mid_send_is_skipped(db, settings, smtp_server)
     add_subscribers(db, people(3))
     issue = create_sample_issue(db)
     fix_ledger(db, issue)
-    db.execute("UPDATE subscribers SET status = 'unsubscribed'"
-               " WHERE email = 'reader0002@example.org'")
+    db.execute(
+        "UPDATE subscribers SET status = 'unsubscribed' WHERE email = 'reader0002@example.org'"
+    )
     summary = send_issue(db, settings, issue, SendOptions(retry=FAST))
     assert summary.complete
     assert smtp_server.to("reader0002@example.org") == []

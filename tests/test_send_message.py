@@ -28,10 +28,15 @@ CONFIG = MessageConfig(
 )
 
 
-def factory(subject="This week: the budget, the flood gauge", html=SAMPLE_HTML, text=SAMPLE_TEXT,
-            config=CONFIG) -> MessageFactory:
-    return MessageFactory("2026-W48", {"non_donor": RenderedVariant(
-        "non_donor", subject, html, text)}, config)
+def factory(
+    subject="This week: the budget, the flood gauge",
+    html=SAMPLE_HTML,
+    text=SAMPLE_TEXT,
+    config=CONFIG,
+) -> MessageFactory:
+    return MessageFactory(
+        "2026-W48", {"non_donor": RenderedVariant("non_donor", subject, html, text)}, config
+    )
 
 
 def parse(data: bytes) -> email.message.EmailMessage:
@@ -43,8 +48,13 @@ def plain(msg) -> str:
 
 
 def recipient(**overrides) -> Recipient:
-    values = dict(email="ana@example.org", name="Ana Souza", token="tok_ABC-123",
-                  unsub_token="unsub-XYZ", key="42")
+    values = dict(
+        email="ana@example.org",
+        name="Ana Souza",
+        token="tok_ABC-123",
+        unsub_token="unsub-XYZ",
+        key="42",
+    )
     values.update(overrides)
     return Recipient(**values)
 
@@ -61,15 +71,18 @@ def test_every_line_ends_in_crlf_and_parses_back_as_multipart_alternative():
         assert part.defects == []
 
 
-@pytest.mark.parametrize("name", [
-    "Eve\r\nBcc: victim@example.net",
-    "Eve\nBcc: victim@example.net",
-    "Eve\rBcc: victim@example.net",
-    "Eve\u2028Bcc: victim@example.net",
-    'Eve", victim@example.net, "x',
-    "Eve <victim@example.net>",
-    "=?utf-8?q?Bcc=3A_victim=40example=2Enet?=",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Eve\r\nBcc: victim@example.net",
+        "Eve\nBcc: victim@example.net",
+        "Eve\rBcc: victim@example.net",
+        "Eve\u2028Bcc: victim@example.net",
+        'Eve", victim@example.net, "x',
+        "Eve <victim@example.net>",
+        "=?utf-8?q?Bcc=3A_victim=40example=2Enet?=",
+    ],
+)
 def test_a_hostile_name_never_adds_a_header_or_a_recipient(name):
     data = factory().build("non_donor", recipient(name=name))
     msg = parse(data)
@@ -129,8 +142,10 @@ def test_donation_link_without_payment_link_or_public_url_is_a_config_error():
 def test_prefilled_email_is_percent_encoded_and_can_be_switched_off():
     address = "ana+news@example.org"
     text = plain(parse(factory().build("non_donor", recipient(email=address))))
-    assert ("https://buy.stripe.com/test_4gw5kD?client_reference_id=tok_ABC-123"
-            "&prefilled_email=ana%2Bnews%40example.org") in text
+    assert (
+        "https://buy.stripe.com/test_4gw5kD?client_reference_id=tok_ABC-123"
+        "&prefilled_email=ana%2Bnews%40example.org"
+    ) in text
     config = MessageConfig(**{**CONFIG.__dict__, "prefill_email": False})
     text = plain(parse(factory(config=config).build("non_donor", recipient())))
     assert "client_reference_id=tok_ABC-123\n" in text and "prefilled_email" not in text

@@ -34,8 +34,14 @@ def listed(run_cli, status: str = "all") -> dict[str, dict]:
 
 def test_example_csv_imports_cleanly(run_cli):
     report = import_json(run_cli, EXAMPLE)
-    assert report == {"added": 12, "updated": 0, "unchanged": 0, "suppressed": 0,
-                      "invalid": 0, "invalid_rows": []}
+    assert report == {
+        "added": 12,
+        "updated": 0,
+        "unchanged": 0,
+        "suppressed": 0,
+        "invalid": 0,
+        "invalid_rows": [],
+    }
     people = listed(run_cli)
     assert people["chloe.lefevre@example.com"]["name"] == "Lefèvre, Chloé"
     assert people["malik.haddad@example.org"]["name"] == 'Malik "Mal" Haddad'
@@ -49,15 +55,15 @@ def test_bad_rows_are_reported_with_their_physical_line_and_good_rows_still_impo
     tmp_path, run_cli
 ):
     content = (
-        "ana@example.org,Ana\n"                         # 1
-        '"bo@example.org","Bo\nwith a line break"\n'    # 2-3 (one record)
-        "not-an-address,Nobody\n"                       # 4
-        "\n"                                            # 5 (blank: ignored)
-        "ANA@Example.ORG,Ana again\n"                   # 6 duplicate of line 1
-        ",No address\n"                                 # 7
-        "cy@example.org,Cy,friends,,local\n"            # 8
-        "dee@localhost,Dee\n"                           # 9
-        "eve@exa mple.org,Eve\n"                        # 10
+        "ana@example.org,Ana\n"  # 1
+        '"bo@example.org","Bo\nwith a line break"\n'  # 2-3 (one record)
+        "not-an-address,Nobody\n"  # 4
+        "\n"  # 5 (blank: ignored)
+        "ANA@Example.ORG,Ana again\n"  # 6 duplicate of line 1
+        ",No address\n"  # 7
+        "cy@example.org,Cy,friends,,local\n"  # 8
+        "dee@localhost,Dee\n"  # 9
+        "eve@exa mple.org,Eve\n"  # 10
     )
     report = import_json(run_cli, write(tmp_path, content))
     assert (report["added"], report["invalid"]) == (3, 5)
@@ -74,8 +80,7 @@ def test_bad_rows_are_reported_with_their_physical_line_and_good_rows_still_impo
 
 def test_header_row_bom_crlf_and_column_order(tmp_path, run_cli):
     content = (
-        "\ufeffName,E-mail,Tags\r\nAna Souza,ana@example.org,donor\r\n"
-        "\"Ló, Bo\",BO@example.org,\r\n"
+        '\ufeffName,E-mail,Tags\r\nAna Souza,ana@example.org,donor\r\n"Ló, Bo",BO@example.org,\r\n'
     )
     report = import_json(run_cli, write(tmp_path, content))
     assert report["added"] == 2 and report["invalid"] == 0
@@ -129,8 +134,9 @@ def test_suppression_wins_over_import(tmp_path, run_cli, db):
     import_json(run_cli, path)
     assert run_cli("subscribers", "unsubscribe", "ANA@example.org").exit_code == 0
     db.execute("UPDATE subscribers SET status = 'bounced' WHERE email = 'bo@example.org'")
-    report = import_json(run_cli, write(tmp_path, "Ana@Example.org,Ana Again\nbo@example.org,B\n"
-                                        "cy@example.org,Cy\n"))
+    report = import_json(
+        run_cli, write(tmp_path, "Ana@Example.org,Ana Again\nbo@example.org,B\ncy@example.org,Cy\n")
+    )
     assert (report["suppressed"], report["unchanged"]) == (2, 1)
     people = listed(run_cli)
     assert people["ana@example.org"]["status"] == "unsubscribed"

@@ -91,8 +91,9 @@ def parse_mailbox(value: str, setting: str) -> tuple[str, str]:
 
 def clean_name(value: str) -> str:
     """One line of plain text: any line breaks, tabs or control characters become spaces."""
-    text = "".join(" " if (ord(ch) < 32 or ord(ch) == 127 or ch in "\u2028\u2029\x85") else ch
-                   for ch in value)
+    text = "".join(
+        " " if (ord(ch) < 32 or ord(ch) == 127 or ch in "\u2028\u2029\x85") else ch for ch in value
+    )
     return " ".join(text.split())[:MAX_NAME]
 
 
@@ -168,9 +169,13 @@ def parse_csv_text(text: str, label: str = "the file") -> ParsedList:
             columns: list[int] | range = range(2, len(cells))
         else:
             columns = [i for i in range(len(cells)) if i not in (email_col, name_col)]
-        tags = tuple(dict.fromkeys(
-            clean_name(cells[i])[:MAX_TAG] for i in columns if i < len(cells) and cells[i].strip()
-        ))
+        tags = tuple(
+            dict.fromkeys(
+                clean_name(cells[i])[:MAX_TAG]
+                for i in columns
+                if i < len(cells) and cells[i].strip()
+            )
+        )
         if not raw_email:
             parsed.invalid.append(InvalidRow(line, "", "no email address in the row"))
             continue
@@ -182,8 +187,11 @@ def parse_csv_text(text: str, label: str = "the file") -> ParsedList:
             continue
         if email in seen:
             parsed.invalid.append(
-                InvalidRow(line, email, f"duplicate of line {seen[email]} (addresses compare "
-                                        "case-insensitively)")
+                InvalidRow(
+                    line,
+                    email,
+                    f"duplicate of line {seen[email]} (addresses compare case-insensitively)",
+                )
             )
             continue
         seen[email] = line

@@ -80,16 +80,18 @@ class FaultySmtpHandler:
             return None
         return script.pop(0) if len(script) > 1 else script[0]
 
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
         self.connections += 1
         session.host_name = hostname
         if self._refusing():
             server.transport.close()
         return responses
 
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: list[str]) -> str:
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
         if self._refusing():
             server.transport.close()
             return "421 4.3.0 service not available, closing"
@@ -97,8 +99,9 @@ class FaultySmtpHandler:
         envelope.mail_options.extend(options)
         return "250 OK"
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
         with self.lock:
             self.rcpt_attempts[address.lower()] = self.rcpt_attempts.get(address.lower(), 0) + 1
         reply = self._next(self.rcpt_scripts, address)
@@ -174,13 +177,13 @@ def smtp_env(smtp_server: SmtpServer) -> dict[str, str]:
 # -- issues and subscribers for send tests ----------------------------------------------------
 
 SAMPLE_HTML = (
-    "<!DOCTYPE html>\n<html><body style=\"margin:0\">\n"
-    "<p style=\"font-size:16px\">%%DISPATCH_GREETING%%</p>\n"
-    "<p style=\"color:#333\">This week at the Riverside Ledger: the council’s budget, "
+    '<!DOCTYPE html>\n<html><body style="margin:0">\n'
+    '<p style="font-size:16px">%%DISPATCH_GREETING%%</p>\n'
+    '<p style="color:#333">This week at the Riverside Ledger: the council’s budget, '
     "the river’s flood gauge, and a café that = community.</p>\n"
-    "<p><a href=\"%%DISPATCH_DONATE_URL%%\" style=\"color:#b00\">Support our journalism</a></p>\n"
-    "<p style=\"font-size:12px\">Sent to %%DISPATCH_EMAIL%%. "
-    "<a href=\"%%DISPATCH_UNSUBSCRIBE_URL%%\">Unsubscribe</a></p>\n"
+    '<p><a href="%%DISPATCH_DONATE_URL%%" style="color:#b00">Support our journalism</a></p>\n'
+    '<p style="font-size:12px">Sent to %%DISPATCH_EMAIL%%. '
+    '<a href="%%DISPATCH_UNSUBSCRIBE_URL%%">Unsubscribe</a></p>\n'
     "</body></html>\n"
 )
 SAMPLE_TEXT = (
@@ -191,19 +194,26 @@ SAMPLE_TEXT = (
 )
 
 
-def create_sample_issue(db: Any, issue_id: str = "2026-W48",
-                        subject: str = "The Ledger: budget, floods and a café") -> str:
+def create_sample_issue(
+    db: Any, issue_id: str = "2026-W48", subject: str = "The Ledger: budget, floods and a café"
+) -> str:
     from dispatch.models import Persona, RenderedVariant
     from dispatch.store import issues
 
     issues.create_issue(db, issue_id, subject=subject)
-    issues.save_variants(db, issue_id, [
-        RenderedVariant(
-            p.value, subject,
-            SAMPLE_HTML.replace("journalism", f"journalism ({p.value})"), SAMPLE_TEXT,
-        )
-        for p in Persona
-    ])
+    issues.save_variants(
+        db,
+        issue_id,
+        [
+            RenderedVariant(
+                p.value,
+                subject,
+                SAMPLE_HTML.replace("journalism", f"journalism ({p.value})"),
+                SAMPLE_TEXT,
+            )
+            for p in Persona
+        ],
+    )
     return issue_id
 
 

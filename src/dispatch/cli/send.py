@@ -26,8 +26,10 @@ def _print_counts(summary: SendSummary) -> None:
     counts = summary.counts
     total = sum(counts.values())
     shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
-    click.echo(f"Issue {summary.issue_id} ({summary.issue_status}): {total} recipients"
-               + (f": {shown}" if shown else ""))
+    click.echo(
+        f"Issue {summary.issue_id} ({summary.issue_status}): {total} recipients"
+        + (f": {shown}" if shown else "")
+    )
     for title, rows in (("Failed", summary.failed), ("Uncertain", summary.uncertain)):
         if not rows:
             continue
@@ -35,8 +37,10 @@ def _print_counts(summary: SendSummary) -> None:
         for email, reply in rows[:LIST_LIMIT]:
             click.echo(f"  {email or '(forgotten)'}" + (f"  {reply}" if reply else ""))
         if len(rows) > LIST_LIMIT:
-            click.echo(f"  ... and {len(rows) - LIST_LIMIT} more (dispatch status "
-                       f"{summary.issue_id} --json lists all)")
+            click.echo(
+                f"  ... and {len(rows) - LIST_LIMIT} more (dispatch status "
+                f"{summary.issue_id} --json lists all)"
+            )
 
 
 def _verdict(summary: SendSummary) -> None:
@@ -80,30 +84,64 @@ def _run_send(app: App, issue: str, options: SendOptions, as_json: bool) -> Send
 
 @click.command()
 @click.argument("issue")
-@click.option("--to", "to", multiple=True, metavar="ADDR",
-              help="Send a test copy to this address instead (repeatable); no ledger.")
-@click.option("--persona", type=click.Choice([p.value for p in Persona]),
-              default=Persona.NON_DONOR.value, show_default=True,
-              help="Which reader's copy --to sends.")
-@click.option("--dry-run", "dry_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write each active subscriber's copy as a .eml file here; send nothing.")
+@click.option(
+    "--to",
+    "to",
+    multiple=True,
+    metavar="ADDR",
+    help="Send a test copy to this address instead (repeatable); no ledger.",
+)
+@click.option(
+    "--persona",
+    type=click.Choice([p.value for p in Persona]),
+    default=Persona.NON_DONOR.value,
+    show_default=True,
+    help="Which reader's copy --to sends.",
+)
+@click.option(
+    "--dry-run",
+    "dry_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write each active subscriber's copy as a .eml file here; send nothing.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="With --dry-run: only the first N.")
-@click.option("--concurrency", type=click.IntRange(min=1, max=64),
-              help="SMTP connections in parallel (default DISPATCH_SMTP_CONCURRENCY).")
-@click.option("--rate", type=click.FloatRange(min=0), metavar="PER_SECOND",
-              help="At most this many messages per second (default DISPATCH_SMTP_RATE; "
-              "0 = no limit).")
-@click.option("--resend-uncertain", is_flag=True,
-              help="Send again to recipients whose copy was in flight when a run stopped.")
-@click.option("--skip-uncertain", is_flag=True,
-              help="Mark recipients whose copy was in flight as skipped (never resend).")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=64),
+    help="SMTP connections in parallel (default DISPATCH_SMTP_CONCURRENCY).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    metavar="PER_SECOND",
+    help="At most this many messages per second (default DISPATCH_SMTP_RATE; 0 = no limit).",
+)
+@click.option(
+    "--resend-uncertain",
+    is_flag=True,
+    help="Send again to recipients whose copy was in flight when a run stopped.",
+)
+@click.option(
+    "--skip-uncertain",
+    is_flag=True,
+    help="Mark recipients whose copy was in flight as skipped (never resend).",
+)
 @click.option("--retry-failed", is_flag=True, help="Try permanently failed recipients again.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def send(
-    app: App, issue: str, to: tuple[str, ...], persona: str, dry_dir: Path | None,
-    limit: int | None, concurrency: int | None, rate: float | None, resend_uncertain: bool,
-    skip_uncertain: bool, retry_failed: bool, as_json: bool,
+    app: App,
+    issue: str,
+    to: tuple[str, ...],
+    persona: str,
+    dry_dir: Path | None,
+    limit: int | None,
+    concurrency: int | None,
+    rate: float | None,
+    resend_uncertain: bool,
+    skip_uncertain: bool,
+    retry_failed: bool,
+    as_json: bool,
 ) -> None:
     """Send an issue to every active subscriber, each their own copy; rerun to resume.
 
@@ -130,8 +168,10 @@ def send(
         if as_json:
             echo_json([{"to": c.address, "ok": c.ok, "reply": c.reply} for c in copies])
         for c in copies if not as_json else ():
-            click.echo(f"{'Sent' if c.ok else 'FAILED'} test copy of {issue} ({persona}) to "
-                       f"{c.address}" + ("" if c.ok else f": {c.reply}"))
+            click.echo(
+                f"{'Sent' if c.ok else 'FAILED'} test copy of {issue} ({persona}) to "
+                f"{c.address}" + ("" if c.ok else f": {c.reply}")
+            )
         bad = [c for c in copies if not c.ok]
         if bad:
             raise PartialSendError(
@@ -144,12 +184,17 @@ def send(
         if as_json:
             echo_json({"issue": issue, "files": [str(p) for p in written]})
         else:
-            click.echo(f"Wrote {len(written)} messages of {issue} to {dry_dir} "
-                       "(nothing sent, ledger untouched).")
+            click.echo(
+                f"Wrote {len(written)} messages of {issue} to {dry_dir} "
+                "(nothing sent, ledger untouched)."
+            )
         return
     options = SendOptions(
-        concurrency=concurrency, rate=rate, resend_uncertain=resend_uncertain,
-        skip_uncertain=skip_uncertain, retry_failed=retry_failed,
+        concurrency=concurrency,
+        rate=rate,
+        resend_uncertain=resend_uncertain,
+        skip_uncertain=skip_uncertain,
+        retry_failed=retry_failed,
     )
     summary = _run_send(app, issue, options, as_json)
     if as_json:
@@ -158,10 +203,13 @@ def send(
         if summary.fixed is not None:
             click.echo(f"Fixed the ledger of {issue}: {summary.fixed} recipients.")
         if summary.newly_uncertain:
-            click.echo(f"{summary.newly_uncertain} recipients were in flight when the last run "
-                       "stopped: marked uncertain.")
-        click.echo(f"Sent {summary.sent_now} now, {summary.failed_now} failed, in "
-                   f"{summary.seconds:.1f} s.")
+            click.echo(
+                f"{summary.newly_uncertain} recipients were in flight when the last run "
+                "stopped: marked uncertain."
+            )
+        click.echo(
+            f"Sent {summary.sent_now} now, {summary.failed_now} failed, in {summary.seconds:.1f} s."
+        )
         _print_counts(summary)
     _verdict(summary)
 
@@ -180,13 +228,15 @@ def status(app: App, issue: str, as_json: bool) -> None:
     """
     summary = issue_status(app.db(), issue)
     if as_json:
-        echo_json({
-            "issue": summary.issue_id,
-            "status": summary.issue_status,
-            "counts": summary.counts,
-            "failed": [{"email": e, "reply": r} for e, r in summary.failed],
-            "uncertain": [e for e, _ in summary.uncertain],
-        })
+        echo_json(
+            {
+                "issue": summary.issue_id,
+                "status": summary.issue_status,
+                "counts": summary.counts,
+                "failed": [{"email": e, "reply": r} for e, r in summary.failed],
+                "uncertain": [e for e, _ in summary.uncertain],
+            }
+        )
         return
     _print_counts(summary)
 

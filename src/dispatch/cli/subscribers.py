@@ -68,10 +68,12 @@ def list_(app: App, status: str, as_json: bool) -> None:
     """
     people = jobs.list_subscribers(app.db(), status)
     if as_json:
-        echo_json([
-            {"email": s.email, "name": s.name, "status": s.status.value, "tags": list(s.tags)}
-            for s in people
-        ])
+        echo_json(
+            [
+                {"email": s.email, "name": s.name, "status": s.status.value, "tags": list(s.tags)}
+                for s in people
+            ]
+        )
         return
     count = 0
     for s in people:
@@ -83,8 +85,11 @@ def list_(app: App, status: str, as_json: bool) -> None:
 
 @subscribers.command("export")
 @click.option("--status", type=click.Choice(STATUSES), default="active", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file instead of standard output.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
 @pass_app
 def export(app: App, status: str, out: Path | None) -> None:
     """Write subscribers as CSV (email,name,tags…), the format `import` reads.

@@ -78,7 +78,10 @@ class DeliveryRun:
 
     def _job(self, row: ledger.Claimed) -> Job:
         recipient = Recipient(
-            email=row.email, name=row.name, token=row.token, unsub_token=row.unsub_token,
+            email=row.email,
+            name=row.name,
+            token=row.token,
+            unsub_token=row.unsub_token,
             key=str(row.id),
         )
         return Job(
@@ -114,8 +117,9 @@ class DeliveryRun:
 
     def _drain(self, wait: float) -> None:
         try:
-            self._handle(self.pool.results.get(timeout=wait) if wait > 0
-                         else self.pool.results.get_nowait())
+            self._handle(
+                self.pool.results.get(timeout=wait) if wait > 0 else self.pool.results.get_nowait()
+            )
         except queue.Empty:
             return
         while True:
@@ -141,11 +145,15 @@ class DeliveryRun:
                 fresh = not exhausted and room >= max(1, self.window // 2)
                 idle = exhausted and not self._outstanding
                 flush = bool(self._buffer) and (
-                    idle or len(self._buffer) >= FLUSH_EVERY
-                    or now - self._last_flush >= FLUSH_SECONDS)
+                    idle
+                    or len(self._buffer) >= FLUSH_EVERY
+                    or now - self._last_flush >= FLUSH_SECONDS
+                )
                 if due or fresh or flush:
                     claimed, last = ledger.record_and_claim(
-                        self.db, self.issue_id, self._buffer,
+                        self.db,
+                        self.issue_id,
+                        self._buffer,
                         claim_after=after if fresh else None,
                         claim_limit=room if fresh else 0,
                         claim_ids=due,

@@ -99,7 +99,11 @@ def run_demo(workdir: Path, echo: Callable[[str], None] = print) -> DemoResult:
 
 
 def _send_half(
-    db: Database, settings: Settings, workdir: Path, issue_id: str, result: DemoResult,
+    db: Database,
+    settings: Settings,
+    workdir: Path,
+    issue_id: str,
+    result: DemoResult,
     echo: Callable[[str], None],
 ) -> None:
     """Import the sample list, send through a loopback SMTP server into a Maildir, show status."""
@@ -112,8 +116,10 @@ def _send_half(
         send_settings = replace(settings, smtp_url=Secret(server.url), smtp_concurrency=2)
         summary = send_issue(db, send_settings, issue_id)
     result.send = summary
-    echo(f"   {summary.sent_now} personal copies sent, {summary.failed_now} failed, in "
-         f"{summary.seconds:.1f} s.")
+    echo(
+        f"   {summary.sent_now} personal copies sent, {summary.failed_now} failed, in "
+        f"{summary.seconds:.1f} s."
+    )
     status = issue_status(db, issue_id)
     counts = ", ".join(f"{n} {state}" for state, n in status.counts.items() if n)
     echo(f"5. dispatch status {issue_id}: {counts} (issue {status.issue_status}).")

@@ -83,8 +83,11 @@ def message_config(db: Database, settings: Settings) -> MessageConfig:
     try:
         name, address = parse_mailbox(from_value, "DISPATCH_FROM")
     except InputError as exc:
-        raise ConfigError(exc.message, "Set DISPATCH_FROM to e.g. 'Outlet <news@example.org>' "
-                          "in the environment or the .env file.") from exc
+        raise ConfigError(
+            exc.message,
+            "Set DISPATCH_FROM to e.g. 'Outlet <news@example.org>' "
+            "in the environment or the .env file.",
+        ) from exc
     mailto = settings.unsubscribe_mailto
     if mailto:
         try:
@@ -212,9 +215,13 @@ def send_issue(
             )
             pool.reconnect_delays = (options.retry.base / 2, max(options.retry.maximum / 2, 0.01))
             run = DeliveryRun(
-                db, issue_id, factory, pool,
+                db,
+                issue_id,
+                factory,
+                pool,
                 sender=envelope_address(factory.config.from_address),
-                policy=options.retry, progress=progress,
+                policy=options.retry,
+                progress=progress,
             )
             stats = run.run()
             summary.sent_now, summary.failed_now = stats.sent, stats.failed
@@ -315,8 +322,11 @@ def dry_run(
     written = []
     for n, sub in enumerate(subscriber_store.first_active(db, limit), start=1):
         recipient = Recipient(
-            email=sub.email, name=sub.name, token="dryrun" + secrets.token_hex(12),
-            unsub_token=sub.unsub_token, key=f"dry-run-{sub.id}",
+            email=sub.email,
+            name=sub.name,
+            token="dryrun" + secrets.token_hex(12),
+            unsub_token=sub.unsub_token,
+            key=f"dry-run-{sub.id}",
         )
         data = factory.build(personas.get(sub.id, Persona.NON_DONOR.value), recipient)
         safe = re.sub(r"[^A-Za-z0-9@._-]+", "_", sub.email)[:80]

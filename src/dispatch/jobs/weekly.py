@@ -51,14 +51,16 @@ def run_weekly(
         issue = interrupted[0]
         summary = send_issue(db, settings, issue.id, options, progress=progress)
         return WeeklyResult(
-            "resumed", issue.id,
+            "resumed",
+            issue.id,
             [f"Resumed the interrupted send of {issue.id}: {summary.sent_now} sent now."],
             summary,
         )
     last = issue_store.last_sent_issue(db)
     if last is not None and _same_week(last.sent_at or last.created_at, now):
         return WeeklyResult(
-            "already_sent", last.id,
+            "already_sent",
+            last.id,
             [f"This week's digest ({last.id}) has gone out already; nothing to do."],
         )
     built = build_issue(db, settings, now=now)
@@ -72,6 +74,7 @@ def run_weekly(
     issue = built.issue
     messages.append(f"Built {issue.id} with {len(issue.articles)} articles: {issue.subject}")
     summary = send_issue(db, settings, issue.id, options, progress=progress)
-    messages.append(f"Sent {summary.sent_now}, failed {summary.failed_now}, in "
-                    f"{summary.seconds:.1f} s.")
+    messages.append(
+        f"Sent {summary.sent_now}, failed {summary.failed_now}, in {summary.seconds:.1f} s."
+    )
     return WeeklyResult("sent", issue.id, messages, summary)

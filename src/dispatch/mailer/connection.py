@@ -87,8 +87,11 @@ class SmtpConnection:
         target = self.target
         if target.implicit_tls:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                target.host, target.port, local_hostname=local_hostname(),
-                timeout=self.timeout, context=self._tls_context(),
+                target.host,
+                target.port,
+                local_hostname=local_hostname(),
+                timeout=self.timeout,
+                context=self._tls_context(),
             )
         else:
             smtp = smtplib.SMTP(
@@ -171,7 +174,8 @@ class SmtpConnection:
         if not (sender.isascii() and recipient.isascii()):
             if not smtp.has_extn("smtputf8"):
                 return DeliveryStatus(
-                    Outcome.PERMANENT, 0,
+                    Outcome.PERMANENT,
+                    0,
                     "the relay does not support SMTPUTF8, needed for this non-ASCII address",
                 )
             options.append("SMTPUTF8")

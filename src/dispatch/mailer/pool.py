@@ -102,8 +102,14 @@ class SenderPool:
                     status = conn.send(job.sender, job.recipient, data)
                 except BaseException as exc:  # a bug or a fatal relay error: stop the run
                     self.fatal = self.fatal or exc
-                    self.results.put(JobResult(job, DeliveryStatus(
-                        Outcome.TEMPORARY, 0, f"not sent: {exc}", connection_lost=True)))
+                    self.results.put(
+                        JobResult(
+                            job,
+                            DeliveryStatus(
+                                Outcome.TEMPORARY, 0, f"not sent: {exc}", connection_lost=True
+                            ),
+                        )
+                    )
                     self.stopping.set()
                     break
                 self.results.put(JobResult(job, status))

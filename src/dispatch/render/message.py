@@ -112,7 +112,7 @@ def _compile_body(body: str) -> list[bytes | _Line]:
         pieces: _Line = []
         pos = 0
         for match in _PLACEHOLDER.finditer(line):
-            pieces.append((False, line[pos:match.start()]))
+            pieces.append((False, line[pos : match.start()]))
             pieces.append((True, _KEY_OF[match.group(0)]))
             pos = match.end()
         pieces.append((False, line[pos:]))
@@ -169,7 +169,8 @@ class MessageFactory:
             )
         self._variants = {name: self._prepare(v) for name, v in variants.items()}
         self._fallback = (
-            Persona.NON_DONOR.value if Persona.NON_DONOR.value in self._variants
+            Persona.NON_DONOR.value
+            if Persona.NON_DONOR.value in self._variants
             else sorted(self._variants)[0]
         )
 
@@ -242,28 +243,46 @@ class MessageFactory:
         }
         escaped = {k: html.escape(v, quote=True) for k, v in plain.items()}
         head = [
-            b"Date: ", (date or formatdate(usegmt=True)).encode(), b"\r\n",
+            b"Date: ",
+            (date or formatdate(usegmt=True)).encode(),
+            b"\r\n",
             variant.head,
-            b"To: ", format_mailbox(name, recipient.email).encode("utf-8"), b"\r\n",
+            b"To: ",
+            format_mailbox(name, recipient.email).encode("utf-8"),
+            b"\r\n",
         ]
         if variant.subject is not None:
             subject = _PLACEHOLDER.sub(lambda m: plain[_KEY_OF[m.group(0)]], variant.subject)
             head += [b"Subject: ", encode_header_text(subject).encode(), b"\r\n"]
         head += [
-            b"Message-ID: ", self.message_id(recipient.key or recipient.email).encode(), b"\r\n",
-            b"List-Unsubscribe: <", self.unsubscribe_mailto(recipient).encode(), b">",
+            b"Message-ID: ",
+            self.message_id(recipient.key or recipient.email).encode(),
+            b"\r\n",
+            b"List-Unsubscribe: <",
+            self.unsubscribe_mailto(recipient).encode(),
+            b">",
         ]
         if self.config.public_url:
             head += [b",\r\n <", self.unsubscribe_url(recipient).encode(), b">"]
         b = variant.boundary.encode()
-        return b"".join([
-            *head,
-            b"\r\nContent-Type: multipart/alternative; boundary=\"", b, b"\"\r\n\r\n",
-            b"--", b, b"\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
-            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-            _fill(variant.text, plain),
-            b"--", b, b"\r\nContent-Type: text/html; charset=\"utf-8\"\r\n"
-            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-            _fill(variant.html, escaped),
-            b"--", b, b"--\r\n",
-        ])
+        return b"".join(
+            [
+                *head,
+                b'\r\nContent-Type: multipart/alternative; boundary="',
+                b,
+                b'"\r\n\r\n',
+                b"--",
+                b,
+                b'\r\nContent-Type: text/plain; charset="utf-8"\r\n'
+                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+                _fill(variant.text, plain),
+                b"--",
+                b,
+                b'\r\nContent-Type: text/html; charset="utf-8"\r\n'
+                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+                _fill(variant.html, escaped),
+                b"--",
+                b,
+                b"--\r\n",
+            ]
+        )

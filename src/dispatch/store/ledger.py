@@ -162,7 +162,7 @@ def record_and_claim(
             " LEFT JOIN subscribers s ON s.id = d.subscriber_id"
         )
         for start in range(0, len(claim_ids), 500):
-            chunk = list(claim_ids[start:start + 500])
+            chunk = list(claim_ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
             rows += conn.execute(
                 f"{select} WHERE d.id IN ({marks}) AND d.state = 'pending'", chunk
@@ -182,11 +182,18 @@ def record_and_claim(
                 skip.append((now, r["id"]))
             else:
                 take.append((now, r["id"]))
-                claimed.append(Claimed(
-                    id=r["id"], subscriber_id=r["subscriber_id"], email=r["email"],
-                    name=r["name"] or "", token=r["token"], unsub_token=r["unsub_token"],
-                    variant=r["variant"], attempts=r["attempts"],
-                ))
+                claimed.append(
+                    Claimed(
+                        id=r["id"],
+                        subscriber_id=r["subscriber_id"],
+                        email=r["email"],
+                        name=r["name"] or "",
+                        token=r["token"],
+                        unsub_token=r["unsub_token"],
+                        variant=r["variant"],
+                        attempts=r["attempts"],
+                    )
+                )
         conn.executemany(
             "UPDATE deliveries SET state = 'skipped', updated_at = ?,"
             " last_reply = 'not sent: no longer subscribed' WHERE id = ? AND state = 'pending'",
@@ -232,9 +239,10 @@ def rows_in_state(db: Database, issue_id: str, state: str) -> Iterator[tuple[str
 
 
 def has_ledger(db: Database, issue_id: str) -> bool:
-    return db.execute(
-        "SELECT 1 FROM deliveries WHERE issue_id = ? LIMIT 1", (issue_id,)
-    ).fetchone() is not None
+    return (
+        db.execute("SELECT 1 FROM deliveries WHERE issue_id = ? LIMIT 1", (issue_id,)).fetchone()
+        is not None
+    )
 
 
 def open_rows(db: Database, issue_id: str) -> int:

@@ -72,8 +72,16 @@ def import_subscribers(
                     "INSERT INTO subscribers (email, name, tags, status, unsub_token, source,"
                     " created_at, updated_at, status_changed_at)"
                     " VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?)",
-                    (email, name, json.dumps(list(tags), ensure_ascii=False),
-                     new_unsub_token(), source, now, now, now),
+                    (
+                        email,
+                        name,
+                        json.dumps(list(tags), ensure_ascii=False),
+                        new_unsub_token(),
+                        source,
+                        now,
+                        now,
+                        now,
+                    ),
                 )
                 counts.added += 1
                 continue
@@ -137,9 +145,12 @@ def set_status(db: Database, email: str, status: SubscriberStatus) -> Subscriber
 
 
 def is_suppressed(db: Database, email: str) -> bool:
-    return db.execute(
-        "SELECT 1 FROM suppressions WHERE email_hash = ?", (address_hash(email),)
-    ).fetchone() is not None
+    return (
+        db.execute(
+            "SELECT 1 FROM suppressions WHERE email_hash = ?", (address_hash(email),)
+        ).fetchone()
+        is not None
+    )
 
 
 def forget(db: Database, email: str, reason: str = "forgotten on request") -> bool:

@@ -1,0 +1,93 @@
+"""`dispatch weekly`: build if new, send, resume an interrupted send, and do nothing twice."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dispatch.store import issues as issue_store
+from dispatch.store import ledger
+from tests.plugins.smtp import add_subscribers, create_sample_issue
+
+PEOPLE = [("ana@example.org", "Ana"), ("bo@example.org", "Bo"), ("cy@example.org", "Cy")]
+
+
+def write_article(folder: Path, slug: str, title: str, when: datetime) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{slug}.md").write_text(
+        "---\n"
+        f"title: {title}\n"
+        f"date: {when:%Y-%m-%d %H:%M:%S}\n"
+        f"url: https://news.example.org/{slug}/\n"
+        "---\n\n"
+        f"{title}. The council met on Tuesday and agreed the plan after a long debate.\n",
+        encoding="utf-8",
+    )
+
+
+@pytest.fixture
+def weekly_env(smtp_env, tmp_path) -> dict[str, str]:
+    return {**smtp_env, "DISPATCH_SOURCES": str(tmp_path / "site")}
+
+
+def test_weekly_builds_and_sends_then_does_nothing_the_second_time(
+    db, run_cli, smtp_server, weekly_env, tmp_path
+):
+    add_subscribers(db, PEOPLE)
+    now = datetime.now(UTC)
+    write_article(
+        tmp_path / "site", "bridge", "Bridge reopens after repairs", now - timedelta(days=1)
+    )
+    write_article(tmp_path / "site", "market", "Market returns", now - timedelta(days=2))
+
+    result = run_cli("weekly", env=weekly_env)
+    assert result.exit_code == 0, result.output
+    assert "Built " in result.output and "Sent 3, failed 0" in result.output
+    assert Counter(m.rcpt for m in smtp_server.messages) == Counter(e for e, _ in PEOPLE)
+    subject = smtp_server.messages[0].parsed()["Subject"]
+    assert "Bridge reopens after repairs" in subject
+
+    again = run_cli("weekly", "--json", env=weekly_env)
+    assert again.exit_code == 0, again.output
+    data = json.loads(again.output)
+    assert data["action"] == "already_sent"
+    assert len(smtp_server.messages) == 3
+
+
+def test_weekly_with_nothing_new_builds_nothing(db, run_cli, smtp_server, weekly_env, tmp_path):
+    add_subscribers(db, PEOPLE)
+    old = datetime.now(UTC) - timedelta(days=40)
+    write_article(tmp_path / "site", "old", "An old story", old)
+    result = run_cli("weekly", env=weekly_env)
+    assert result.exit_code == 0, result.output
+    assert "Nothing new" in result.output
+    assert issue_store.list_issues(db) == [] and smtp_server.messages == []
+
+
+def test_weekly_resumes_an_interrupted_send_first(db, run_cli, smtp_server, weekly_env, tmp_path):
+    add_subscribers(db, PEOPLE)
+    issue = create_sample_issue(db, "2026-W40")
+    ledger.fix_deliveries(db, issue, {}, "non_donor")  # a send that stopped before any mail
+    write_article(tmp_path / "site", "new", "A new story", datetime.now(UTC) - timedelta(hours=3))
+    result = run_cli("weekly", "--json", env=weekly_env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["action"] == "resumed" and data["issue"] == "2026-W40"
+    assert data["send"]["counts"]["sent"] == 3
+    assert sorted(m.rcpt for m in smtp_server.messages) == sorted(e for e, _ in PEOPLE)
+    assert issue_store.get_issue(db, issue).status == "sent"
+
+
+def test_weekly_reports_permanent_failures_with_exit_3(
+    db, run_cli, smtp_server, weekly_env, tmp_path
+):
+    add_subscribers(db, PEOPLE)
+    write_article(tmp_path / "site", "news", "News", datetime.now(UTC) - timedelta(hours=5))
+    smtp_server.script_rcpt("bo@example.org", "550 5.1.1 unknown user")
+    result = run_cli("weekly", env=weekly_env)
+    assert result.exit_code == 3
+    assert "bo@example.org  550 5.1.1 unknown user" in result.output
