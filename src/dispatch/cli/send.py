@@ -258,7 +258,9 @@ def weekly(app: App, as_json: bool) -> None:
     new; running it twice is harmless.
 
     \b
-    Example (crontab: Mondays at 07:00):
+    Example:
+      dispatch weekly
+      # in crontab, Mondays at 07:00:
       0 7 * * 1  cd /srv/newsletter && dispatch weekly >> weekly.log 2>&1
     """
     result = run_weekly(app.db(), app.settings)
