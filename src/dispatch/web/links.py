@@ -22,7 +22,7 @@ def _unsubscribe_page(token: str, subscriber: Subscriber, *, just_changed: str =
     return no_store(page(
         "unsubscribe",
         token=token,
-        status=subscriber.status.value,
+        sub_status=subscriber.status.value,
         address=jobs.mask_address(subscriber.email),
         just_changed=just_changed,
         unsubscribe_action=url_for("links.unsubscribe_post", token=token),
