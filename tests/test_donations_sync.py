@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from dispatch.errors import DonationError
+from dispatch.errors import ConfigError, DonationError
 from dispatch.jobs.donations import SESSION_OVERLAP_SECONDS, sync_donations
 from dispatch.store import donations as store
 from tests.plugins.stripe import LIVE_KEY, TEST_KEY
@@ -210,14 +210,43 @@ def test_persistent_errors_are_a_clear_error_and_move_no_cursor(db, settings, st
     assert store.get_cursor(db, f"sessions:{link['id']}") is None
 
 
+def test_payment_link_setting_must_be_a_url(db, make_settings, stripe_env, link):
+    with pytest.raises(ConfigError, match="must be the Payment Link's URL"):
+        sync_donations(db, make_settings(**stripe_env, DISPATCH_PAYMENT_LINK=link["id"]))
+
+
 def test_live_key_against_test_data_is_refused(db, make_settings, stripe_env, stripe_stub, link):
-    env = dict(stripe_env, STRIPE_SECRET_KEY=LIVE_KEY, DISPATCH_PAYMENT_LINK=link["id"])
-    with pytest.raises(DonationError) as info:
+    env = dict(stripe_env, STRIPE_SECRET_KEY=LIVE_KEY, DISPATCH_PAYMENT_LINK=link["url"])
+    with pytest.raises(ConfigError) as info:
         sync_donations(db, make_settings(**env))
-    assert "other mode" in str(info.value)
+    assert "in live mode" in str(info.value) and "same mode" in str(info.value)
     assert LIVE_KEY not in str(info.value)
+    # The live key asked Stripe for its links and saw none of the test ones.
+    assert stripe_stub.requests[0].headers["Authorization"] == f"Bearer {LIVE_KEY}"
+    assert store.list_donations(db) == [] and store.stripe_mode(db) is None
+
+
+def test_an_object_of_the_other_mode_is_refused_by_stripe_with_a_mode_hint(
+    make_settings, stripe_env, stripe_stub, link
+):
+    from dispatch.donations import StripeGateway
+
+    live = StripeGateway(make_settings(**dict(stripe_env, STRIPE_SECRET_KEY=LIVE_KEY)))
+    with pytest.raises(DonationError) as info:
+        live.payment_link(link["id"])
+    assert "similar object exists in test mode" in str(info.value)
+    assert "other mode" in info.value.hint
+    assert LIVE_KEY not in str(info.value)
+
+
+def test_a_webhook_object_of_the_other_mode_is_refused(db, settings, stripe_stub, link):
+    from dispatch.jobs.donations import record_checkout_session
+
+    sync_donations(db, settings)  # the database is now test mode
+    live_session = dict(stripe_stub.add_session(payment_link=link["id"]), livemode=True)
+    with pytest.raises(DonationError, match="test-mode donations; a live-mode object"):
+        record_checkout_session(db, live_session, "webhook")
     assert store.list_donations(db) == []
-    assert store.stripe_mode(db) is None
 
 
 def test_key_of_the_other_mode_than_the_database_is_refused_before_any_request(
@@ -235,8 +264,6 @@ def test_key_of_the_other_mode_than_the_database_is_refused_before_any_request(
 
 
 def test_payment_link_url_unknown_in_this_mode_is_a_config_error(db, make_settings, stripe_env):
-    from dispatch.errors import ConfigError
-
     settings = make_settings(**stripe_env, DISPATCH_PAYMENT_LINK="https://donate.stripe.test/x")
     with pytest.raises(ConfigError, match="DISPATCH_PAYMENT_LINK"):
         sync_donations(db, settings)
@@ -261,3 +288,16 @@ def test_restricted_key_is_sent_as_bearer_and_never_logged(
     for secret in (key, "payer.secret@example.test", "ana@example.test", token):
         assert secret not in seen
     assert TEST_KEY not in seen
+
+
+def test_forgetting_a_subscriber_erases_their_address_from_their_gifts(db, settings, stripe_stub,
+                                                                       link, ledger, run_cli):
+    token = ledger("2026-W47", "ana@example.org")
+    stripe_stub.add_session(payment_link=link["id"], amount=2500, token=token,
+                            email="Ana@Example.org")
+    sync_donations(db, settings)
+    result = run_cli("subscribers", "forget", "ana@example.org")
+    assert result.exit_code == 0, result.output
+    [row] = store.list_donations(db)
+    assert row["payer_email"] is None and row["subscriber_id"] is None
+    assert row["amount_minor"] == 2500 and row["issue_id"] == "2026-W47"

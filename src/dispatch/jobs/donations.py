@@ -102,26 +102,28 @@ def _check_mode(db: Database, mode: str) -> None:
 
 
 def _adopt_setting_link(db: Database, settings: Settings, gw: StripeGateway) -> None:
-    """Make sure the link named by DISPATCH_PAYMENT_LINK (a URL or a plink_ id) is stored."""
+    """Make sure the link named by DISPATCH_PAYMENT_LINK (its URL) is stored with its id."""
     value = settings.payment_link.strip()
     if not value:
         return
-    if value.startswith("plink_"):
-        if store.is_known_link(db, value):
-            return
-        link: dict[str, Any] | None = gw.payment_link(value)
-    else:
-        if store.payment_link_by_url(db, value.split("?", 1)[0].rstrip("/")) is not None:
-            return
-        link = gw.find_payment_link(value)
-        if link is None:
-            raise ConfigError(
-                f"DISPATCH_PAYMENT_LINK is not a Payment Link of this Stripe account in "
-                f"{gw.mode} mode",
-                "Check the URL (Dashboard → Payment Links) and that STRIPE_SECRET_KEY is of the "
-                "same mode as the link, or unset it and run `dispatch donations setup`.",
-            )
-    assert link is not None
+    if not value.startswith(("https://", "http://")):
+        raise ConfigError(
+            "DISPATCH_PAYMENT_LINK must be the Payment Link's URL",
+            "Copy the link's URL (https://buy.stripe.com/...) from the Stripe Dashboard into "
+            "DISPATCH_PAYMENT_LINK, or unset it and run `dispatch donations setup`.",
+        )
+    url = value.split("?", 1)[0].rstrip("/")
+    if store.payment_link_by_url(db, url) is not None:
+        return
+    link = gw.find_payment_link(url)
+    if link is None:
+        raise ConfigError(
+            f"DISPATCH_PAYMENT_LINK is not a Payment Link of this Stripe account in "
+            f"{gw.mode} mode",
+            "Check the URL (Dashboard → Payment Links) and that STRIPE_SECRET_KEY is of the "
+            "same mode (test or live) as the link, or unset it and run "
+            "`dispatch donations setup`.",
+        )
     store.save_payment_link(
         db, link_id=link["id"], url=str(link.get("url", "")).rstrip("/"), kind="adopted",
         livemode=bool(link.get("livemode")), currency=str(link.get("currency") or ""),
@@ -288,7 +290,7 @@ def donation_link_base(db: Database, settings: Settings) -> str:
     """The Payment Link URL personal donation links start from: the setting wins, else the
     link stored by `dispatch donations setup`; '' when neither exists."""
     value = settings.payment_link.strip()
-    if value and not value.startswith("plink_"):
+    if value:
         return value.split("?", 1)[0]
-    row = store.payment_link_by_id(db, value) if value else store.main_payment_link(db)
+    row = store.main_payment_link(db)
     return str(row["url"]) if row is not None else ""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from dispatch.errors import InputError
 from dispatch.models import CampaignProgress, Persona
@@ -207,7 +206,3 @@ def _fix_appeal(db: Database, issue_id: str, where: str, personas_by_id: dict[in
         if not added:
             raise _NobodyInSegment
     return added
-
-
-def campaign_row_dict(row: sqlite3.Row) -> dict[str, Any]:
-    return dict(zip(row.keys(), tuple(row), strict=True))

@@ -62,11 +62,6 @@ def _claim_mode(conn: sqlite3.Connection, livemode: bool) -> None:
         )
 
 
-def claim_mode(db: Database, livemode: bool) -> None:
-    with db.transaction() as conn:
-        _claim_mode(conn, livemode)
-
-
 # -- payment links ----------------------------------------------------------------------
 
 
@@ -100,10 +95,6 @@ def main_payment_link(db: Database) -> sqlite3.Row | None:
         "SELECT * FROM payment_links ORDER BY kind != 'custom', kind != 'adopted', created_at"
         " LIMIT 1"
     ).fetchone()
-
-
-def payment_link_by_id(db: Database, link_id: str) -> sqlite3.Row | None:
-    return db.execute("SELECT * FROM payment_links WHERE id = ?", (link_id,)).fetchone()
 
 
 def is_known_link(db: Database, link_id: str | None) -> bool:
@@ -286,16 +277,6 @@ def list_donations(db: Database, issue_id: str | None = None, limit: int = 0) ->
 
 def donation(db: Database, donation_id: int) -> sqlite3.Row | None:
     return db.execute("SELECT * FROM donation_totals WHERE id = ?", (donation_id,)).fetchone()
-
-
-def forget_payer(db: Database, email: str) -> int:
-    """Erase a payer's address from their donations (amounts stay for the books)."""
-    with db.transaction() as conn:
-        cur = conn.execute(
-            "UPDATE donations SET payer_email = NULL WHERE lower(payer_email) = lower(?)",
-            (email,),
-        )
-        return cur.rowcount
 
 
 # -- used by render and send (their signatures are fixed) --------------------------------
