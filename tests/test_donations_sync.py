@@ -301,3 +301,35 @@ def test_forgetting_a_subscriber_erases_their_address_from_their_gifts(db, setti
     [row] = store.list_donations(db)
     assert row["payer_email"] is None and row["subscriber_id"] is None
     assert row["amount_minor"] == 2500 and row["issue_id"] == "2026-W47"
+
+
+def test_the_same_session_by_webhook_then_sync_counts_once(db, settings, stripe_stub, link,
+                                                           ledger, run_cli):
+    from dispatch.jobs.donations import record_checkout_session
+
+    sync_donations(db, settings)  # adopts the link
+    token = ledger("2026-W47", "ana@example.test")
+    session = stripe_stub.add_session(payment_link=link["id"], amount=1500, token=token)
+    first = record_checkout_session(db, session, "webhook")
+    assert (first.outcome, first.attributed) == ("new", True)
+
+    result = sync_donations(db, settings)
+
+    assert result.counts["new"] == 0 and result.counts["unchanged"] == 1
+    [row] = store.list_donations(db)
+    assert row["source"] == "webhook" and row["amount_minor"] == 1500
+    listed = run_cli("donations", "list", "--json", env={
+        "STRIPE_SECRET_KEY": TEST_KEY, "STRIPE_API_BASE": stripe_stub.url})
+    [item] = json.loads(listed.stdout)
+    assert item["issue"] == "2026-W47" and item["net_minor"] == 1500
+    assert token not in listed.output and "ana@example.test" not in listed.output
+
+
+def test_a_session_of_another_payment_link_is_ignored(db, settings, stripe_stub, link):
+    from dispatch.jobs.donations import record_checkout_session
+
+    sync_donations(db, settings)
+    shop = stripe_stub.add_payment_link()
+    sale = stripe_stub.add_session(payment_link=shop["id"], amount=4200)
+    assert record_checkout_session(db, sale, "webhook").outcome == "ignored"
+    assert store.list_donations(db) == []
