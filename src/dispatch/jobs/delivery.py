@@ -67,7 +67,7 @@ class DeliveryRun:
         self.sender = sender
         self.policy = policy
         self.progress = progress
-        self.window = max(8, pool.concurrency * 8)
+        self.window = max(32, pool.concurrency * 8)
         self.stats = RunStats()
         self._outstanding: dict[int, ledger.Claimed] = {}
         self._waiting: list[tuple[float, int, ledger.Claimed]] = []
