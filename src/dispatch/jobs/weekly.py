@@ -46,7 +46,7 @@ def run_weekly(
     progress: Callable[[int], None] | None = None,
 ) -> WeeklyResult:
     now = now or datetime.now(UTC)
-    interrupted = [i for i in issue_store.list_issues(db) if i.status == "sending"]
+    interrupted = [i for i in issue_store.list_issues(db, kind="digest") if i.status == "sending"]
     if interrupted:
         issue = interrupted[0]
         summary = send_issue(db, settings, issue.id, options, progress=progress)
