@@ -15,7 +15,7 @@ from typing import Any
 
 from dispatch.errors import DonationError
 from dispatch.models import CampaignProgress
-from dispatch.store import Database, to_db_time, utcnow
+from dispatch.store import Database, campaigns, to_db_time, utcnow
 
 MODE_KEY = "stripe.mode"
 _STATUS_RANK = {"pending": 0, "failed": 1, "paid": 2}
@@ -287,15 +287,11 @@ def donor_personas(
 ) -> dict[int, str]:
     """Persona (models.Persona value) of every subscriber who has ever given; others are non-donors.
 
-    Implemented in store.campaigns (kept here because other parts import it from this module).
+    The rule (recent / lapsed / non-donor windows) is documented in store.campaigns.personas.
     """
-    from dispatch.store.campaigns import personas
-
-    return personas(db, now, recent_days, lapsed_days)
+    return campaigns.personas(db, now, recent_days, lapsed_days)
 
 
 def active_campaign_progress(db: Database, now: datetime) -> CampaignProgress | None:
-    """The campaign running at ``now`` with its progress, or None."""
-    from dispatch.store.campaigns import active_progress
-
-    return active_progress(db, now)
+    """The campaign running at ``now`` (UTC date) with its progress, or None."""
+    return campaigns.active_progress(db, now)
