@@ -118,6 +118,7 @@ def test_send_delivers_one_personal_copy_to_each_active_subscriber(
 
     again = run_cli("send", issue, env=smtp_env)
     assert again.exit_code == 0, again.output
+    assert "has been sent already" in again.output
     assert len(smtp_server.messages) == 4  # a rerun of a finished send mails nobody
 
 
@@ -129,6 +130,7 @@ def test_public_url_gives_https_unsubscribe_one_click_and_donate_redirect(
         "DISPATCH_PUBLIC_URL": "https://news.outlet.test/",
         "DISPATCH_UNSUBSCRIBE_MAILTO": "leave@outlet.test",
         "DISPATCH_LIST_ID": "riverside.outlet.test",
+        "DISPATCH_REPLY_TO": "Édith the Editor <editor@outlet.test>",
     }
     assert run_cli("send", issue, env=env).exit_code == 0
     message = smtp_server.to("ana@example.org")[0]
@@ -142,6 +144,8 @@ def test_public_url_gives_https_unsubscribe_one_click_and_donate_redirect(
         f"<https://news.outlet.test/u/{unsub}>"
     )
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["Reply-To"].addresses[0].display_name == "Édith the Editor"
+    assert msg["Reply-To"].addresses[0].addr_spec == "editor@outlet.test"
     assert msg["List-Id"] == '"Our newsroom" <riverside.outlet.test>'
     text = msg.get_body(("plain",)).get_content()
     assert f"Support our journalism: https://news.outlet.test/d/{token}" in text

@@ -202,6 +202,8 @@ def send(
     else:
         if summary.fixed is not None:
             click.echo(f"Fixed the ledger of {issue}: {summary.fixed} recipients.")
+        elif summary.complete and not summary.sent_now and not summary.failed_now:
+            click.echo(f"{issue} has been sent already; nobody was mailed again.")
         if summary.newly_uncertain:
             click.echo(
                 f"{summary.newly_uncertain} recipients were in flight when the last run "

@@ -22,7 +22,7 @@ from dispatch.errors import ConfigError, InputError, IssueError, SendError
 from dispatch.jobs.delivery import DeliveryRun, RetryPolicy
 from dispatch.mailer import SenderPool, SmtpConnection, SmtpTarget, check_relay, parse_smtp_url
 from dispatch.models import Issue, Persona
-from dispatch.render.message import MessageConfig, MessageFactory, Recipient
+from dispatch.render.message import MessageConfig, MessageFactory, Recipient, format_mailbox
 from dispatch.store import Database, donations, ledger
 from dispatch.store import issues as issue_store
 from dispatch.store import subscribers as subscriber_store
@@ -94,6 +94,13 @@ def message_config(db: Database, settings: Settings) -> MessageConfig:
             mailto = normalize_address(mailto.removeprefix("mailto:"), allow_test_domains=True)
         except InputError as exc:
             raise ConfigError(f"DISPATCH_UNSUBSCRIBE_MAILTO: {exc.message}") from exc
+    reply_to = ""
+    if settings.reply_to.strip():
+        try:
+            reply_name, reply_address = parse_mailbox(settings.reply_to, "DISPATCH_REPLY_TO")
+        except InputError as exc:
+            raise ConfigError(exc.message) from exc
+        reply_to = format_mailbox(reply_name, reply_address)
     domain = address.rpartition("@")[2].lower()
     list_id = settings.list_id.strip()
     if not list_id:
@@ -102,12 +109,14 @@ def message_config(db: Database, settings: Settings) -> MessageConfig:
         list_id = f'"{settings.outlet_name.replace(chr(34), "")}" <{list_id}>'
     public = settings.public_url.strip().rstrip("/")
     if public and not public.startswith(("https://", "http://")):
-        raise ConfigError("DISPATCH_PUBLIC_URL must start with https://")
+        raise ConfigError(
+            f"DISPATCH_PUBLIC_URL must be a web address starting with https://, not {public!r}"
+        )
     secret = settings.secret_key.reveal().encode() or ledger.secret_key(db)
     return MessageConfig(
         from_name=name or settings.outlet_name,
         from_address=address,
-        reply_to=settings.reply_to,
+        reply_to=reply_to,
         list_id=list_id,
         public_url=public,
         payment_link=settings.payment_link.strip(),
