@@ -206,3 +206,14 @@ def test_relay_down_still_shows_the_same_page_and_logs_without_the_address(
     app.extensions["dispatch"].outbox.join(timeout=60)
     assert "confirmation email was not accepted" in caplog.text
     assert "nomail@example.org" not in caplog.text
+
+
+def test_unconfirmed_signups_are_not_kept(app, client, db, smtp_server):
+    subscribe(client, "typo@example.org")
+    assert status_of(db, "typo@example.org") == "pending"
+    db.execute("UPDATE confirmations SET expires_at = '2000-01-01T00:00:00+00:00'")
+    db.execute("UPDATE subscribers SET created_at = '2000-01-01T00:00:00+00:00'")
+    subscribe(client, "someone-else@example.org")  # any signup purges what expired
+    assert status_of(db, "typo@example.org") is None
+    assert db.execute("SELECT COUNT(*) FROM confirmations WHERE email = 'typo@example.org'"
+                      ).fetchone()[0] == 0

@@ -4,11 +4,12 @@ renders what these return.
 
 Signup policy (a fresh confirmation is the person clicking the link mailed to the address):
 an active subscriber stays as they are and gets no email; a new address becomes ``pending``
-until confirmed; an address that unsubscribed or bounced, a pending one, or one that was
-forgotten is mailed a confirmation and becomes active only once it is used (a forgotten address
-is stored again only then, and its suppression lifted, because the person asked again and
-proved the address). An address that complained is never mailed or reactivated from the web:
-only the editor can do that. Whatever happened, the visitor sees the same page.
+until confirmed, and is removed once its link expires unused; an address that unsubscribed or
+bounced, a pending one, or one that was forgotten is mailed a confirmation and becomes active
+only once it is used (a forgotten address is stored again only then, and its suppression
+lifted, because the person asked again and proved the address). An address that complained is
+never mailed or reactivated from the web: only the editor can do that. Whatever happened, the
+visitor sees the same page.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dispatch.models import Subscriber
 from dispatch.store import Database, to_db_time, utcnow
@@ -175,10 +175,17 @@ def use_confirmation(
 
 
 def purge_confirmations(db: Database, now: datetime) -> int:
-    """Delete expired confirmations (used or not): the addresses they hold go with them."""
+    """Delete expired confirmations (used or not) and the pending signups left without one:
+    an address someone typed into the form and nobody confirmed is not kept. Returns the
+    number of pending subscribers removed."""
+    when = to_db_time(now)
     with db.transaction() as conn:
+        conn.execute("DELETE FROM confirmations WHERE expires_at <= ?", (when,))
         return conn.execute(
-            "DELETE FROM confirmations WHERE expires_at <= ?", (to_db_time(now),)
+            "DELETE FROM subscribers WHERE status = 'pending' AND source = 'signup'"
+            " AND created_at <= ? AND NOT EXISTS"
+            " (SELECT 1 FROM confirmations c WHERE c.email = subscribers.email)",
+            (to_db_time(now - timedelta(hours=1)),),
         ).rowcount
 
 

@@ -8,7 +8,7 @@ token gets a 404 and changes nothing.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, request, url_for
+from flask import Blueprint, Response, abort, request, url_for
 
 from dispatch.jobs import web as jobs
 from dispatch.models import Subscriber
@@ -68,6 +68,6 @@ def donate(token: str) -> Response:
     target = jobs.donation_redirect(web.db(), web.settings, token)
     if target is None:
         abort(404)
-    response = redirect(target, code=303)
+    response = Response(status=303, headers={"Location": target})
     response.headers["Referrer-Policy"] = "no-referrer"
     return no_store(response)

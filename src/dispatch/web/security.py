@@ -15,8 +15,10 @@ import secrets
 import threading
 import time
 from collections import deque
+from typing import TypeVar
 
-from flask import Response, session
+from flask import session
+from werkzeug.wrappers import Response
 
 #: Restrictive by default; inline styles are allowed because the archived emails carry their
 #: CSS inlined in style attributes (and the pages share that stylesheet).
@@ -25,6 +27,8 @@ CONTENT_SECURITY_POLICY = (
     "script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
+
+R = TypeVar("R", bound=Response)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -36,13 +40,13 @@ SECURITY_HEADERS = {
 }
 
 
-def add_security_headers(response: Response) -> Response:
+def add_security_headers(response: R) -> R:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
 
 
-def no_store(response: Response) -> Response:
+def no_store(response: R) -> R:
     """For pages behind a personal token and forms: never cached by a browser or proxy."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"

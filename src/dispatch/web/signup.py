@@ -8,6 +8,8 @@ gets the same "check your inbox" page, so the form tells no one who subscribes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, abort, request, url_for
 
 from dispatch.errors import InputError
@@ -79,7 +81,7 @@ def confirm_post(token: str) -> Response:
                          archive_url=url_for("archive.listing")))
 
 
-def _public_url(endpoint: str, **values: str) -> str:
+def _public_url(endpoint: str, **values: Any) -> str:
     """An absolute link for an email, always on DISPATCH_PUBLIC_URL: never built from the
     request's Host header, which a visitor controls."""
     base = state().settings.require("public_url").rstrip("/")
