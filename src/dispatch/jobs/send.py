@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -222,6 +222,9 @@ def send_issue(
             pool = SenderPool(
                 target, concurrency=concurrency, rate=rate, timeout=settings.smtp_timeout
             )
+            policy = options.retry
+            if rate and rate > 0 and policy.give_up_after < 5 / rate:  # a very slow rate
+                policy = replace(policy, give_up_after=5 / rate)
             pool.reconnect_delays = (options.retry.base / 2, max(options.retry.maximum / 2, 0.01))
             run = DeliveryRun(
                 db,
@@ -229,7 +232,7 @@ def send_issue(
                 factory,
                 pool,
                 sender=envelope_address(factory.config.from_address),
-                policy=options.retry,
+                policy=policy,
                 progress=progress,
             )
             stats = run.run()

@@ -97,6 +97,9 @@ class SenderPool:
                         self.jobs.put(job)  # leave it for stop() to hand back
                     break
                 self.limiter.wait(self.stopping)
+                if self.stopping.is_set():
+                    self.jobs.put(job)  # never started: stop() hands it back
+                    break
                 try:
                     data = job.payload()
                     status = conn.send(job.sender, job.recipient, data)
