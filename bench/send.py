@@ -47,7 +47,7 @@ def child(argv: list[str]) -> None:
     if "dkim" in mode:
         _sign_every_message()
     settings = setup.settings_for(db_path, port)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = _peak_rss_mb()
     with open_db(db_path) as db:
         start = time.perf_counter()
         summary = send_job.send_issue(db, settings, issue_id)
@@ -55,9 +55,21 @@ def child(argv: list[str]) -> None:
     print(json.dumps({
         "sent": summary.sent_now, "failed": summary.failed_now, "seconds": seconds,
         "status": summary.issue_status,
-        "rss_before_mb": rss_before / 1024,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": _peak_rss_mb(),
     }))
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS. (getrusage's ru_maxrss is no good here: on Linux a child
+    inherits its parent's high-water mark across fork and exec.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _use_null_relay(send_job) -> None:  # noqa: ANN001 - the module

@@ -34,8 +34,6 @@ DEFAULT_HEADERS = (
 OVERSIGNED = ("from", "to", "subject")
 
 _WSP_RUN = re.compile(rb"[ \t]+")
-_WSP_TO_COMPRESS = re.compile(rb"\t[ \t]*| [ \t]+")  # runs that are not already one space
-_TRAILING_WSP = re.compile(rb"[ \t]+(?=\r\n)")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _SELECTOR = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
@@ -81,12 +79,14 @@ def relaxed_body(body: bytes) -> bytes:
     ignored; an empty body canonicalises to nothing (RFC 6376 errata 3986)."""
     if body and not body.endswith(b"\r\n"):
         body += b"\r\n"
-    # The substitutions only where they can change something: a 50 KB body is mostly clean
-    # (quoted-printable encodes line-end spaces), and the regexes cost more than the hash.
-    if b" \r\n" in body or b"\t\r\n" in body:
-        body = _TRAILING_WSP.sub(b"", body)
-    if b"\t" in body or b"  " in body:
-        body = _WSP_TO_COMPRESS.sub(b" ", body)
+    # bytes.replace runs at C speed; a regex over a 50 KB body costs more than the RSA
+    # signature. A tab becomes a space, then each pass halves every run of spaces.
+    if b"\t" in body:
+        body = body.replace(b"\t", b" ")
+    while b"  " in body:
+        body = body.replace(b"  ", b" ")
+    if b" \r\n" in body:
+        body = body.replace(b" \r\n", b"\r\n")
     end = len(body)
     while end >= 2 and body[end - 2:end] == b"\r\n":
         end -= 2
