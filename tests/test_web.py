@@ -352,6 +352,35 @@ def test_documented_gunicorn_command_serves_the_app_with_token_free_access_log(
 # -- the command -------------------------------------------------------------------------
 
 
+def test_dispatch_serve_serves_and_logs_without_tokens(tmp_path: Path, db, sent):
+    dispatch = Path(sys.executable).with_name("dispatch")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISPATCH_", "STRIPE_"))}
+    env.update(web_env(public_url=f"http://127.0.0.1:{port}"), DISPATCH_DB=str(db.path))
+    log_file = tmp_path / "serve.log"
+    token = sent.readers["ana@example.org"].unsub_token
+    with log_file.open("wb") as out:
+        proc = subprocess.Popen([str(dispatch), "--no-dotenv", "serve", "--port", str(port)],
+                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(200):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz").read()
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        break
+                    time.sleep(0.05)
+            assert urllib.request.urlopen(f"http://127.0.0.1:{port}/u/{token}").status == 200
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+    logged = log_file.read_text()
+    assert f"http://127.0.0.1:{port}/" in logged and "GET /u/[token]" in logged, logged
+    assert token not in logged
+    assert status_of(db, "ana@example.org") == "active"
+
+
 def test_serve_help_shows_the_production_command(run_cli):
     result = run_cli("serve", "--help")
     assert result.exit_code == 0

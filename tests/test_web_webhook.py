@@ -62,7 +62,7 @@ def test_signed_checkout_completed_records_an_attributed_donation(client, db, se
     payload = event("checkout.session.completed", session_object(token))
     response = post(client, payload, signed(payload))
     assert response.status_code == 200
-    assert response.get_json() == {"received": True, "outcome": "recorded"}
+    assert response.get_json() == {"received": True, "outcome": "new"}
     [row] = donations.list_donations(db)
     assert (row["session_id"], row["status"], row["amount_minor"], row["currency"]) == (
         "cs_test_a1", "paid", 2500, "eur")

@@ -44,7 +44,7 @@ def serve(app: App, host: str, port: int) -> None:
 
     settings = app.settings
     settings.require("secret_key")
-    run_server(settings, host, port)
+    run_server(settings, host, port, announce=lambda line: click.echo(line, err=True))
 
 
 COMMANDS = [serve]

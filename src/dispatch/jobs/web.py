@@ -294,7 +294,7 @@ _REFUND_EVENTS = {"refund.created", "refund.updated", "refund.failed", "charge.r
 class WebhookResult:
     event_id: str
     event_type: str
-    outcome: str  # 'recorded' | 'duplicate' | 'ignored'
+    outcome: str  # 'new' | 'updated' | 'unchanged' | 'ignored' | 'duplicate'
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -319,14 +319,18 @@ def handle_webhook(
         return WebhookResult(event_id, kind, "duplicate")
     livemode = bool(event.get("livemode"))
     if kind in _SESSION_EVENTS:
-        record_checkout_session(db, obj, "webhook", payment_failed=_SESSION_EVENTS[kind])
+        outcome = record_checkout_session(
+            db, obj, "webhook", payment_failed=_SESSION_EVENTS[kind]
+        ).outcome
     elif kind in _REFUND_EVENTS:
-        record_refund(db, obj, livemode=livemode)
+        outcome = record_refund(db, obj, livemode=livemode)
     else:
         # charge.refunded carries the refunds only on older API versions; otherwise the next
         # `donations sync` (or the refund.* events) brings them.
-        for refund in ((obj.get("refunds") or {}).get("data") or []):
-            record_refund(db, refund, livemode=livemode)
+        outcomes = [record_refund(db, refund, livemode=livemode)
+                    for refund in ((obj.get("refunds") or {}).get("data") or [])]
+        outcome = "new" if "new" in outcomes else "updated" if "updated" in outcomes else (
+            "unchanged" if outcomes else "ignored")
     donation_store.record_stripe_event(db, event_id, kind)
-    return WebhookResult(event_id, kind, "recorded")
+    return WebhookResult(event_id, kind, outcome)
 

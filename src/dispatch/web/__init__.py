@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,11 @@ def wsgi_app(env_file: str | None = None) -> Flask:
     return create_app(settings)
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """The development server (werkzeug, threaded), with tokens kept out of its request log."""
+def serve(
+    settings: Settings, host: str, port: int, announce: Callable[[str], None] = print
+) -> None:
+    """The development server (werkzeug, threaded), with tokens kept out of its request log.
+    ``announce`` is told where it listens once the port is bound."""
     from werkzeug.serving import make_server
 
     from dispatch.web.security import install_log_redaction
@@ -174,8 +178,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
             f"Cannot listen on {host}:{port}",
             "Choose another --port, or stop the program that uses this one.",
         ) from exc
-    log.warning("Dispatch web service on http://%s:%s/ (development server; for production: "
-                "%s)", host, server.port, GUNICORN_COMMAND)
+    announce(f"Dispatch web service on http://{host}:{server.port}/ (development server; "
+             f"in production: {GUNICORN_COMMAND}). Ctrl+C stops it.")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
