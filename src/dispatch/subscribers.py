@@ -45,7 +45,6 @@ class InvalidRow:
 class ParsedList:
     rows: list[CsvRow] = field(default_factory=list)
     invalid: list[InvalidRow] = field(default_factory=list)
-    had_header: bool = False
 
 
 def normalize_address(address: str, *, allow_test_domains: bool = False) -> str:
@@ -134,35 +133,49 @@ def _records(text: str) -> Iterator[tuple[int, list[str] | csv.Error]]:
 
 
 def read_csv(path: Path) -> ParsedList:
-    """Parse a subscriber CSV file; raises InputError only when the file cannot be read at all."""
+    """Parse a subscriber CSV file into lists (see ``iter_csv`` for the streaming form)."""
+    parsed = ParsedList()
+    for item in iter_csv(path):
+        (parsed.invalid if isinstance(item, InvalidRow) else parsed.rows).append(item)
+    return parsed
+
+
+def iter_csv(path: Path) -> Iterator[CsvRow | InvalidRow]:
+    """Each row of a subscriber CSV file, good or bad, in file order.
+
+    Raises InputError when the file cannot be read, is not UTF-8, or has no subscriber rows.
+    Only the addresses seen so far are kept (for duplicates), so a list of a million people
+    streams into the store without being held in memory.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"Cannot read {path}: {exc.strerror or exc}", "Check the path.") from exc
-    return parse_csv_text(_decode(data, path), str(path))
+    yield from parse_csv_text(_decode(data, path), str(path))
 
 
-def parse_csv_text(text: str, label: str = "the file") -> ParsedList:
-    parsed = ParsedList()
+def parse_csv_text(text: str, label: str = "the file") -> Iterator[CsvRow | InvalidRow]:
     seen: dict[str, int] = {}
     email_col, name_col = 0, 1
     tag_cols: list[int] | None = None
     first = True
+    any_row = False
     for line, cells in _records(text):
         if isinstance(cells, csv.Error):
-            parsed.invalid.append(InvalidRow(line, "", f"malformed CSV: {cells}"))
+            any_row = True
+            yield InvalidRow(line, "", f"malformed CSV: {cells}")
             continue
         if not any(c.strip() for c in cells):
             continue  # blank line
         if first:
             first = False
             if _is_header(cells):
-                parsed.had_header = True
                 lowered = [c.strip().lower() for c in cells]
                 email_col = next(i for i, c in enumerate(lowered) if c in _HEADER_EMAIL)
                 name_col = next((i for i, c in enumerate(lowered) if c in _HEADER_NAME), -1)
                 tag_cols = []
                 continue
+        any_row = True
         raw_email = cells[email_col].strip() if email_col < len(cells) else ""
         name = cells[name_col] if 0 <= name_col < len(cells) else ""
         if tag_cols is None:
@@ -177,32 +190,29 @@ def parse_csv_text(text: str, label: str = "the file") -> ParsedList:
             )
         )
         if not raw_email:
-            parsed.invalid.append(InvalidRow(line, "", "no email address in the row"))
+            yield InvalidRow(line, "", "no email address in the row")
             continue
         try:
             email = normalize_address(raw_email)
         except InputError as exc:
             reason = str(exc.__cause__) if exc.__cause__ else exc.message
-            parsed.invalid.append(InvalidRow(line, clean_name(raw_email), reason))
+            yield InvalidRow(line, clean_name(raw_email), reason)
             continue
         if email in seen:
-            parsed.invalid.append(
-                InvalidRow(
-                    line,
-                    email,
-                    f"duplicate of line {seen[email]} (addresses compare case-insensitively)",
-                )
+            yield InvalidRow(
+                line,
+                email,
+                f"duplicate of line {seen[email]} (addresses compare case-insensitively)",
             )
             continue
         seen[email] = line
-        parsed.rows.append(CsvRow(line, email, clean_name(name), tags))
-    if not parsed.rows and not parsed.invalid:
+        yield CsvRow(line, email, clean_name(name), tags)
+    if not any_row:
         raise InputError(
             f"{label} has no subscriber rows",
             "A subscriber CSV has one row per person: email,name[,tags…] (a header row is "
             "optional).",
         )
-    return parsed
 
 
 def write_csv(rows: Iterator[tuple[str, str, tuple[str, ...]]], out: io.TextIOBase) -> int:

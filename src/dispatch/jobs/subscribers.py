@@ -11,7 +11,7 @@ from dispatch.errors import InputError
 from dispatch.models import Subscriber, SubscriberStatus
 from dispatch.store import Database
 from dispatch.store import subscribers as store
-from dispatch.subscribers import InvalidRow, normalize_address, read_csv, write_csv
+from dispatch.subscribers import InvalidRow, iter_csv, normalize_address, write_csv
 
 
 @dataclass
@@ -41,13 +41,17 @@ class ImportReport:
 
 def import_file(db: Database, path: Path) -> ImportReport:
     """Import a subscriber CSV: good rows in, bad rows reported, suppression always wins."""
-    parsed = read_csv(path)
-    counts = store.import_subscribers(
-        db, ((r.email, r.name, r.tags) for r in parsed.rows), source=f"import:{path.name}"
-    )
-    return ImportReport(
-        counts.added, counts.updated, counts.unchanged, counts.suppressed, parsed.invalid
-    )
+    invalid: list[InvalidRow] = []
+
+    def good_rows() -> Iterator[tuple[str, str, tuple[str, ...]]]:
+        for item in iter_csv(path):
+            if isinstance(item, InvalidRow):
+                invalid.append(item)
+            else:
+                yield item.email, item.name, item.tags
+
+    counts = store.import_subscribers(db, good_rows(), source=f"import:{path.name}")
+    return ImportReport(counts.added, counts.updated, counts.unchanged, counts.suppressed, invalid)
 
 
 def _address(email: str) -> str:
