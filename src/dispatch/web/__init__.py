@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -27,7 +27,7 @@ from dispatch.errors import DispatchError, WebError
 from dispatch.jobs.common import renderer_from
 from dispatch.jobs.web import Outbox
 from dispatch.render.templates import Renderer
-from dispatch.store import Database, open_db
+from dispatch.store import Database, connect, open_db
 from dispatch.web.security import RateLimiter, add_security_headers, no_store
 
 log = logging.getLogger("dispatch.web")
@@ -46,29 +46,36 @@ GUNICORN_COMMAND = (
 
 @dataclass
 class WebState:
-    """What the routes share: settings, the store (opened lazily, after a server forks its
-    workers), the page renderer, the confirmation outbox and the signup rate limit."""
+    """What the routes share: settings, the page renderer, the confirmation outbox and the
+    signup rate limit. The store is migrated once (lazily, after a server forks its workers)
+    and each request gets its own connection, closed when the request ends."""
 
     settings: Settings
     db_path: Path
     renderer: Renderer
     outbox: Outbox = field(default_factory=Outbox)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(*SIGNUP_LIMIT))
-    _db: Database | None = None
+    _migrated: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def db(self) -> Database:
-        with self._lock:
-            if self._db is None:
-                self._db = open_db(self.db_path)
-            return self._db
+        """This request's connection to the store."""
+        if "dispatch_db" not in g:
+            with self._lock:
+                if not self._migrated:
+                    open_db(self.db_path).close()
+                    self._migrated = True
+            g.dispatch_db = Database(connect(self.db_path), self.db_path)
+        return g.dispatch_db  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self.outbox.join()
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+
+
+def _close_db(_exc: BaseException | None) -> None:
+    database = g.pop("dispatch_db", None)
+    if database is not None:
+        database.close()
 
 
 def state() -> WebState:
@@ -108,6 +115,7 @@ def create_app(settings: Settings, db_path: Path | None = None) -> Flask:
         app.register_blueprint(module.bp)
 
     app.after_request(add_security_headers)
+    app.teardown_appcontext(_close_db)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DispatchError, _dispatch_error)
 

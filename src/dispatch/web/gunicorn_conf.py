@@ -24,7 +24,6 @@ access_log_format = '%(t)s "%(r)s" %(s)s %(B)s %(L)ss "%(a)s"'
 # Stripe expects an answer within seconds; nothing here waits on the network.
 timeout = 30
 graceful_timeout = 20
-forwarded_allow_ips = "127.0.0.1"
 
 _DROPPED = ("{cookie}i", "{authorization}i", "{stripe-signature}i", "{set-cookie}o",
             "{x-forwarded-for}i", "{forwarded}i", "{remote_addr}e")
