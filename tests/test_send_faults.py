@@ -132,9 +132,8 @@ def test_permanent_refusal_exits_3_with_the_list_and_retry_failed_sends_it(
 
     data = json.loads(run_cli("status", issue, "--json", env=smtp_env).output)
     assert data["counts"]["sent"] == 3 and data["counts"]["failed"] == 1
-    assert data["failed"] == [
-        {"email": "reader0002@example.org", "reply": "550 5.1.1 no such mailbox"}
-    ]
+    assert data["failed"] == ["reader0002@example.org"]
+    assert data["replies"] == {"reader0002@example.org": "550 5.1.1 no such mailbox"}
 
     again = run_cli("send", issue, env=smtp_env)  # a plain rerun does not retry failures
     assert again.exit_code == 3 and len(smtp_server.messages) == 3
@@ -214,3 +213,17 @@ def test_a_second_send_on_the_same_database_is_refused_while_one_runs(db, settin
     issue = create_sample_issue(db)
     with send_lock(db), pytest.raises(SendError, match="Another `dispatch send` is running"):
         send_issue(db, settings, issue)
+
+
+def test_status_tells_rows_in_flight_from_rows_left_by_a_stopped_send(db, run_cli, smtp_env):
+    from dispatch.jobs.send import send_lock
+
+    add_subscribers(db, people(2))
+    issue = create_sample_issue(db)
+    fix_ledger(db, issue)
+    db.execute("UPDATE deliveries SET state = 'sending' WHERE email = 'reader0000@example.org'")
+    stopped = run_cli("status", issue, env=smtp_env)
+    assert "1 were in flight when a send stopped" in stopped.output
+    with send_lock(db):
+        running = run_cli("status", issue, env=smtp_env)
+    assert "1 in flight now" in running.output

@@ -30,6 +30,13 @@ def _print_counts(summary: SendSummary) -> None:
         f"Issue {summary.issue_id} ({summary.issue_status}): {total} recipients"
         + (f": {shown}" if shown else "")
     )
+    if counts.get("sending"):
+        click.echo(
+            f"{counts['sending']} in flight now"
+            if summary.running
+            else f"{counts['sending']} were in flight when a send stopped: the next "
+            f"`dispatch send {summary.issue_id}` marks them uncertain"
+        )
     for title, rows in (("Failed", summary.failed), ("Uncertain", summary.uncertain)):
         if not rows:
             continue
@@ -230,14 +237,9 @@ def status(app: App, issue: str, as_json: bool) -> None:
     """
     summary = issue_status(app.db(), issue)
     if as_json:
+        data = summary.as_json()
         echo_json(
-            {
-                "issue": summary.issue_id,
-                "status": summary.issue_status,
-                "counts": summary.counts,
-                "failed": [{"email": e, "reply": r} for e, r in summary.failed],
-                "uncertain": [e for e, _ in summary.uncertain],
-            }
+            {k: data[k] for k in ("issue", "status", "counts", "failed", "replies", "uncertain")}
         )
         return
     _print_counts(summary)

@@ -56,6 +56,7 @@ class SendSummary:
     newly_uncertain: int = 0
     seconds: float = 0.0
     issue_status: str = "sending"
+    running: bool = False  # (status only) a send of this database is running now
 
     @property
     def complete(self) -> bool:
@@ -68,7 +69,8 @@ class SendSummary:
             "counts": self.counts,
             "sent_now": self.sent_now,
             "failed_now": self.failed_now,
-            "failed": [{"email": e, "reply": r} for e, r in self.failed],
+            "failed": [e for e, _ in self.failed],
+            "replies": {e: r for e, r in self.failed if e},
             "uncertain": [e for e, _ in self.uncertain],
             "seconds": round(self.seconds, 2),
         }
@@ -170,6 +172,21 @@ def send_lock(db: Database) -> Iterator[None]:
         handle.close()
 
 
+def send_running(db: Database) -> bool:
+    """Whether a `dispatch send` holds this database's send lock right now."""
+    if fcntl is None:
+        return False
+    path = Path(f"{db.path}.send-lock")
+    if not path.exists():
+        return False
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
+
+
 # -- the send ---------------------------------------------------------------------------
 
 
@@ -258,8 +275,8 @@ def issue_status(db: Database, issue_id: str) -> SendSummary:
     summary = SendSummary(issue_id, ledger.state_counts(db, issue_id), [], [])
     summary.failed = list(ledger.rows_in_state(db, issue_id, "failed"))
     summary.uncertain = list(ledger.rows_in_state(db, issue_id, "uncertain"))
-    # Rows 'sending' while no send holds the lock are in doubt too; status shows them as such.
     summary.issue_status = issue.status
+    summary.running = send_running(db)
     return summary
 
 
