@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
+from typing import TextIO
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -136,7 +137,10 @@ def read_csv(path: Path) -> ParsedList:
     """Parse a subscriber CSV file into lists (see ``iter_csv`` for the streaming form)."""
     parsed = ParsedList()
     for item in iter_csv(path):
-        (parsed.invalid if isinstance(item, InvalidRow) else parsed.rows).append(item)
+        if isinstance(item, InvalidRow):
+            parsed.invalid.append(item)
+        else:
+            parsed.rows.append(item)
     return parsed
 
 
@@ -215,7 +219,7 @@ def parse_csv_text(text: str, label: str = "the file") -> Iterator[CsvRow | Inva
         )
 
 
-def write_csv(rows: Iterator[tuple[str, str, tuple[str, ...]]], out: io.TextIOBase) -> int:
+def write_csv(rows: Iterator[tuple[str, str, tuple[str, ...]]], out: TextIO) -> int:
     """Write ``email,name,tags…`` (with a header row) in the form ``read_csv`` reads back."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["email", "name", "tags"])
