@@ -276,6 +276,23 @@ def test_redaction_removes_tokens_and_queries():
     line = '"GET /u/AbC_123-x HTTP/1.1" 200 /d/tok?e=a%40b /confirm/zz /archive/2026-W47'
     assert redact(line) == ('"GET /u/[token] HTTP/1.1" 200 /d/[token]?[query] '
                             '/confirm/[token] /archive/2026-W47')
+    assert redact("Is it set? Yes.") == "Is it set? Yes."
+
+
+def test_unexpected_errors_are_logged_without_the_token(make_web_app, sent, caplog,
+                                                       monkeypatch):
+    from dispatch.jobs import web as jobs
+
+    def broken(db, token):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(jobs, "subscriber_for_token", broken)  # stands in for any bug
+    app = make_web_app()
+    app.config.update(TESTING=False, PROPAGATE_EXCEPTIONS=False)
+    token = sent.readers["ana@example.org"].unsub_token
+    assert app.test_client().get(f"/u/{token}?e=ana@example.org").status_code == 500
+    assert "Exception on /u/[token]" in caplog.text
+    assert token not in caplog.text and "ana@example.org" not in caplog.text
 
 
 def test_dev_server_request_log_has_no_tokens_or_addresses(live_web, db, sent, caplog):

@@ -28,7 +28,12 @@ from dispatch.jobs.common import renderer_from
 from dispatch.jobs.web import Outbox
 from dispatch.render.templates import Renderer
 from dispatch.store import Database, connect, open_db
-from dispatch.web.security import RateLimiter, add_security_headers, no_store
+from dispatch.web.security import (
+    RateLimiter,
+    add_security_headers,
+    install_log_redaction,
+    no_store,
+)
 
 log = logging.getLogger("dispatch.web")
 
@@ -115,6 +120,8 @@ def create_app(settings: Settings, db_path: Path | None = None) -> Flask:
         app.register_blueprint(module.bp)
 
     app.after_request(add_security_headers)
+    # Flask logs unhandled errors as "Exception on <path>" on this logger: no tokens there.
+    install_log_redaction(app.logger.name)
     app.teardown_appcontext(_close_db)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DispatchError, _dispatch_error)
@@ -173,8 +180,6 @@ def serve(
     """The development server (werkzeug, threaded), with tokens kept out of its request log.
     ``announce`` is told where it listens once the port is bound."""
     from werkzeug.serving import make_server
-
-    from dispatch.web.security import install_log_redaction
 
     app = create_app(settings)
     install_log_redaction("werkzeug")

@@ -56,13 +56,13 @@ def no_store(response: R) -> R:
 # -- access logs -----------------------------------------------------------------------------
 
 _TOKEN_PATH = re.compile(r"/(u|d|confirm)/[^\s?\"#/]+")
-_QUERY = re.compile(r"\?[^\s\"]*")
+_QUERY = re.compile(r"(/[^\s?\"]*)\?[^\s\"]*")
 _LEADING_ADDRESS = re.compile(r"^\S+ - - ")
 
 
 def redact(text: str) -> str:
     """A log line without the personal tokens of /u/, /d/ and /confirm/ paths or any query."""
-    return _QUERY.sub("?[query]", _TOKEN_PATH.sub(r"/\1/[token]", text))
+    return _QUERY.sub(r"\1?[query]", _TOKEN_PATH.sub(r"/\1/[token]", text))
 
 
 class RedactingFilter(logging.Filter):
