@@ -174,6 +174,19 @@ def wsgi_app(env_file: str | None = None) -> Flask:
     return create_app(settings)
 
 
+def missing_settings(settings: Settings) -> list[str]:
+    """What will not work with these settings, one line each (said when the server starts)."""
+    lines = []
+    if not settings.public_url:
+        lines.append("Note: DISPATCH_PUBLIC_URL is not set: emails do not link here and "
+                     "/subscribe cannot send confirmation links.")
+    if not settings.stripe_webhook_secret:
+        lines.append("Note: STRIPE_WEBHOOK_SECRET is not set: /stripe/webhook answers 503.")
+    if not settings.smtp_url:
+        lines.append("Note: DISPATCH_SMTP_URL is not set: /subscribe cannot send confirmations.")
+    return lines
+
+
 def serve(
     settings: Settings, host: str, port: int, announce: Callable[[str], None] = print
 ) -> None:
@@ -193,6 +206,8 @@ def serve(
         ) from exc
     announce(f"Dispatch web service on http://{host}:{server.port}/ (development server; "
              f"in production: {GUNICORN_COMMAND}). Ctrl+C stops it.")
+    for line in missing_settings(settings):
+        announce(line)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
