@@ -217,3 +217,28 @@ def test_unconfirmed_signups_are_not_kept(app, client, db, smtp_server):
     assert status_of(db, "typo@example.org") is None
     assert db.execute("SELECT COUNT(*) FROM confirmations WHERE email = 'typo@example.org'"
                       ).fetchone()[0] == 0
+
+
+def test_forwarded_for_is_ignored_unless_proxies_are_configured(app, client):
+    app.extensions["dispatch"].limiter = RateLimiter(limit=1, window=3600)
+    token = csrf(client)
+    first = client.post("/subscribe", data={"csrf_token": token, "email": "p1@example.org"},
+                        headers={"X-Forwarded-For": "203.0.113.1"})
+    spoofed = client.post("/subscribe", data={"csrf_token": token, "email": "p2@example.org"},
+                          headers={"X-Forwarded-For": "203.0.113.2"})
+    assert (first.status_code, spoofed.status_code) == (200, 429)
+
+
+def test_behind_a_proxy_the_limit_is_per_forwarded_client(make_web_app, smtp_server):
+    app = make_web_app(DISPATCH_SMTP_URL=smtp_server.url, DISPATCH_WEB_PROXIES="1")
+    app.extensions["dispatch"].limiter = RateLimiter(limit=1, window=3600)
+    client = app.test_client()
+    token = csrf(client)
+
+    def post(email: str, client_ip: str) -> int:
+        return client.post("/subscribe", data={"csrf_token": token, "email": email},
+                           headers={"X-Forwarded-For": client_ip}).status_code
+
+    assert post("q1@example.org", "203.0.113.1") == 200
+    assert post("q2@example.org", "203.0.113.2") == 200
+    assert post("q3@example.org", "203.0.113.1") == 429
