@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dispatch.config import Settings, default_templates_dir
 from dispatch.render.templates import Links, Outlet, Renderer
+from dispatch.store import Database
+from dispatch.store import donations as donation_store
 
 
 def outlet_from(settings: Settings) -> Outlet:
@@ -31,3 +33,13 @@ def archive_url(settings: Settings, issue_id: str) -> str:
 def send_links(settings: Settings, issue_id: str) -> Links:
     """Links for the variants the send fills in: personal parts stay placeholders."""
     return Links(archive=archive_url(settings, issue_id))
+
+
+def donation_link_base(db: Database, settings: Settings) -> str:
+    """The Payment Link URL personal donation links start from: the setting wins, else the
+    link stored by `dispatch donations setup`; '' when neither exists."""
+    value = settings.payment_link.strip()
+    if value:
+        return value.split("?", 1)[0]
+    row = donation_store.main_payment_link(db)
+    return str(row["url"]) if row is not None else ""

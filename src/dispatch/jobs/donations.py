@@ -17,6 +17,7 @@ from typing import Any
 from dispatch.config import Settings
 from dispatch.donations import StripeGateway, key_mode, refund_facts, session_facts
 from dispatch.errors import ConfigError, DonationError, InputError
+from dispatch.jobs.common import donation_link_base  # noqa: F401 (jobs.web imports it here)
 from dispatch.models import ZERO_DECIMAL_CURRENCIES
 from dispatch.store import Database
 from dispatch.store import donations as store
@@ -286,11 +287,3 @@ def _create_link(db: Database, gw: StripeGateway, nonce: str, currency: str, kin
     )
 
 
-def donation_link_base(db: Database, settings: Settings) -> str:
-    """The Payment Link URL personal donation links start from: the setting wins, else the
-    link stored by `dispatch donations setup`; '' when neither exists."""
-    value = settings.payment_link.strip()
-    if value:
-        return value.split("?", 1)[0]
-    row = store.main_payment_link(db)
-    return str(row["url"]) if row is not None else ""

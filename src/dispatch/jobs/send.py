@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, IssueError, SendError
+from dispatch.jobs.common import donation_link_base
 from dispatch.jobs.delivery import DeliveryRun, RetryPolicy
 from dispatch.mailer import SenderPool, SmtpConnection, SmtpTarget, check_relay, parse_smtp_url
 from dispatch.models import Issue, Persona
@@ -121,7 +122,7 @@ def message_config(db: Database, settings: Settings) -> MessageConfig:
         reply_to=reply_to,
         list_id=list_id,
         public_url=public,
-        payment_link=settings.payment_link.strip(),
+        payment_link=donation_link_base(db, settings),
         prefill_email=settings.prefill_email,
         unsubscribe_mailto=mailto,
         secret=secret,
