@@ -42,7 +42,6 @@ SIGNUP_LIMIT = (5, 600.0)
 #: Largest request body accepted (Stripe events are a few kilobytes).
 MAX_BODY = 512 * 1024
 
-DEV_COMMAND = "dispatch serve --host 127.0.0.1 --port 8000"
 GUNICORN_COMMAND = (
     "gunicorn -w 4 -b 127.0.0.1:8000 -c python:dispatch.web.gunicorn_conf "
     "'dispatch.web:wsgi_app()'"
@@ -105,14 +104,13 @@ def create_app(settings: Settings, db_path: Path | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
-        JSON_SORT_KEYS=False,
     )
     app.extensions["dispatch"] = WebState(
         settings=settings, db_path=db_path or settings.db_path, renderer=renderer_from(settings)
     )
     if settings.web_proxies:
         n = settings.web_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
 
     from dispatch.web import archive, links, signup, stripe_hook
 
