@@ -126,3 +126,26 @@ def test_code_passes_ruff() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "```sh\nscripts/test.sh\n```" in readme
+    assert "```sh\nscripts/demo.sh\n```" in readme
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "exec scripts/test.sh" in ci
+
+
+def test_readme_demo_command_runs(tmp_path: Path) -> None:
+    """The README's first command, for real: the script, the venv check, the whole demo."""
+    import subprocess
+
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "demo.sh"), "--workdir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "personal copies sent, 0 failed" in result.stdout
+    assert (tmp_path / "demo" / "preview" / "non_donor.html").is_file()
