@@ -146,7 +146,8 @@ def test_a_key_for_another_message_does_not_verify(rsa_pem) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"\r\n", b"\r\n\r\n", b"a  b \t\r\n\r\n", b" x\r\n\ty \r\n", b"no end", b"a\rb\r\n"],
+    [b"", b"\r\n", b"\r\n\r\n", b"a  b \t\r\n\r\n", b" x\r\n\ty \r\n", b"no end", b"a\rb\r\n",
+     b"a\t \tb     c \t \r\n  \r\n\t\r\n", b"   \r\nx"],
 )
 def test_body_canonicalisation_matches_dkimpy(body: bytes) -> None:
     expected = Relaxed.canonicalize_body(body if body.endswith(b"\r\n") or not body
