@@ -1,4 +1,4 @@
-"""Feed files on disk: RSS 2.0 with content:encoded, Atom, broken XML, undated and repeated items."""
+"""Feed files on disk: RSS 2.0 with content:encoded, Atom, broken XML, undated and doubled items."""
 
 from __future__ import annotations
 
@@ -110,8 +110,8 @@ def test_same_url_with_tracking_parameters_is_one_story() -> None:
 def test_hostile_feed_item_comes_out_safe() -> None:
     (article,) = collect("attacks.xml").articles
     body = article.body_html.lower()
-    for needle in ("<script", "<style", "onclick", "onerror", "onload", "<iframe", "<form",
-                   "<input", "<object", "<embed", "<svg", "javascript", "position", "style="):  # fmt: skip
+    needles = "<script <style onclick onerror onload <iframe <form <input <object <embed <svg"
+    for needle in [*needles.split(), "javascript", "position", "style="]:
         assert needle not in body, needle
     assert "<p>Clickable</p>" in article.body_html
     assert article.title == "Council & budget passes"

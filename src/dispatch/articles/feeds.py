@@ -3,6 +3,7 @@
 We fetch URLs ourselves (urllib, a clear User-Agent, one deadline for the whole download, a size
 cap) and hand feedparser a byte stream, so feedparser never opens a URL or a path itself; its
 SAX parser has external entities switched off and it strips unsafe entity declarations.
+Relative URLs inside an item resolve against the item's link (else the feed's own URL).
 
 Undated items: an item's date is its ``published`` date, else its ``updated`` date. An item
 with neither cannot be placed in a week, so it is left out, and the source gets one warning
@@ -64,7 +65,7 @@ def fetch_feed(url: str, timeout: float) -> tuple[bytes, str]:
             while True:
                 if time.monotonic() > deadline:
                     raise TimeoutError
-                chunk = response.read(65536)
+                chunk = response.read1(65536)  # returns what has arrived; read() waits to fill
                 if not chunk:
                     break
                 size += len(chunk)
@@ -115,7 +116,7 @@ def parse_feed(
     if location:
         headers["content-location"] = location
     parsed = feedparser.parse(
-        io.BytesIO(data), response_headers=headers, sanitize_html=False, resolve_relative_uris=True
+        io.BytesIO(data), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
     )
     warnings: list[SourceWarning] = []
     entries = parsed.get("entries", [])
