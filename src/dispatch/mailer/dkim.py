@@ -99,15 +99,20 @@ def body_hash(body: bytes) -> str:
     return base64.b64encode(hashlib.sha256(relaxed_body(body)).digest()).decode()
 
 
+def _field_name(name: bytes) -> str:
+    return name.strip(b" \t").lower().decode("ascii", "replace")
+
+
 def _select(fields: list[tuple[bytes, bytes]], names: Sequence[str]) -> list[tuple[bytes, bytes]]:
     """Header instances for the h= list, each name taken from the bottom up (RFC 6376 5.4.2)."""
     chosen: list[tuple[bytes, bytes]] = []
     last_index: dict[str, int] = {}
+    lowered = [_field_name(f[0]) for f in fields]
     for name in names:
         i = last_index.get(name, len(fields))
         while i > 0:
             i -= 1
-            if fields[i][0].strip(b" \t").lower().decode("ascii", "replace") == name:
+            if lowered[i] == name:
                 chosen.append(fields[i])
                 break
         last_index[name] = i
@@ -185,7 +190,7 @@ class DkimSigner:
         if not message.endswith(b"\r\n"):
             message += b"\r\n"  # what SMTP's DATA would add anyway; signed as sent
         fields, body = split_message(message)
-        present = [f[0].strip(b" \t").lower().decode("ascii", "replace") for f in fields]
+        present = [_field_name(f[0]) for f in fields]
         names = [n for n in present if n in self.headers]
         names += [n for n in OVERSIGNED if n in self.headers]
         if "from" not in present:
