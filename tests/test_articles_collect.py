@@ -55,6 +55,15 @@ class FeedServer:
                     self.send_header("Content-Type", "application/rss+xml")
                     self.end_headers()
                     self.wfile.write(body)
+                elif self.path in ("/moved.xml", "/to-file.xml", "/to-ftp.xml"):
+                    target = {
+                        "/moved.xml": "/feed.xml",
+                        "/to-file.xml": "file:///etc/passwd",
+                        "/to-ftp.xml": "ftp://127.0.0.1/feed.xml",
+                    }[self.path]
+                    self.send_response(302)
+                    self.send_header("Location", target)
+                    self.end_headers()
                 elif self.path == "/stall.xml":
                     owner.release.wait(30)  # never answers within the client's timeout
                 elif self.path == "/trickle.xml":
@@ -128,6 +137,15 @@ def test_http_404_is_a_warning_and_other_sources_still_count(server: FeedServer)
     (warning,) = result.warnings
     assert warning.source == missing
     assert "HTTP 404" in warning.message
+
+
+def test_redirects_are_followed_only_to_http(server: FeedServer) -> None:
+    assert len(collect_articles([f"{server.base}/moved.xml"]).articles) == 2
+    result = collect_articles([f"{server.base}/to-file.xml", f"{server.base}/to-ftp.xml"])
+    assert result.articles == []
+    file_warning, ftp_warning = (w.message for w in result.warnings)
+    assert "HTTP 302" in file_warning and "not allowed" in file_warning  # urllib's own check
+    assert "redirect to a non-http(s) address refused" in ftp_warning  # ours
 
 
 def test_connection_refused_is_a_warning() -> None:

@@ -20,9 +20,9 @@ import io
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import feedparser
 
@@ -50,7 +50,21 @@ _ACCEPT = (
 #: feedparser "bozo" reasons that are about labelling, not about broken XML.
 _HARMLESS_BOZO = ("CharacterEncodingOverride", "NonXMLContentType")
 
-Warn = Callable[[str], None]
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to http(s): a feed server must not send us to file: or ftp:."""
+
+    def redirect_request(  # type: ignore[no-untyped-def]
+        self, req, fp, code, msg, headers, newurl
+    ):
+        if urlsplit(newurl).scheme.lower() not in ("http", "https"):
+            raise urllib.error.HTTPError(
+                newurl, code, "redirect to a non-http(s) address refused", headers, fp
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
 
 
 def fetch_feed(url: str, timeout: float) -> tuple[bytes, str]:
@@ -58,7 +72,7 @@ def fetch_feed(url: str, timeout: float) -> tuple[bytes, str]:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": _ACCEPT})
     deadline = time.monotonic() + timeout
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only)
+        with _OPENER.open(request, timeout=timeout) as response:
             content_type = response.headers.get("Content-Type", "")
             chunks: list[bytes] = []
             size = 0
