@@ -27,6 +27,8 @@ def collect_articles(
     still count; nothing is raised for a bad source. No date window is applied here.
     Raises ConfigError only for a boilerplate pattern that is not a valid regular expression.
     """
+    if isinstance(sources, str):  # one source passed bare, not a list of its characters
+        sources = [sources]
     try:
         patterns = compile_patterns(options.boilerplate_patterns)
     except re.error as exc:
