@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what it needs: ./.venv with Dispatch and its dev tools, and
-# Debian's chromium (browser tests) and postfix (smtp-sink for send tests and the benchmark).
+# Debian's chromium (browser tests), postfix (smtp-sink for send tests and the benchmark) and
+# dovecot-imapd (a real IMAP server for the bounce tests).
 # Usage: scripts/test.sh [pytest arguments]
 source "$(dirname "$0")/_venv.sh"
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
+[ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "Installing Debian packages: ${missing[*]}"

@@ -1,6 +1,6 @@
-"""Bounce processing: real DSN samples (tests/fixtures/dsn), a real Maildir and mbox on disk, the
-real store and CLI. IMAP is covered only as far as no server is needed (URL parsing, a refused
-connection that must not leak the password): there is no IMAP server on the test machine."""
+"""Bounce processing: real DSN samples (tests/fixtures/dsn), a real Maildir and mbox on disk, a
+real IMAP server (Debian's Dovecot, started on loopback with its own config and a self-signed
+certificate the test trusts through SSL_CERT_FILE), the real store and CLI."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from dispatch.store import Database, ledger
 from dispatch.store import bounces as bounce_store
 from dispatch.store import issues as issue_store
 from dispatch.store import subscribers as subscriber_store
+from tests.conftest import skip_or_fail
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dsn"
 PEOPLE = ["ana", "ben", "cleo", "dev", "eve"]  # subscriber and delivery ids 1..5 in this order
@@ -317,3 +318,158 @@ def test_unreachable_imap_server_error_names_host_not_password() -> None:
     text = str(info.value)
     assert f"127.0.0.1:{port}" in text and "ann" in text
     assert "hunter2secret" not in text
+
+
+# -- IMAP against a real Dovecot on loopback -------------------------------------------------
+
+DOVECOT = Path("/usr/sbin/dovecot")
+DOVECOT_CONF = """\
+base_dir = {tmp}/run
+state_dir = {tmp}/state
+log_path = {tmp}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <{tmp}/cert.pem
+ssl_key = <{tmp}/key.pem
+auth_mechanisms = plain
+passdb {{
+  driver = static
+  args = password=s3cret-imap
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={tmp}/home/%u
+}}
+mail_location = maildir:~/Maildir
+default_internal_user = dovecot
+default_login_user = dovenull
+service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    port = {port}
+    ssl = yes
+  }}
+}}
+"""
+
+
+def _self_signed(tmp: Path) -> Path:
+    """A certificate for 127.0.0.1 (and its key) that the test then trusts via SSL_CERT_FILE."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return tmp / "cert.pem"
+
+
+@pytest.fixture
+def dovecot(monkeypatch: pytest.MonkeyPatch):
+    """A real IMAP server (Debian's dovecot-imapd) on a free loopback port with its own config;
+    yields (port, the bounce user's Maildir)."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    if not DOVECOT.exists():
+        skip_or_fail("Dovecot is not installed (apt-get install dovecot-imapd)")
+    if os.geteuid() != 0:
+        skip_or_fail("Dovecot's test instance needs root to start")
+    # Not under tmp_path: pytest's base folder is 0700, and Dovecot reads mail as 'nobody'.
+    tmp = Path(tempfile.mkdtemp(prefix="dispatch-imap-"))
+    tmp.chmod(0o755)
+    for sub in ("run", "state", "home"):
+        (tmp / sub).mkdir(parents=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(_self_signed(tmp)))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = tmp / "dovecot.conf"
+    conf.write_text(DOVECOT_CONF.format(tmp=tmp, port=port))
+    maildir = tmp / "home" / "bounces@outlet.test" / "Maildir"
+    maildir.parent.mkdir()
+    mailbox.Maildir(maildir, create=True)
+    proc = subprocess.Popen([str(DOVECOT), "-F", "-c", str(conf)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log_file = tmp / "dovecot.log"
+                    log = log_file.read_text() if log_file.exists() else ""
+                    out = proc.stdout.read().decode() if proc.poll() is not None else ""
+                    pytest.fail(f"dovecot did not start: {out}{log}")
+                time.sleep(0.1)
+
+        def hand_over() -> None:  # mail is read by the unprivileged mail user
+            for path in [maildir.parent, *maildir.parent.rglob("*")]:
+                shutil.chown(path, "nobody", "nogroup")
+
+        yield port, maildir, hand_over
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_imap_mailbox_is_processed_and_messages_marked_seen(mailing, run_cli, dovecot) -> None:
+    port, maildir, hand_over = dovecot
+    box = mailbox.Maildir(maildir, create=False)
+    for name in ALL:
+        box.add(fixture(name))
+    hand_over()
+    url = f"imaps://bounces%40outlet.test:s3cret-imap@127.0.0.1:{port}/INBOX"
+    env = {"DISPATCH_BOUNCE_MAILBOX": url}
+    result = run_cli("bounces", "process", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["messages"], report["hard"], report["soft"], report["ignored"],
+            report["set_aside"]) == (5, 3, 1, 1, 4)
+    assert report["mailbox"] == "imaps://127.0.0.1/INBOX"
+    assert "s3cret" not in result.output
+    assert [status_of(mailing, p) for p in PEOPLE] == [
+        "active", "bounced", "active", "bounced", "bounced"]
+    # The four bounces are now seen; only the auto-reply is read again next time.
+    again = json.loads(run_cli("bounces", "process", "--json", env=env).output)
+    assert (again["messages"], again["ignored"], again["hard"]) == (1, 1, 0)
+
+
+def test_imap_wrong_password_is_a_clear_error_without_the_password(run_cli, dovecot) -> None:
+    port, _, _ = dovecot
+    url = f"imaps://bounces%40outlet.test:not-the-password@127.0.0.1:{port}/INBOX"
+    result = run_cli("bounces", "process", "--imap", url)
+    assert result.exit_code == 1
+    assert f"Cannot read bounces from the IMAP server 127.0.0.1:{port}" in result.output
+    assert "not-the-password" not in result.output
