@@ -159,13 +159,14 @@ class ImapSource(Source):
         status, data = self._imap.uid("SEARCH", "UNSEEN")
         if status != "OK":
             return
-        for uid in (data[0] or b"").split():
+        for raw_uid in (data[0] or b"").split():
+            uid = raw_uid.decode("ascii")
             status, parts = self._imap.uid("FETCH", uid, "(BODY.PEEK[])")
             if status != "OK":
                 continue
             for part in parts:
                 if isinstance(part, tuple):
-                    yield uid.decode(), part[1]
+                    yield uid, part[1]
                     break
 
     def set_aside(self, handle: str) -> None:

@@ -95,6 +95,8 @@ def _dsn_blocks(msg: Message) -> dict[str, tuple[str, str]]:
         if part.get_content_type() != "message/delivery-status" or not part.is_multipart():
             continue
         for block in part.get_payload():
+            if not isinstance(block, Message):
+                continue
             recipient = block.get("final-recipient") or block.get("original-recipient")
             if not recipient:
                 continue
@@ -139,7 +141,7 @@ def original_message_id(msg: Message) -> str | None:
         ctype = part.get_content_type()
         if ctype == "message/rfc822" and part.is_multipart():
             inner = part.get_payload(0)
-            if inner.get("message-id"):
+            if isinstance(inner, Message) and inner.get("message-id"):
                 return _one_line(inner["message-id"])
         elif ctype in ("text/rfc822-headers", "text/plain"):
             payload = part.get_payload(decode=True)
@@ -171,7 +173,7 @@ def classify(raw: bytes) -> Bounce | None:
         return None
     blocks = _dsn_blocks(msg)
     text = None
-    failures = []
+    failures: list[Failure] = []
     for raw_address, default_kind in [(a, SOFT) for a in sorted(temporary)] + [
         (a, HARD) for a in sorted(permanent)
     ]:

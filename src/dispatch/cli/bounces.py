@@ -54,17 +54,17 @@ def process(app: App, maildir: Path | None, mbox: Path | None, imap: str | None,
       dispatch bounces process --mbox /var/mail/bounces --dry-run
       dispatch bounces process --json   # reads DISPATCH_BOUNCE_MAILBOX, e.g. imaps://...
     """
-    progress = None
-    if is_tty() and not as_json:
-        def progress(n: int) -> None:
-            if n % 100 == 0:
-                click.echo(f"\r{n} messages read...", nl=False, err=True)
+    show_progress = is_tty() and not as_json
+
+    def progress(n: int) -> None:
+        if n % 100 == 0:
+            click.echo(f"\r{n} messages read...", nl=False, err=True)
 
     label, summary = bounce_jobs.process_bounces(
         app.db(), app.settings, maildir=maildir, mbox=mbox, imap=imap, dry_run=dry_run,
-        keep=keep, progress=progress,
+        keep=keep, progress=progress if show_progress else None,
     )
-    if progress and summary.messages >= 100:
+    if show_progress and summary.messages >= 100:
         click.echo("", err=True)
     if as_json:
         echo_json({"mailbox": label, "dry_run": dry_run, **summary.as_dict()})
