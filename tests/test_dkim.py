@@ -92,6 +92,31 @@ def test_signature_verifies_with_dkimpy(case: str, algorithm: str, rsa_pem, ed_p
     assert verify(signed, signer)
 
 
+def test_dispatchs_own_personal_messages_sign_and_verify(rsa_pem) -> None:
+    """The bytes the send engine builds (render.message) are what gets signed in a send."""
+    from dispatch.models import PLACEHOLDERS, RenderedVariant
+    from dispatch.render.message import MessageConfig, MessageFactory, Recipient
+
+    html = (f"<html><body>\n  <p>{PLACEHOLDERS['GREETING']}</p>\n"
+            + "    <p>The council   voted on the budget. Café ✓</p>\n" * 200
+            + f"  <p><a href=\"{PLACEHOLDERS['DONATE_URL']}\">Donate</a></p>\n</body></html>\n")
+    text = f"{PLACEHOLDERS['GREETING']}\n\nThe council voted.\n\n{PLACEHOLDERS['DONATE_URL']}\n"
+    factory = MessageFactory(
+        "2026-W48",
+        {"non_donor": RenderedVariant("non_donor", "Flood defences: what was decided ✓", html,
+                                      text)},
+        MessageConfig(from_name="The Riverside Ledger", from_address="news@outlet.test",
+                      payment_link="https://donate.stripe.com/test_x", secret=b"k" * 32,
+                      public_url="https://outlet.test"),
+    )
+    signer = DkimSigner(DOMAIN, SELECTOR, rsa_pem)
+    for n, name in enumerate(["Zoë Müller", "O'Brien, Pat \"the pen\"", ""]):
+        built = factory.build("non_donor", Recipient(
+            email=f"r{n}@example.test", name=name, token=f"tok{n}", unsub_token=f"u{n}",
+            key=str(n + 1)))
+        assert verify(signer.sign(built), signer)
+
+
 def test_signed_message_keeps_the_original_bytes_below_the_signature(rsa_pem) -> None:
     original = MESSAGES["non-ascii subject and name"]
     signed = DkimSigner(DOMAIN, SELECTOR, rsa_pem).sign(original)
