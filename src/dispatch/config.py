@@ -96,6 +96,9 @@ class Settings:
     )
     smtp_concurrency: int = field(default=4, metadata={"env": "DISPATCH_SMTP_CONCURRENCY"})
     smtp_rate: float = field(default=0.0, metadata={"env": "DISPATCH_SMTP_RATE"})
+    smtp_rate_per_connection: float = field(
+        default=0.0, metadata={"env": "DISPATCH_SMTP_RATE_PER_CONNECTION"}
+    )
     smtp_timeout: float = field(default=30.0, metadata={"env": "DISPATCH_SMTP_TIMEOUT"})
     public_url: str = field(default="", metadata={"env": "DISPATCH_PUBLIC_URL"})
     unsubscribe_mailto: str = field(default="", metadata={"env": "DISPATCH_UNSUBSCRIBE_MAILTO"})

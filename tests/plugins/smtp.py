@@ -1,18 +1,30 @@
 """A real SMTP server (aiosmtpd) in-process on a free loopback port, with fault injection.
 
 ``smtp_server`` stores every message it accepts (envelope and raw bytes) and can be told to:
-answer a recipient with scripted replies (``server.script_rcpt("a@x", "451 later", "250")``:
-one reply per attempt, the last one repeating; "250" means accept), answer DATA likewise,
-drop the connection after N accepted messages and refuse everything afterwards
-(``server.drop_after(N)``), or go down altogether (``server.down = True``). Issue 6 builds its
-throttling and slow-reply faults on the same handler.
+
+- answer a recipient with scripted replies (``server.script_rcpt("a@x", "451 later", "250")``:
+  one reply per attempt, the last one repeating; "250" means accept; "CLOSE" drops the
+  connection instead of answering, before any message data);
+- answer the end of DATA likewise (``script_data``), where "CLOSE" drops the connection after
+  the final dot without storing the message, and "ACCEPT+CLOSE" stores it and then drops the
+  connection without a reply (delivered, but the sender cannot know);
+- go away after N accepted messages (``drop_after(N)``: a 421 and a closed connection, then
+  every new connection is closed), or altogether (``server.down = True``);
+- throttle above a rate (``throttle(rate, burst)``: a token bucket; MAIL beyond it gets
+  ``454 4.7.0 Throttling`` or the reply given), recording each MAIL as accepted or throttled
+  in ``events`` in arrival order;
+- answer slowly (``slow_data = seconds`` after storing a message, ``slow_mail`` before MAIL).
+
+It offers PIPELINING (``pipelining=False`` to test the one-command-at-a-time path).
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -47,6 +59,13 @@ class FaultySmtpHandler:
         self._drop_after: int | None = None
         self.connections = 0
         self.rcpt_attempts: dict[str, int] = {}
+        self.pipelining = True
+        self.slow_data = 0.0
+        self.slow_mail = 0.0
+        self.events: list[tuple[str, str]] = []  # ("mail" | "throttled" | "421", sender)
+        self._throttle: tuple[float, float, str] | None = None
+        self._tokens = 0.0
+        self._last = 0.0
 
     # -- configuration from tests -------------------------------------------------------
 
@@ -60,6 +79,33 @@ class FaultySmtpHandler:
         """After ``count`` more accepted messages, drop connections and refuse all mail."""
         with self.lock:
             self._drop_after = None if count is None else len(self.received) + count
+
+    def throttle(
+        self, rate: float | None, burst: float = 5.0, reply: str = "454 4.7.0 Throttling"
+    ) -> None:
+        """Refuse MAIL with ``reply`` beyond ``rate`` per second (bursts of ``burst``)."""
+        with self.lock:
+            self._throttle = None if rate is None else (rate, burst, reply)
+            self._tokens, self._last = burst, time.monotonic()
+
+    def _take_token(self) -> str | None:
+        """The throttling reply, or None when this MAIL is within the rate."""
+        with self.lock:
+            if self._throttle is None:
+                return None
+            rate, burst, reply = self._throttle
+            now = time.monotonic()
+            self._tokens = min(burst, self._tokens + (now - self._last) * rate)
+            self._last = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return None
+            return reply
+
+    @property
+    def throttled(self) -> int:
+        with self.lock:
+            return sum(1 for kind, _ in self.events if kind == "throttled")
 
     def recover(self) -> None:
         with self.lock:
@@ -87,14 +133,25 @@ class FaultySmtpHandler:
         session.host_name = hostname
         if self._refusing():
             server.transport.close()
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
+        if self.slow_mail:
+            await asyncio.sleep(self.slow_mail)
         if self._refusing():
-            server.transport.close()
+            _close_after_reply(server)
             return "421 4.3.0 service not available, closing"
+        throttled = self._take_token()
+        with self.lock:
+            self.events.append(("throttled" if throttled else "mail", address))
+        if throttled:
+            if throttled.startswith("421"):
+                _close_after_reply(server)
+            return throttled
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -105,6 +162,9 @@ class FaultySmtpHandler:
         with self.lock:
             self.rcpt_attempts[address.lower()] = self.rcpt_attempts.get(address.lower(), 0) + 1
         reply = self._next(self.rcpt_scripts, address)
+        if reply == "CLOSE":
+            server.transport.close()
+            return "421 4.4.2 (never seen: the connection is closed)"
         if reply and not reply.startswith("250"):
             return reply
         envelope.rcpt_tos.append(address)
@@ -113,17 +173,30 @@ class FaultySmtpHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         rcpt = envelope.rcpt_tos[0] if envelope.rcpt_tos else ""
         reply = self._next(self.data_scripts, rcpt)
-        if reply and not reply.startswith("250"):
+        if reply == "CLOSE":  # the final dot arrived; the message is lost, no reply
+            server.transport.abort()
+            return "451 4.4.2 (never seen: the connection is closed)"
+        if reply and reply != "ACCEPT+CLOSE" and not reply.startswith("250"):
             return reply
         with self.lock:
             if self._refusing():
-                server.transport.close()
+                _close_after_reply(server)
                 return "421 4.3.0 closing"
             for address in envelope.rcpt_tos:
                 self.received.append(
                     Received(envelope.mail_from, address, envelope.original_content)
                 )
+        if reply == "ACCEPT+CLOSE":  # delivered, but the reply never reaches the sender
+            server.transport.abort()
+            return "250 (never seen: the connection is closed)"
+        if self.slow_data:
+            await asyncio.sleep(self.slow_data)
         return "250 2.0.0 OK queued"
+
+
+def _close_after_reply(server: Any) -> None:
+    """Close once the reply being returned has been written (a 421's usual manners)."""
+    asyncio.get_running_loop().call_soon(server.transport.close)
 
 
 class SmtpServer:

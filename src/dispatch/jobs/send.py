@@ -21,7 +21,15 @@ from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, IssueError, SendError
 from dispatch.jobs.common import donation_link_base
 from dispatch.jobs.delivery import DeliveryRun, RetryPolicy
-from dispatch.mailer import SenderPool, SmtpConnection, SmtpTarget, check_relay, parse_smtp_url
+from dispatch.mailer import (
+    AdaptiveRate,
+    SenderPool,
+    SmtpConnection,
+    SmtpTarget,
+    check_relay,
+    parse_smtp_url,
+)
+from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Issue, Persona
 from dispatch.render.message import MessageConfig, MessageFactory, Recipient, format_mailbox
 from dispatch.store import Database, donations, ledger
@@ -39,10 +47,12 @@ except ImportError:  # pragma: no cover - not on POSIX
 class SendOptions:
     concurrency: int | None = None  # default DISPATCH_SMTP_CONCURRENCY
     rate: float | None = None  # messages per second; default DISPATCH_SMTP_RATE (0 = no limit)
+    rate_per_connection: float | None = None  # default DISPATCH_SMTP_RATE_PER_CONNECTION
     resend_uncertain: bool = False
     skip_uncertain: bool = False
     retry_failed: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    adaptive: AdaptiveRate | None = None  # rate control (tests inject one with their clock)
 
 
 @dataclass
@@ -54,7 +64,10 @@ class SendSummary:
     sent_now: int = 0
     failed_now: int = 0
     fixed: int | None = None  # rows fixed by this run (None: the ledger existed already)
-    newly_uncertain: int = 0
+    newly_uncertain: int = 0  # rows a previous run left in flight, marked uncertain now
+    uncertain_now: int = 0  # sent by this run, but the relay's reply was lost
+    throttled: int = 0  # throttling replies this run got (each slowed it down)
+    final_rate: float = 0.0  # the rate limit in force at the end (0 = none)
     seconds: float = 0.0
     issue_status: str = "sending"
     running: bool = False  # (status only) a send of this database is running now
@@ -70,6 +83,8 @@ class SendSummary:
             "counts": self.counts,
             "sent_now": self.sent_now,
             "failed_now": self.failed_now,
+            "uncertain_now": self.uncertain_now,
+            "throttled": self.throttled,
             "failed": [e for e, _ in self.failed],
             "replies": {e: r for e, r in self.failed if e},
             "uncertain": [e for e, _ in self.uncertain],
@@ -208,6 +223,7 @@ def send_issue(
     issue = _issue(db, issue_id)
     factory = _factory(db, settings, issue)
     target = relay_target(settings)
+    signer = signer_from_settings(settings)  # None unless DKIM is configured
     with send_lock(db):
         summary = SendSummary(issue_id, {}, [], [])
         if issue.status == "draft":
@@ -237,12 +253,24 @@ def send_issue(
                 on_start(counts["pending"])
             concurrency = options.concurrency or settings.smtp_concurrency
             rate = settings.smtp_rate if options.rate is None else options.rate
+            per_connection = (
+                settings.smtp_rate_per_connection
+                if options.rate_per_connection is None
+                else options.rate_per_connection
+            )
             pool = SenderPool(
-                target, concurrency=concurrency, rate=rate, timeout=settings.smtp_timeout
+                target,
+                concurrency=concurrency,
+                rate=rate,
+                rate_per_connection=per_connection,
+                timeout=settings.smtp_timeout,
+                gated=True,
+                adaptive=options.adaptive or AdaptiveRate(rate),
             )
             policy = options.retry
-            if rate and rate > 0 and policy.give_up_after < 5 / rate:  # a very slow rate
-                policy = replace(policy, give_up_after=5 / rate)
+            slowest = min(r for r in (rate, per_connection * concurrency, float("inf")) if r > 0)
+            if policy.give_up_after < 5 / slowest:  # a very slow rate
+                policy = replace(policy, give_up_after=5 / slowest)
             pool.reconnect_delays = (options.retry.base / 2, max(options.retry.maximum / 2, 0.01))
             run = DeliveryRun(
                 db,
@@ -252,9 +280,15 @@ def send_issue(
                 sender=envelope_address(factory.config.from_address),
                 policy=policy,
                 progress=progress,
+                sign=signer.sign if signer is not None else None,
             )
-            stats = run.run()
+            try:
+                stats = run.run()
+            finally:
+                summary.throttled = run.stats.throttled
+                summary.final_rate = pool.rate
             summary.sent_now, summary.failed_now = stats.sent, stats.failed
+            summary.uncertain_now = stats.uncertain
         _finish_summary(db, issue_id, summary)
     summary.seconds = time.monotonic() - started
     return summary
@@ -302,6 +336,7 @@ def send_test_copies(
     issue = _issue(db, issue_id)
     factory = _factory(db, settings, issue)
     target = relay_target(settings)
+    signer = signer_from_settings(settings)
     normalised = []
     for address in addresses:
         try:
@@ -327,6 +362,8 @@ def send_test_copies(
                 key="test-" + secrets.token_hex(6),
             )
             data = factory.build(persona, recipient)
+            if signer is not None:
+                data = signer.sign(data)
             status = conn.send(
                 envelope_address(factory.config.from_address), envelope_address(address), data
             )
@@ -342,6 +379,7 @@ def dry_run(
     """Write the copy each active subscriber would get as ``.eml`` files; no ledger, no SMTP."""
     issue = _issue(db, issue_id)
     factory = _factory(db, settings, issue)
+    signer = signer_from_settings(settings)
     personas = donations.donor_personas(
         db, datetime.now(UTC), settings.donor_recent_days, settings.donor_lapsed_days
     )
@@ -359,6 +397,8 @@ def dry_run(
             key=f"dry-run-{sub.id}",
         )
         data = factory.build(personas.get(sub.id, Persona.NON_DONOR.value), recipient)
+        if signer is not None:
+            data = signer.sign(data)
         safe = re.sub(r"[^A-Za-z0-9@._-]+", "_", sub.email)[:80]
         path = out_dir / f"{n:06d}-{safe}.eml"
         path.write_bytes(data)

@@ -1,8 +1,14 @@
-"""Several sending threads, each with its own reused connection, behind one rate limit.
+"""Several sending threads, each with its own reused connection, behind shared rate limits.
 
 The caller submits jobs (an envelope and a function that builds the bytes, run in the worker
-so that building overlaps with other threads' network waits) and reads one result per job from
-``results``. Workers never touch the database: the caller owns the ledger.
+so that building overlaps with other threads' network waits) and reads ``results``: for each
+job first a ``MarkRequest`` (when the pool is gated), then one ``JobResult``. A gated worker
+does not let a byte of the message go until the caller has granted the request, which is
+where the caller commits the row as ``sending``: so a crash leaves at most one row per
+connection in doubt. Workers never touch the database: the caller owns the ledger.
+
+Rates: a global token bucket (``rate``, adapted down when the relay throttles, see
+``AdaptiveRate``) and one bucket per connection (``rate_per_connection``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 from dispatch.errors import DispatchError
 from dispatch.mailer.connection import DeliveryStatus, Outcome, SmtpConnection
+from dispatch.mailer.rate import AdaptiveRate, TokenBucket
 from dispatch.mailer.url import SmtpTarget
 
 
@@ -25,6 +32,38 @@ class Job:
     sender: str
     recipient: str
     payload: Callable[[], bytes]
+    dot_safe: bool = False  # the payload never has a line starting with "." (no stuffing)
+
+
+class MarkRequest:
+    """A worker asks for leave to send ``job``: granted once the caller's ledger says so.
+
+    Exactly one of the caller (``resolve(True/False)``) and a stopping worker
+    (``resolve(False)``) decides; ``resolve`` says whether this call was the one.
+    """
+
+    __slots__ = ("job", "granted", "_decided", "_lock")
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.granted: bool | None = None
+        self._lock = threading.Lock()
+        self._decided = threading.Lock()  # held until decided (lighter than an Event)
+        self._decided.acquire()
+
+    def resolve(self, granted: bool) -> bool:
+        with self._lock:
+            if self.granted is not None:
+                return False
+            self.granted = granted
+        self._decided.release()
+        return True
+
+    def wait(self, stopping: threading.Event) -> bool:
+        while not self._decided.acquire(timeout=0.05):
+            if stopping.is_set() and self.resolve(False):
+                return False
+        return bool(self.granted)
 
 
 @dataclass
@@ -33,23 +72,13 @@ class JobResult:
     status: DeliveryStatus
 
 
-class RateLimiter:
+class RateLimiter(TokenBucket):
     """Spaces sends ``1/rate`` seconds apart across all threads (0 = no limit)."""
 
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = 0.0
-        self._lock = threading.Lock()
-
     def wait(self, stop: threading.Event) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            slot = max(self._next, now)
-            self._next = slot + self.interval
-        if slot > now:
-            stop.wait(slot - now)
+        delay = self.reserve()
+        if delay > 0:
+            stop.wait(delay)
 
 
 class SenderPool:
@@ -64,14 +93,20 @@ class SenderPool:
         *,
         concurrency: int = 1,
         rate: float = 0.0,
+        rate_per_connection: float = 0.0,
         timeout: float = 30.0,
+        gated: bool = False,
+        adaptive: AdaptiveRate | None = None,
     ) -> None:
         self.target = target
         self.concurrency = max(1, concurrency)
         self.timeout = timeout
-        self.limiter = RateLimiter(rate)
+        self.gated = gated
+        self.adaptive = adaptive or AdaptiveRate(rate)
+        self.limiter = RateLimiter(self.adaptive.rate)
+        self.rate_per_connection = rate_per_connection
         self.jobs: queue.Queue[Job | None] = queue.Queue()
-        self.results: queue.Queue[JobResult] = queue.Queue()
+        self.results: queue.Queue[JobResult | MarkRequest] = queue.Queue()
         self.stopping = threading.Event()
         self.fatal: DispatchError | BaseException | None = None
         self._threads: list[threading.Thread] = []
@@ -85,8 +120,34 @@ class SenderPool:
     def submit(self, job: Job) -> None:
         self.jobs.put(job)
 
+    @property
+    def rate(self) -> float:
+        """The global rate in force now (0 = no limit)."""
+        return self.limiter.rate
+
+    def _pace(self, own: TokenBucket | None) -> bool:
+        """Wait for this connection's and the global rate; False when told to stop."""
+        for bucket in (own, self.limiter):
+            if bucket is None:
+                continue
+            delay = bucket.reserve()
+            if delay > 0 and self.stopping.wait(delay):
+                return False
+        return not self.stopping.is_set()
+
+    def _adapt(self, status: DeliveryStatus, started: float) -> None:
+        if status.throttled:
+            rate = self.adaptive.on_throttle(started)
+        elif status.outcome in (Outcome.SENT, Outcome.PERMANENT):
+            rate = self.adaptive.on_success()
+        else:
+            return
+        if rate != self.limiter.rate:
+            self.limiter.set_rate(rate)
+
     def _work(self) -> None:
         conn = SmtpConnection(self.target, self.timeout)
+        own = TokenBucket(self.rate_per_connection) if self.rate_per_connection > 0 else None
         delay_min, delay_max = self.reconnect_delays
         delay = delay_min
         try:
@@ -96,15 +157,23 @@ class SenderPool:
                     if job is not None:
                         self.jobs.put(job)  # leave it for stop() to hand back
                     break
-                self.limiter.wait(self.stopping)
-                if self.stopping.is_set():
+                if not self._pace(own):
                     self.jobs.put(job)  # never started: stop() hands it back
                     break
+                started = self.adaptive.now()
+                request = MarkRequest(job) if self.gated else None
+                if request is not None:
+                    self.results.put(request)
                 try:
                     data = job.payload()
-                    status = conn.send(job.sender, job.recipient, data)
+                    gate = (lambda r=request: r.wait(self.stopping)) if request else None
+                    status = conn.send(
+                        job.sender, job.recipient, data, gate=gate, dot_safe=job.dot_safe
+                    )
                 except BaseException as exc:  # a bug or a fatal relay error: stop the run
                     self.fatal = self.fatal or exc
+                    if request is not None:
+                        request.resolve(False)
                     self.results.put(
                         JobResult(
                             job,
@@ -116,6 +185,11 @@ class SenderPool:
                     self.stopping.set()
                     break
                 self.results.put(JobResult(job, status))
+                self._adapt(status, started)
+                if status.aborted:  # refused by the caller: stopping, or no longer wanted
+                    if self.stopping.is_set():
+                        break
+                    continue
                 if status.connection_lost:
                     self.stopping.wait(delay)
                     delay = min(delay * 2, delay_max)

@@ -5,9 +5,10 @@ headers, the MIME skeleton, and the quoted-printable encoding of every body line
 placeholder (QP encodes each line on its own, so pre-encoded lines can be joined with lines
 encoded per recipient). Per recipient only the lines holding placeholders are filled in and
 encoded, and the personal headers (To, Message-ID, List-Unsubscribe) are added. The result is
-CRLF bytes ready for ``smtplib.sendmail``: multipart/alternative, text/plain then text/html,
-UTF-8. Header values are stripped of line breaks, then encoded (RFC 2047 for non-ASCII), so
-nothing a reader or an article supplies can add a header.
+CRLF bytes ready for SMTP, with no line starting with a dot (nothing to dot-stuff):
+multipart/alternative, text/plain then text/html, UTF-8. Header values are stripped of line
+breaks, then encoded (RFC 2047 for non-ASCII), so nothing a reader or an article supplies can
+add a header.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hmac
 import html
 import re
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.header import Header
@@ -122,8 +124,46 @@ def _compile_body(body: str) -> list[bytes | _Line]:
 
 
 def _qp(text: str) -> bytes:
-    """Quoted-printable of LF text, with CRLF line ends (binascii: C speed)."""
-    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    """Quoted-printable of LF text, with CRLF line ends (binascii: C speed).
+
+    A dot at the start of a line is written ``=2E`` (legal QP for any octet), so no line of a
+    body ever starts with a dot and SMTP's dot-stuffing has nothing to do: the mailer then
+    skips its pass over the whole message. ``text`` always starts at a line start.
+    """
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    if encoded.startswith(b".") or b"\n." in encoded:
+        encoded = b"\n".join(_no_leading_dot(line) for line in encoded.split(b"\n"))
+    return encoded.replace(b"\n", b"\r\n")
+
+
+def _no_leading_dot(line: bytes) -> bytes:
+    """One QP line with a leading dot written ``=2E``, split by soft breaks to stay within
+    76 characters (a continuation may start with a dot again)."""
+    parts = []
+    while line.startswith(b"."):
+        line = b"=2E" + line[1:]
+        if len(line) <= 76:
+            break
+        cut = 75
+        escape = line.rfind(b"=", cut - 2, cut)  # never split an =XX escape
+        if escape != -1:
+            cut = escape
+        parts.append(line[:cut] + b"=")
+        line = line[cut:]
+    parts.append(line)
+    return b"\n".join(parts)
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def _now_date() -> bytes:
+    """The Date header value for now (formatted once per second, not once per message)."""
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, formatdate(second, usegmt=True).encode())
+    return _date_cache[1]
 
 
 def _fill(compiled: list[bytes | _Line], values: Mapping[str, str]) -> bytes:
@@ -244,7 +284,7 @@ class MessageFactory:
         escaped = {k: html.escape(v, quote=True) for k, v in plain.items()}
         head = [
             b"Date: ",
-            (date or formatdate(usegmt=True)).encode(),
+            date.encode() if date else _now_date(),
             b"\r\n",
             variant.head,
             b"To: ",

@@ -1,9 +1,10 @@
 """The send ledger (``deliveries``): fixed once per issue, then moved row by row as mail goes out.
 
 Every state change is a guarded UPDATE (``WHERE state = <expected>``), so a late or repeated
-result can never move a row backwards. Recipients are claimed in small batches and marked
-``sending`` (committed) before their bytes are handed to SMTP; results are written in batches
-in the same transaction as the next claim, so a crash leaves only the in-flight rows in doubt.
+result can never move a row backwards. Recipients are read in small batches (streamed: never
+the whole list in memory); each row is marked ``sending`` (committed) just before its bytes
+are handed to SMTP, in the same transaction as the results that came in meanwhile, so a crash
+leaves at most one row per connection in doubt.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dispatch.store import Database, to_db_time, utcnow
 
@@ -35,7 +37,8 @@ class Claimed:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A result to record: state is ``sent``, ``failed`` or ``pending`` (retry later)."""
+    """A result to record: ``sent``, ``failed``, ``pending`` (retry later) or ``uncertain``
+    (the message went out but its reply was lost)."""
 
     delivery_id: int
     state: str
@@ -128,83 +131,98 @@ def retry_failed(db: Database, issue_id: str) -> int:
         ).rowcount
 
 
-def record_and_claim(
-    db: Database,
-    issue_id: str,
-    outcomes: Sequence[Outcome],
-    *,
-    claim_after: int | None = None,
-    claim_limit: int = 0,
-    claim_ids: Sequence[int] = (),
-) -> tuple[list[Claimed], int]:
-    """In one transaction: record results, then claim rows to send next (marked ``sending``).
+_SELECT = (
+    "SELECT d.id, d.subscriber_id, d.email, d.token, d.variant, d.attempts,"
+    " s.name, s.unsub_token, s.status FROM deliveries d"
+    " LEFT JOIN subscribers s ON s.id = d.subscriber_id"
+)
 
-    Claims the given ``claim_ids`` (retries that are due) and up to ``claim_limit`` pending rows
-    with an id above ``claim_after``. A row whose subscriber is gone or no longer active is
-    marked ``skipped`` instead of claimed. Returns the claimed rows and the highest id looked at
-    (the next ``claim_after``).
+
+def claim(db: Database, issue_id: str, after: int, limit: int) -> tuple[list[Claimed], int]:
+    """The next ``limit`` pending rows with an id above ``after``, in ledger order.
+
+    Reading only: the rows stay ``pending`` until ``commit_batch`` marks each ``sending`` just
+    before its bytes go, so a crash never leaves rows that were merely queued in doubt. A row
+    whose subscriber is gone or no longer active is marked ``skipped`` here. Returns the rows
+    and the highest id looked at (the next ``after``; equal to ``after`` when none is left).
+    """
+    rows = db.execute(
+        f"{_SELECT} WHERE d.issue_id = ? AND d.state = 'pending' AND d.id > ?"
+        " ORDER BY d.id LIMIT ?",
+        (issue_id, after, limit),
+    ).fetchall()
+    last_id = rows[-1]["id"] if rows else after
+    claimed, skip = [], []
+    for r in rows:
+        if r["email"] is None or r["status"] != "active":
+            skip.append(r["id"])
+            continue
+        claimed.append(
+            Claimed(
+                id=r["id"],
+                subscriber_id=r["subscriber_id"],
+                email=r["email"],
+                name=r["name"] or "",
+                token=r["token"],
+                unsub_token=r["unsub_token"],
+                variant=r["variant"],
+                attempts=r["attempts"],
+            )
+        )
+    if skip:
+        with db.transaction() as conn:
+            _skip(conn, skip, to_db_time(utcnow()))
+    return claimed, last_id
+
+
+def _skip(conn: Any, ids: Sequence[int], now: str) -> None:
+    conn.executemany(
+        "UPDATE deliveries SET state = 'skipped', updated_at = ?,"
+        " last_reply = 'not sent: no longer subscribed' WHERE id = ? AND state = 'pending'",
+        [(now, i) for i in ids],
+    )
+
+
+def commit_batch(
+    db: Database, outcomes: Sequence[Outcome], marks: Sequence[int] = ()
+) -> set[int]:
+    """In one transaction: record results, then mark the rows about to go out ``sending``.
+
+    A result moves a row out of ``sending``; ``sent``, ``failed`` and ``pending`` also apply to
+    a ``pending`` row (a refusal at MAIL or RCPT can come back before the row was marked, and
+    attempts are counted); ``uncertain`` only ever follows ``sending``. A mark moves a row
+    from ``pending`` only while its subscriber is still active (a row whose subscriber left
+    is ``skipped``). Returns the ids marked: only those may be sent.
     """
     now = to_db_time(utcnow())
-    claimed: list[Claimed] = []
-    last_id = claim_after or 0
+    granted: set[int] = set()
     with db.transaction() as conn:
         if outcomes:
             conn.executemany(
                 "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_reply = ?,"
                 " updated_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
-                " WHERE id = ? AND state = 'sending'",
-                [(o.state, o.reply, now, o.state, now, o.delivery_id) for o in outcomes],
+                " WHERE id = ? AND (state = 'sending'"
+                " OR (state = 'pending' AND ? IN ('sent', 'failed', 'pending')))",
+                [
+                    (o.state, o.reply, now, o.state, now, o.delivery_id, o.state)
+                    for o in outcomes
+                ],
             )
-        rows = []
-        select = (
-            "SELECT d.id, d.subscriber_id, d.email, d.token, d.variant, d.attempts,"
-            " s.name, s.unsub_token, s.status FROM deliveries d"
-            " LEFT JOIN subscribers s ON s.id = d.subscriber_id"
-        )
-        for start in range(0, len(claim_ids), 500):
-            chunk = list(claim_ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            rows += conn.execute(
-                f"{select} WHERE d.id IN ({marks}) AND d.state = 'pending'", chunk
-            ).fetchall()
-        if claim_limit > 0 and claim_after is not None:
-            fresh = conn.execute(
-                f"{select} WHERE d.issue_id = ? AND d.state = 'pending' AND d.id > ?"
-                " ORDER BY d.id LIMIT ?",
-                (issue_id, claim_after, claim_limit),
-            ).fetchall()
-            if fresh:
-                last_id = fresh[-1]["id"]
-            rows += fresh
-        skip, take = [], []
-        for r in rows:
-            if r["email"] is None or r["status"] != "active":
-                skip.append((now, r["id"]))
+        gone = []
+        for delivery_id in marks:
+            changed = conn.execute(
+                "UPDATE deliveries SET state = 'sending', updated_at = ? WHERE id = ?"
+                " AND state = 'pending' AND EXISTS (SELECT 1 FROM subscribers s"
+                " WHERE s.id = deliveries.subscriber_id AND s.status = 'active')",
+                (now, delivery_id),
+            ).rowcount
+            if changed:
+                granted.add(delivery_id)
             else:
-                take.append((now, r["id"]))
-                claimed.append(
-                    Claimed(
-                        id=r["id"],
-                        subscriber_id=r["subscriber_id"],
-                        email=r["email"],
-                        name=r["name"] or "",
-                        token=r["token"],
-                        unsub_token=r["unsub_token"],
-                        variant=r["variant"],
-                        attempts=r["attempts"],
-                    )
-                )
-        conn.executemany(
-            "UPDATE deliveries SET state = 'skipped', updated_at = ?,"
-            " last_reply = 'not sent: no longer subscribed' WHERE id = ? AND state = 'pending'",
-            skip,
-        )
-        conn.executemany(
-            "UPDATE deliveries SET state = 'sending', updated_at = ? WHERE id = ?"
-            " AND state = 'pending'",
-            take,
-        )
-    return claimed, last_id
+                gone.append(delivery_id)
+        if gone:
+            _skip(conn, gone, now)
+    return granted
 
 
 def release(db: Database, delivery_ids: Sequence[int]) -> None:
