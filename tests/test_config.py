@@ -80,3 +80,10 @@ def test_cli_reports_a_bad_setting_without_traceback(run_cli) -> None:
     assert result.exit_code == 1
     assert "Error: DISPATCH_WINDOW_DAYS must be a whole number" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_boilerplate_patterns_split_on_lines_only_so_regex_commas_survive() -> None:
+    settings = Settings.from_mapping(
+        {"DISPATCH_BOILERPLATE_PATTERNS": "(?i)^support .{0,120}journalism\n(?i)^the editor$"}
+    )
+    assert settings.boilerplate_patterns == ("(?i)^support .{0,120}journalism", "(?i)^the editor$")

@@ -112,7 +112,7 @@ class Settings:
     window_days: int = field(default=7, metadata={"env": "DISPATCH_WINDOW_DAYS"})
     excerpt_words: int = field(default=60, metadata={"env": "DISPATCH_EXCERPT_WORDS"})
     boilerplate_patterns: tuple[str, ...] = field(
-        default=(), metadata={"env": "DISPATCH_BOILERPLATE_PATTERNS"}
+        default=(), metadata={"env": "DISPATCH_BOILERPLATE_PATTERNS", "split": "lines"}
     )
     feed_timeout: float = field(default=20.0, metadata={"env": "DISPATCH_FEED_TIMEOUT"})
     prefill_email: bool = field(default=True, metadata={"env": "DISPATCH_PREFILL_EMAIL"})
@@ -160,6 +160,8 @@ class Settings:
                 values[f.name] = _to_float(name, raw)
             elif kind == "bool":
                 values[f.name] = _to_bool(name, raw)
+            elif kind == "tuple[str, ...]" and f.metadata.get("split") == "lines":
+                values[f.name] = tuple(p.strip() for p in raw.splitlines() if p.strip())
             elif kind == "tuple[str, ...]":
                 values[f.name] = _split_list(raw)
             else:

@@ -44,8 +44,8 @@ class DeliveryState(StrEnum):
 class Article:
     """One cleaned article, ready to render.
 
-    ``published`` is timezone-aware UTC, or None for an undated item (see articles.py for the
-    rule). ``body_html`` is already sanitised; ``title`` is one line of plain text (escaped only
+    ``published`` is timezone-aware UTC, or None for an undated item (see articles/feeds.py for
+    the rule). ``body_html`` is already sanitised; ``title`` is one line of plain text (escaped only
     where it is rendered).
     """
 
