@@ -40,6 +40,13 @@ def _print_counts(summary: SendSummary) -> None:
     for title, rows in (("Failed", summary.failed), ("Uncertain", summary.uncertain)):
         if not rows:
             continue
+        if title == "Uncertain":
+            click.echo(
+                "Uncertain: their copy was in flight when a run stopped, or went out and the "
+                "relay's reply was lost; they may or may not have it. Check the relay's log, "
+                f"then `dispatch send {summary.issue_id} --skip-uncertain` (never mail them "
+                "again) or `--resend-uncertain` (mail them again: some may get two copies)."
+            )
         click.echo(f"{title} ({len(rows)}):")
         for email, reply in rows[:LIST_LIMIT]:
             click.echo(f"  {email or '(forgotten)'}" + (f"  {reply}" if reply else ""))
@@ -124,14 +131,22 @@ def _run_send(app: App, issue: str, options: SendOptions, as_json: bool) -> Send
     help="At most this many messages per second (default DISPATCH_SMTP_RATE; 0 = no limit).",
 )
 @click.option(
+    "--rate-per-connection",
+    type=click.FloatRange(min=0),
+    metavar="PER_SECOND",
+    help="At most this many messages per second on each connection (default "
+    "DISPATCH_SMTP_RATE_PER_CONNECTION; 0 = no limit).",
+)
+@click.option(
     "--resend-uncertain",
     is_flag=True,
-    help="Send again to recipients whose copy was in flight when a run stopped.",
+    help="Send again to the uncertain recipients (in flight when a run stopped, or the "
+    "relay's reply was lost): some may get a second copy.",
 )
 @click.option(
     "--skip-uncertain",
     is_flag=True,
-    help="Mark recipients whose copy was in flight as skipped (never resend).",
+    help="Mark the uncertain recipients skipped: never mailed again by this issue.",
 )
 @click.option("--retry-failed", is_flag=True, help="Try permanently failed recipients again.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -145,6 +160,7 @@ def send(
     limit: int | None,
     concurrency: int | None,
     rate: float | None,
+    rate_per_connection: float | None,
     resend_uncertain: bool,
     skip_uncertain: bool,
     retry_failed: bool,
@@ -153,15 +169,25 @@ def send(
     """Send an issue to every active subscriber, each their own copy; rerun to resume.
 
     The recipients are fixed when the send starts (one ledger row each); a rerun after any
-    interruption sends only what is left, so nobody is mailed twice or skipped. Temporary
-    refusals (4xx, dropped connections) are retried with backoff; permanent ones (5xx) are
-    listed and exit with status 3.
+    interruption, even a kill -9, sends only what is left, so nobody is mailed twice or
+    skipped. Each row is committed as "sending" just before its message goes: if the run dies
+    then, or the connection drops after the message was sent but before the relay answered,
+    that row is "uncertain" (it may have arrived). Uncertain rows are never resent on their
+    own: `dispatch status ISSUE` lists them and you choose --skip-uncertain or
+    --resend-uncertain. Temporary refusals (4xx, dropped connections) are retried with
+    backoff for as long as the run lasts; throttling replies (454, 421, "rate limit") also
+    slow the whole send down, then it speeds up again. Permanent refusals (5xx) are listed
+    and exit with status 3; --retry-failed tries them again on purpose.
 
     \b
     Example:
       dispatch send 2026-W48 --to me@example.org     # a test copy, no ledger
       dispatch send 2026-W48 --dry-run out/ --limit 5
-      dispatch send 2026-W48 --concurrency 4 --rate 14
+      dispatch send 2026-W48 --concurrency 4 --rate 14   # SES quota of 14 per second
+      dispatch send 2026-W48 --rate-per-connection 5     # a relay that limits each session
+      dispatch send 2026-W48 --skip-uncertain            # after a crash: don't risk doubles
+      dispatch send 2026-W48 --resend-uncertain          # after a crash: nobody left out
+      dispatch send 2026-W48 --retry-failed              # permanent failures, fixed since
     """
     if limit is not None and dry_dir is None:
         raise click.UsageError("--limit goes with --dry-run")
@@ -199,6 +225,7 @@ def send(
     options = SendOptions(
         concurrency=concurrency,
         rate=rate,
+        rate_per_connection=rate_per_connection,
         resend_uncertain=resend_uncertain,
         skip_uncertain=skip_uncertain,
         retry_failed=retry_failed,
@@ -215,6 +242,16 @@ def send(
             click.echo(
                 f"{summary.newly_uncertain} recipients were in flight when the last run "
                 "stopped: marked uncertain."
+            )
+        if summary.uncertain_now:
+            click.echo(
+                f"{summary.uncertain_now} messages went out but the relay's reply was lost: "
+                "marked uncertain."
+            )
+        if summary.throttled:
+            click.echo(
+                f"The relay throttled {summary.throttled} times; the send slowed down to "
+                f"{summary.final_rate:.1f} messages per second."
             )
         click.echo(
             f"Sent {summary.sent_now} now, {summary.failed_now} failed, in {summary.seconds:.1f} s."

@@ -1,0 +1,207 @@
+"""The send under a misbehaving relay (the fault-injecting aiosmtpd of tests/plugins/smtp.py):
+throttling above a rate, replies lost after the final dot, connections closed before it,
+slow replies, no PIPELINING, rate limits, and DKIM on every message.
+
+Assertions are on counts and order (who got how many copies, how many throttling replies and
+where in the run they came), never on wall time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import dkim
+import pytest
+
+from dispatch.jobs.delivery import RetryPolicy
+from dispatch.jobs.send import SendOptions, send_issue
+from dispatch.mailer.dkim import DkimSigner, generate_key
+from dispatch.store import issues as issue_store
+from tests.plugins.smtp import add_subscribers, create_sample_issue
+
+FAST = RetryPolicy(base=0.01, maximum=0.1, give_up_after=20.0)
+
+
+def people(n: int) -> list[tuple[str, str]]:
+    return [(f"reader{i:04d}@example.org", f"Reader {i}") for i in range(n)]
+
+
+def emails(n: int) -> list[str]:
+    return [e for e, _ in people(n)]
+
+
+@pytest.fixture
+def settings(make_settings, smtp_env):
+    return make_settings(**smtp_env)
+
+
+def copies(smtp_server) -> Counter:
+    return Counter(m.rcpt for m in smtp_server.messages)
+
+
+def states(db) -> Counter:
+    return Counter(r[0] for r in db.execute("SELECT state FROM deliveries"))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["454 4.7.0 Throttling failure: Maximum sending rate exceeded", "421 4.7.0 Too many messages"],
+)
+def test_a_relay_that_throttles_above_r_is_converged_on_without_losing_anyone(
+    db, settings, smtp_server, reply
+):
+    limit = 40.0  # well under what aiosmtpd and Dispatch manage on loopback
+    n = 200
+    add_subscribers(db, people(n))
+    issue = create_sample_issue(db)
+    smtp_server.throttle(limit, burst=4, reply=reply)
+    summary = send_issue(db, settings, issue, SendOptions(concurrency=4, retry=FAST))
+
+    assert summary.complete and summary.failed == [] and summary.uncertain == []
+    assert copies(smtp_server) == Counter(emails(n))  # each exactly once, nobody lost
+    throttled = smtp_server.throttled
+    assert throttled >= 1  # it really ran into the limit...
+    assert summary.throttled == throttled  # ...and saw every refusal as throttling
+    # ...and slowed down to just under R: the throttling stopped well before the end.
+    events = [kind for kind, _ in smtp_server.events]
+    assert "throttled" not in events[-n // 4 :], "".join(
+        "T" if e != "mail" else "." for e in events
+    )
+    assert 0.5 * limit <= summary.final_rate <= limit
+
+
+def test_reply_lost_after_the_final_dot_is_uncertain_not_resent(db, run_cli, smtp_server, smtp_env):
+    add_subscribers(db, people(6))
+    issue = create_sample_issue(db)
+    smtp_server.script_data("reader0002@example.org", "ACCEPT+CLOSE", "250")  # arrived
+    smtp_server.script_data("reader0004@example.org", "CLOSE", "250")  # lost with the line
+    result = run_cli("send", issue, env=smtp_env)
+    assert result.exit_code == 3, result.output
+    assert "2 messages went out but the relay's reply was lost" in result.output
+    assert copies(smtp_server) == Counter(e for e in emails(6) if e != "reader0004@example.org")
+
+    status = run_cli("status", issue, env=smtp_env)
+    assert "Uncertain (2):" in status.output and "--skip-uncertain" in status.output
+    assert "reader0002@example.org  in doubt" in status.output
+    data = json.loads(run_cli("status", issue, "--json", env=smtp_env).output)
+    assert data["uncertain"] == ["reader0002@example.org", "reader0004@example.org"]
+    assert data["status"] == "sending"
+
+    again = run_cli("send", issue, env=smtp_env)  # a plain rerun never resends them
+    assert again.exit_code == 3 and len(smtp_server.messages) == 5
+
+    resend = run_cli("send", issue, "--resend-uncertain", env=smtp_env)
+    assert resend.exit_code == 0, resend.output
+    # The editor chose to resend: the lost one now has its copy, the other got a second.
+    assert copies(smtp_server)["reader0004@example.org"] == 1
+    assert copies(smtp_server)["reader0002@example.org"] == 2
+    assert issue_store.get_issue(db, issue).status == "sent"
+
+
+def test_skip_uncertain_after_a_lost_reply_mails_nobody_twice(db, run_cli, smtp_server, smtp_env):
+    add_subscribers(db, people(3))
+    issue = create_sample_issue(db)
+    smtp_server.script_data("reader0001@example.org", "ACCEPT+CLOSE", "250")
+    assert run_cli("send", issue, env=smtp_env).exit_code == 3
+    skip = run_cli("send", issue, "--skip-uncertain", env=smtp_env)
+    assert skip.exit_code == 0, skip.output
+    assert copies(smtp_server) == Counter(emails(3))
+    assert states(db) == Counter({"sent": 2, "skipped": 1})
+
+
+def test_connection_closed_before_the_final_dot_is_retried_safely(db, settings, smtp_server):
+    add_subscribers(db, people(8))
+    issue = create_sample_issue(db)
+    smtp_server.script_rcpt("reader0003@example.org", "CLOSE", "CLOSE", "250")
+    smtp_server.script_data("reader0005@example.org", "451 4.3.0 try again", "250")
+    smtp_server.script_rcpt("reader0006@example.org", "550 5.1.1 no such user")
+    summary = send_issue(db, settings, issue, SendOptions(concurrency=2, retry=FAST))
+    assert copies(smtp_server) == Counter(e for e in emails(8) if e != "reader0006@example.org")
+    assert summary.uncertain == []
+    assert summary.failed == [("reader0006@example.org", "550 5.1.1 no such user")]
+    attempts = dict(db.execute("SELECT email, attempts FROM deliveries").fetchall())
+    assert attempts["reader0003@example.org"] == 3
+    assert attempts["reader0005@example.org"] == 2
+
+
+def test_slow_replies_and_a_relay_without_pipelining(db, settings, smtp_server):
+    add_subscribers(db, people(12))
+    issue = create_sample_issue(db)
+    smtp_server.handler.pipelining = False
+    smtp_server.handler.slow_data = 0.05
+    smtp_server.handler.slow_mail = 0.01
+    smtp_server.script_rcpt("reader0007@example.org", "452 4.2.2 over quota", "250")
+    summary = send_issue(db, settings, issue, SendOptions(concurrency=3, retry=FAST))
+    assert summary.complete
+    assert copies(smtp_server) == Counter(emails(12))
+
+
+def test_global_rate_spaces_messages(db, settings, smtp_server):
+    add_subscribers(db, people(12))
+    issue = create_sample_issue(db)
+    stamps: list[float] = []
+    original = smtp_server.handler.handle_MAIL
+
+    async def stamped(server, session, envelope, address, options):
+        import time
+
+        stamps.append(time.monotonic())
+        return await original(server, session, envelope, address, options)
+
+    smtp_server.handler.handle_MAIL = stamped
+    summary = send_issue(db, settings, issue, SendOptions(concurrency=4, rate=20, retry=FAST))
+    assert summary.complete and copies(smtp_server) == Counter(emails(12))
+    # A lower bound only (a slow machine can only make the gaps longer): 12 messages at 20/s
+    # with bursts of one take at least 11 intervals.
+    assert stamps[-1] - stamps[0] >= 11 / 20 * 0.9
+
+
+def test_rate_per_connection_spaces_each_connections_messages(
+    db, make_settings, smtp_env, smtp_server
+):
+    add_subscribers(db, people(8))
+    issue = create_sample_issue(db)
+    settings = make_settings(**smtp_env, DISPATCH_SMTP_RATE_PER_CONNECTION="10")
+    stamps: dict[int, list[float]] = {}
+    original = smtp_server.handler.handle_MAIL
+
+    async def stamped(server, session, envelope, address, options):
+        import time
+
+        stamps.setdefault(id(session), []).append(time.monotonic())
+        return await original(server, session, envelope, address, options)
+
+    smtp_server.handler.handle_MAIL = stamped
+    summary = send_issue(db, settings, issue, SendOptions(concurrency=2, retry=FAST))
+    assert summary.complete and copies(smtp_server) == Counter(emails(8))
+    for times in stamps.values():  # lower bounds only, per connection
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert all(gap >= 0.1 * 0.8 for gap in gaps), gaps
+
+
+def test_every_message_is_dkim_signed_when_configured(
+    db, make_settings, smtp_env, smtp_server, tmp_path
+):
+    pem = generate_key("rsa", 2048)
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(pem)
+    settings = make_settings(
+        **smtp_env,
+        DISPATCH_DKIM_DOMAIN="outlet.test",
+        DISPATCH_DKIM_SELECTOR="news2026",
+        DISPATCH_DKIM_KEY_FILE=str(key_file),
+    )
+    record = DkimSigner("outlet.test", "news2026", pem).dns_record().encode()
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:  # DNS: the one thing not local
+        assert name == b"news2026._domainkey.outlet.test."
+        return record
+
+    add_subscribers(db, people(5))
+    issue = create_sample_issue(db)
+    summary = send_issue(db, settings, issue, SendOptions(retry=FAST))
+    assert summary.complete and len(smtp_server.messages) == 5
+    for message in smtp_server.messages:
+        assert message.data.startswith(b"DKIM-Signature: v=1; a=rsa-sha256;")
+        assert dkim.verify(message.data, dnsfunc=dnsfunc), message.rcpt

@@ -1,0 +1,122 @@
+"""kill -9 in the middle of a real `python -m dispatch send`, then the same command again.
+
+The send runs as a subprocess against the in-process SMTP server, slowed down (each reply to
+the final dot comes 100 ms after the message was stored) so that the kill lands with messages
+in flight. Afterwards every recipient has exactly one copy, except the rows marked uncertain:
+at most one per connection, each with zero or one copy, listed by `status`, and resolved only
+by --skip-uncertain or --resend-uncertain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from dispatch.store import issues as issue_store
+from tests.plugins.smtp import add_subscribers, create_sample_issue
+
+N = 60
+CONCURRENCY = 3
+
+
+def people(n: int) -> list[tuple[str, str]]:
+    return [(f"reader{i:04d}@example.org", f"Reader {i}") for i in range(n)]
+
+
+def dispatch(env: dict[str, str], *args: str, wait: bool = True) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dispatch", "--no-dotenv", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    if wait:
+        proc.wait(timeout=120)
+    return proc
+
+
+@pytest.fixture
+def child_env(db_path, smtp_server) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISPATCH_", "STRIPE_"))}
+    env.update(
+        {
+            "DISPATCH_DB": str(db_path),
+            "DISPATCH_FROM": "Test Outlet <news@outlet.test>",
+            "DISPATCH_SMTP_URL": smtp_server.url,
+            "DISPATCH_PAYMENT_LINK": "https://buy.stripe.com/test_demo123",
+            "DISPATCH_SMTP_CONCURRENCY": str(CONCURRENCY),
+            "DISPATCH_SMTP_TIMEOUT": "10",
+        }
+    )
+    return env
+
+
+def row_states(db) -> dict[str, str]:
+    return dict(db.execute("SELECT email, state FROM deliveries").fetchall())
+
+
+@pytest.mark.parametrize(
+    ("kill_after", "resolve"),
+    [(1, "--skip-uncertain"), (17, "--resend-uncertain"), (41, "--skip-uncertain")],
+)
+def test_kill_9_midway_then_rerun_mails_everyone_once_except_the_uncertain(
+    db, smtp_server, child_env, kill_after, resolve
+):
+    add_subscribers(db, people(N))
+    issue = create_sample_issue(db)
+    smtp_server.handler.slow_data = 0.1
+
+    proc = dispatch(child_env, "send", issue, wait=False)
+    deadline = time.monotonic() + 60
+    while len(smtp_server.messages) < kill_after:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "the send never got going"
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    at_kill = Counter(m.rcpt for m in smtp_server.messages)
+    assert kill_after <= sum(at_kill.values()) < N  # it really died midway
+    in_flight = [e for e, s in row_states(db).items() if s == "sending"]
+    # Only rows whose bytes were going out; at least the one just stored, whose reply was
+    # still 100 ms away when the kill came.
+    assert 1 <= len(in_flight) <= CONCURRENCY
+
+    rerun = dispatch(child_env, "send", issue)
+    output = rerun.stdout.read() if rerun.stdout else ""
+    states = row_states(db)
+    uncertain = sorted(e for e, s in states.items() if s == "uncertain")
+    assert sorted(in_flight) == uncertain  # exactly the rows in flight at the kill
+    assert rerun.returncode == (3 if uncertain else 0), output
+    got = Counter(m.rcpt for m in smtp_server.messages)
+    for email, _ in people(N):
+        if email in uncertain:
+            assert got[email] in (0, 1), email  # maybe it arrived, never twice
+        else:
+            assert got[email] == 1 and states[email] == "sent", email
+
+    status = dispatch(child_env, "status", issue, "--json")
+    data = json.loads(status.stdout.read() if status.stdout else "")
+    assert data["uncertain"] == uncertain
+    assert data["status"] == ("sending" if uncertain else "sent")
+
+    before = Counter(m.rcpt for m in smtp_server.messages)
+    final = dispatch(child_env, "send", issue, resolve)
+    assert final.returncode == 0, final.stdout.read() if final.stdout else ""
+    after = Counter(m.rcpt for m in smtp_server.messages)
+    assert issue_store.get_issue(db, issue).status == "sent"
+    for email, _ in people(N):
+        expected = before[email] + (
+            1 if email in uncertain and resolve == "--resend-uncertain" else 0
+        )
+        assert after[email] == expected, email
+    if resolve == "--skip-uncertain":
+        assert all(row_states(db)[e] == "skipped" for e in uncertain)
