@@ -42,6 +42,10 @@ def seeded(db, ledger, stripe_stub, link, run_cli, env):
         conn.execute("INSERT INTO clicks (token, clicked_at) VALUES (?, ?)", (ana, now))
         conn.execute("INSERT INTO clicks (token, clicked_at) VALUES (?, ?)", (ana, now))
         conn.execute("INSERT INTO clicks (token, clicked_at) VALUES (?, ?)", (bo, now))
+        # a mail scanner fetching the link ten seconds after delivery: not a reader's click
+        conn.execute(
+            "INSERT INTO clicks (token, clicked_at) VALUES (?, '2026-11-20T08:00:10+00:00')", (ana,)
+        )
         conn.execute(
             "INSERT INTO bounces (message_key, issue_id, kind, received_at)"
             " VALUES ('m1', '2026-W47', 'hard', ?)", (now,))
