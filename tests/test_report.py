@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import xml.etree.ElementTree as ET
+from datetime import timedelta
 
 import pytest
 
@@ -38,14 +39,13 @@ def seeded(db, ledger, stripe_stub, link, run_cli, env):
     stripe_stub.add_session(payment_link=link["id"], amount=700, token=None)
     stripe_stub.add_refund(first, 500)
     now = to_db_time(utcnow())
+    later = to_db_time(utcnow() + timedelta(hours=1))  # readers click well after delivery
+    scanner = to_db_time(utcnow() + timedelta(seconds=10))  # a mail scanner, on arrival
     with db.transaction() as conn:  # what the web service and bounce processor record
-        conn.execute("INSERT INTO clicks (token, clicked_at) VALUES (?, ?)", (ana, now))
-        conn.execute("INSERT INTO clicks (token, clicked_at) VALUES (?, ?)", (ana, now))
-        conn.execute("INSERT INTO clicks (token, clicked_at) VALUES (?, ?)", (bo, now))
-        # a mail scanner fetching the link ten seconds after delivery: not a reader's click
-        conn.execute(
-            "INSERT INTO clicks (token, clicked_at) VALUES (?, '2026-11-20T08:00:10+00:00')", (ana,)
-        )
+        conn.execute("INSERT INTO clicks (token, clicked_at) VALUES (?, ?)", (ana, later))
+        conn.execute("INSERT INTO clicks (token, clicked_at) VALUES (?, ?)", (ana, later))
+        conn.execute("INSERT INTO clicks (token, clicked_at) VALUES (?, ?)", (bo, later))
+        conn.execute("INSERT INTO clicks (token, clicked_at) VALUES (?, ?)", (bo, scanner))
         conn.execute(
             "INSERT INTO bounces (message_key, issue_id, kind, received_at)"
             " VALUES ('m1', '2026-W47', 'hard', ?)", (now,))
