@@ -176,10 +176,13 @@ def test_dry_run_records_and_moves_nothing(mailing, run_cli, tmp_path) -> None:
     result = run_cli("bounces", "process", "--maildir", str(tmp_path / "bounces"), "--dry-run",
                      "--json")
     report = json.loads(result.output)
-    assert (report["hard"], report["soft"], report["ignored"]) == (3, 1, 1)
+    assert (report["hard"], report["soft"], report["ignored"], report["suppressed"]) == (3, 1, 1, 3)
     assert mailing.execute("SELECT COUNT(*) FROM bounces").fetchone()[0] == 0
     assert [status_of(mailing, p) for p in PEOPLE] == ["active"] * 5
     assert len(box) == 5
+    human = run_cli("bounces", "process", "--maildir", str(tmp_path / "bounces"), "--dry-run")
+    assert "Dry run: would record 3 hard and 1 soft bounces and suppress 3" in human.output
+    assert "would suppress ben@example.test" in human.output
 
 
 def test_mbox_is_read_and_left_untouched(mailing, run_cli, tmp_path) -> None:

@@ -69,13 +69,18 @@ def process(app: App, maildir: Path | None, mbox: Path | None, imap: str | None,
     if as_json:
         echo_json({"mailbox": label, "dry_run": dry_run, **summary.as_dict()})
         return
-    prefix = "Dry run: would record" if dry_run else "Recorded"
     click.echo(f"Read {summary.messages} messages from {label}.")
-    click.echo(f"{prefix} {summary.hard} hard and {summary.soft} soft bounces; "
-               f"{summary.suppressed} subscribers suppressed.")
+    if dry_run:
+        click.echo(f"Dry run: would record {summary.hard} hard and {summary.soft} soft bounces "
+                   f"and suppress {summary.suppressed} subscribers (more if soft bounces reach "
+                   "DISPATCH_SOFT_BOUNCE_LIMIT). Nothing was changed.")
+    else:
+        click.echo(f"Recorded {summary.hard} hard and {summary.soft} soft bounces; "
+                   f"{summary.suppressed} subscribers suppressed.")
     for entry in summary.details:
         if entry["result"] == "suppressed":
-            click.echo(f"  suppressed {entry['address']} ({entry['kind']}, {entry['status']}"
+            verb = "would suppress" if dry_run else "suppressed"
+            click.echo(f"  {verb} {entry['address']} ({entry['kind']}, {entry['status']}"
                        f"{', issue ' + entry['issue'] if entry['issue'] else ''})")
     if summary.ignored:
         click.echo(f"Left alone {summary.ignored} messages that are not bounces.")

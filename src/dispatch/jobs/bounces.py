@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dispatch.bounces import (
+    HARD,
     Bounce,
     Failure,
     Source,
@@ -80,6 +81,7 @@ def process_source(
 ) -> BounceSummary:
     """Process every message of ``source``; commits bounce by bounce (rerun-safe)."""
     summary = BounceSummary()
+    would_suppress: set[int] = set()  # dry run: each subscriber counted once
     for handle, raw in source.messages():
         summary.messages += 1
         if progress:
@@ -101,8 +103,13 @@ def process_source(
                                         "issue": "", "status": failure.status,
                                         "result": "unmatched"})
                 continue
-            if dry_run:
-                recorded, suppressed = not bounce_store.is_recorded(db, key), False
+            if dry_run:  # what a real run would do (soft limits aside: those need the writes)
+                recorded = not bounce_store.is_recorded(db, key)
+                suppressed = (recorded and failure.kind == HARD and ref.subscriber_id is not None
+                              and bounce_store.is_active(db, ref.subscriber_id)
+                              and ref.subscriber_id not in would_suppress)
+                if suppressed and ref.subscriber_id is not None:
+                    would_suppress.add(ref.subscriber_id)
             else:
                 recorded, suppressed = bounce_store.record_bounce(
                     db, message_key=key, kind=failure.kind, ref=ref,

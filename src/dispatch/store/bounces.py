@@ -50,6 +50,12 @@ def subscriber_id_for(db: Database, email: str) -> int | None:
     return None if row is None else int(row["id"])
 
 
+def is_active(db: Database, subscriber_id: int) -> bool:
+    """Whether a bounce could still suppress this subscriber (active or pending)."""
+    row = db.execute("SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
+    return row is not None and row["status"] in ("active", "pending")
+
+
 def is_recorded(db: Database, message_key: str) -> bool:
     return db.execute(
         "SELECT 1 FROM bounces WHERE message_key = ?", (message_key,)
