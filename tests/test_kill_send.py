@@ -20,6 +20,7 @@ from collections import Counter
 import pytest
 
 from dispatch.store import issues as issue_store
+from dispatch.store import journal
 from tests.plugins.smtp import add_subscribers, create_sample_issue
 
 N = 60
@@ -85,10 +86,13 @@ def test_kill_9_midway_then_rerun_mails_everyone_once_except_the_uncertain(
     assert proc.returncode == -signal.SIGKILL
     at_kill = Counter(m.rcpt for m in smtp_server.messages)
     assert kill_after <= sum(at_kill.values()) < N  # it really died midway
-    in_flight = [e for e, s in row_states(db).items() if s == "sending"]
+    ids = journal.in_flight(db)  # what the send journal says was going out
+    in_flight = [e for (i, e) in db.execute("SELECT id, email FROM deliveries") if i in ids]
     # Only rows whose bytes were going out; at least the one just stored, whose reply was
     # still 100 ms away when the kill came.
     assert 1 <= len(in_flight) <= CONCURRENCY
+    stopped = dispatch(child_env, "status", issue)
+    assert f"{len(in_flight)} were in flight when a send stopped" in stopped.stdout.read()
 
     rerun = dispatch(child_env, "send", issue)
     output = rerun.stdout.read() if rerun.stdout else ""

@@ -1,11 +1,12 @@
 """The send loop: claim ledger rows, hand them to the sending threads, record what the relay said.
 
 Only this loop touches the database during a send (the threads only build bytes and talk SMTP).
-Rows are read a small window ahead of the threads (still ``pending``); a thread asks leave
-before a message's bytes go, and the loop commits that row ``sending`` together with every
-result that came in meanwhile (one commit serves all connections), so a crash leaves at most
-one row per connection ``sending``. A message whose final dot went out but whose reply was
-lost is recorded ``uncertain``: it may have arrived, so it is never resent silently.
+Rows are read a small window ahead of the threads (still ``pending``). Right before a
+message's data goes out its thread writes that to the send journal (``store.journal``, its
+own append-only file: no waiting for another thread), and its outcome right after; this loop
+commits the outcomes in batches. A crash therefore leaves at most one row per connection in
+doubt, which the next run marks ``uncertain``. A message whose final dot went out but whose
+reply was lost is recorded ``uncertain``: it may have arrived, so it is never resent silently.
 Temporary failures go back to ``pending`` and are retried here with exponential backoff for
 as long as the run lasts (throttling replies also slow the pool down, see ``AdaptiveRate``);
 the run gives up (SendError, rows left pending) only when the relay has accepted or refused
@@ -23,10 +24,14 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from dispatch.errors import DispatchError, SendError
-from dispatch.mailer import Job, JobResult, MarkRequest, Outcome, SenderPool
+from dispatch.mailer import DeliveryStatus, Job, JobResult, Outcome, SenderPool
 from dispatch.render.message import MessageFactory, Recipient
-from dispatch.store import Database, ledger
+from dispatch.store import Database, journal, ledger
+from dispatch.store.journal import Journal
 from dispatch.subscribers import envelope_address
+
+FLUSH_EVERY = 100  # results per commit at most
+FLUSH_SECONDS = 0.05  # and no result waits longer than this for its commit
 
 
 @dataclass
@@ -51,8 +56,29 @@ class RunStats:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
+_STATE = {
+    Outcome.SENT: "sent",
+    Outcome.PERMANENT: "failed",
+    Outcome.UNKNOWN: "uncertain",
+    Outcome.TEMPORARY: "pending",
+}
+
+
+class _JournalHooks:
+    """The pool's hooks: write each message's start and outcome to the crash journal."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def before_data(self, job: Job) -> None:
+        self.journal.started(job.key)
+
+    def after_reply(self, job: Job, status: DeliveryStatus) -> None:
+        job.note = self.journal.finished(job.key, _STATE[status.outcome], status.describe)
+
+
 class DeliveryRun:
-    """One pass over an issue's pending rows through a (gated) SenderPool."""
+    """One pass over an issue's pending rows through a SenderPool."""
 
     def __init__(
         self,
@@ -75,11 +101,15 @@ class DeliveryRun:
         self.sign = sign
         self.window = max(32, pool.concurrency * 8)
         self.stats = RunStats()
+        self.journal = Journal(db)
+        pool.hooks = _JournalHooks(self.journal)
         self._outstanding: dict[int, ledger.Claimed] = {}  # submitted, no result yet
         self._waiting: list[tuple[float, int, ledger.Claimed]] = []  # retries, by due time
         self._tries: dict[int, int] = {}
-        self._refused: set[int] = set()
-        self._done = 0  # final results not yet reported to ``progress``
+        self._buffer: list[ledger.Outcome] = []
+        self._journaled: dict[int, int] = {}  # journal file -> last seq in the buffer
+        self._done = 0  # final results in the buffer (for ``progress`` after the commit)
+        self._last_flush = time.monotonic()
         self._last_progress = time.monotonic()
 
     def _job(self, row: ledger.Claimed) -> Job:
@@ -110,80 +140,55 @@ class DeliveryRun:
         self._outstanding[row.id] = row
         self.pool.submit(self._job(row))
 
-    def _outcome(self, result: JobResult, outcomes: list[ledger.Outcome]) -> None:
-        key = result.job.key
-        row = self._outstanding.pop(key, None)
+    def _outcome(self, result: JobResult) -> None:
+        row = self._outstanding.pop(result.job.key, None)
         status = result.status
-        if row is None or status.aborted or key in self._refused:
-            self._refused.discard(key)
-            return
+        if row is None or status.aborted:
+            return  # never sent: the row is still pending in the ledger
+        if result.job.note is not None:
+            index, seq = result.job.note
+            self._journaled[index] = max(seq, self._journaled.get(index, 0))
+        state = _STATE[status.outcome]
+        self._buffer.append(ledger.Outcome(row.id, state, status.describe))
         if status.throttled:
             self.stats.throttled += 1
-        if status.outcome == Outcome.SENT:
-            outcomes.append(ledger.Outcome(row.id, "sent", status.describe))
-            self.stats.sent += 1
-        elif status.outcome == Outcome.PERMANENT:
-            outcomes.append(ledger.Outcome(row.id, "failed", status.describe))
-            self.stats.failed += 1
-            self.stats.failures.append((row.email, status.describe))
-        elif status.outcome == Outcome.UNKNOWN:
-            outcomes.append(ledger.Outcome(row.id, "uncertain", status.describe))
-            self.stats.uncertain += 1
-        else:
-            outcomes.append(ledger.Outcome(row.id, "pending", status.describe))
+        if state == "pending":
             tries = self._tries.get(row.id, 0) + 1
             self._tries[row.id] = tries
             self.stats.retried += 1
             due = time.monotonic() + self.policy.delay(tries)
             heapq.heappush(self._waiting, (due, row.id, row))
             return
+        if state == "sent":
+            self.stats.sent += 1
+        elif state == "failed":
+            self.stats.failed += 1
+            self.stats.failures.append((row.email, status.describe))
+        else:
+            self.stats.uncertain += 1
         self._last_progress = time.monotonic()
         self._done += 1
 
-    def _events(self, wait: float) -> list[JobResult | MarkRequest]:
+    def _drain(self, wait: float) -> None:
         results = self.pool.results
         try:
-            events = [results.get(timeout=wait) if wait > 0 else results.get_nowait()]
+            self._outcome(results.get(timeout=wait) if wait > 0 else results.get_nowait())
         except queue.Empty:
-            return []
-        while len(events) < 1000:
-            try:
-                events.append(results.get_nowait())
-            except queue.Empty:
-                break
-        return events
-
-    def _process(self, events: list[JobResult | MarkRequest], *, grant: bool = True) -> None:
-        """Record results and mark requested rows ``sending``, in one commit; then grant."""
-        outcomes: list[ledger.Outcome] = []
-        requests: dict[int, MarkRequest] = {}
-        for event in events:
-            if isinstance(event, MarkRequest):
-                if grant and event.job.key in self._outstanding:
-                    requests[event.job.key] = event
-                else:
-                    event.resolve(False)
-            else:
-                # A result right behind its own request: the worker finished without passing
-                # its gate (refused at MAIL or RCPT, or the connection failed first), so the
-                # row need not be marked at all.
-                early = requests.pop(event.job.key, None)
-                if early is not None:
-                    early.resolve(False)
-                self._outcome(event, outcomes)
-        if not outcomes and not requests:
             return
-        granted = ledger.commit_batch(self.db, outcomes, list(requests))
-        taken_back = []
-        for request in requests.values():
-            key = request.job.key
-            ok = key in granted
-            if not ok:
-                self._refused.add(key)
-            if not request.resolve(ok) and ok:
-                taken_back.append(key)  # the worker stopped waiting: never sent
-        if taken_back:
-            ledger.release(self.db, taken_back)
+        while True:
+            try:
+                self._outcome(results.get_nowait())
+            except queue.Empty:
+                return
+
+    def _flush(self) -> None:
+        """Commit the buffered results, tell the journal, then report progress."""
+        if self._buffer:
+            ledger.commit_batch(self.db, self._buffer)
+            self._buffer = []
+            self.journal.committed(self._journaled)
+            self._journaled = {}
+        self._last_flush = time.monotonic()
         done, self._done = self._done, 0
         if done and self.progress is not None:
             self.progress(done)  # after the commit: a Ctrl-C here loses nothing
@@ -206,7 +211,14 @@ class DeliveryRun:
                     exhausted, after = last == after, last
                     for row in claimed:
                         self._submit(row)
-                if exhausted and not self._outstanding and not self._waiting:
+                idle = not self._outstanding
+                if self._buffer and (
+                    idle
+                    or len(self._buffer) >= FLUSH_EVERY
+                    or now - self._last_flush > FLUSH_SECONDS
+                ):
+                    self._flush()
+                if exhausted and idle and not self._waiting and not self._buffer:
                     break
                 if now - self._last_progress > self.policy.give_up_after:
                     raise SendError(
@@ -217,9 +229,9 @@ class DeliveryRun:
                         "twice).",
                     )
                 wait = 0.05
-                if not self._outstanding and self._waiting:
-                    wait = min(max(0.0, self._waiting[0][0] - time.monotonic()), 0.2)
-                self._process(self._events(wait))
+                if idle and self._waiting:
+                    wait = min(max(0.0, self._waiting[0][0] - time.monotonic()), FLUSH_SECONDS)
+                self._drain(wait)
         finally:
             self._finish()
         if self.pool.fatal is not None:
@@ -230,17 +242,16 @@ class DeliveryRun:
         return self.stats
 
     def _finish(self) -> None:
-        """Stop the threads and record what they finished; rows never marked stay pending."""
+        """Stop the threads, record what they finished, settle the journal."""
         self.progress = None
         unsent = self.pool.stop(timeout=self.pool.timeout + 5)
-        while True:  # everything the threads left, in order
-            events = self._events(0)
-            if not events:
-                break
-            self._process(events, grant=False)
+        self._drain(0)
+        self._flush()
         for job in unsent:
             if self._outstanding.pop(job.key, None) is not None:
                 self.stats.released += 1
-        # Still outstanding: a thread did not finish in time. A row it had marked stays
-        # 'sending' and becomes 'uncertain' on the next run, which is the truth about it.
+        # Still outstanding: a thread did not finish in time. If its message's data was
+        # going out, the journal says so and the row becomes 'uncertain' now, the truth.
         self.stats.in_doubt = len(self._outstanding)
+        self.journal.close()
+        journal.recover(self.db)

@@ -32,7 +32,7 @@ from dispatch.mailer import (
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Issue, Persona
 from dispatch.render.message import MessageConfig, MessageFactory, Recipient, format_mailbox
-from dispatch.store import Database, donations, ledger
+from dispatch.store import Database, donations, journal, ledger
 from dispatch.store import issues as issue_store
 from dispatch.store import subscribers as subscriber_store
 from dispatch.subscribers import envelope_address, normalize_address, parse_mailbox
@@ -238,7 +238,7 @@ def send_issue(
                 db, now, settings.donor_recent_days, settings.donor_lapsed_days
             )
             summary.fixed = ledger.fix_deliveries(db, issue_id, personas, Persona.NON_DONOR.value)
-        summary.newly_uncertain = ledger.mark_uncertain(db, issue_id)
+        summary.newly_uncertain = journal.recover(db) + ledger.mark_uncertain(db, issue_id)
         if options.resend_uncertain and options.skip_uncertain:
             raise InputError("Choose one of --resend-uncertain and --skip-uncertain")
         if options.resend_uncertain or options.skip_uncertain:
@@ -264,7 +264,6 @@ def send_issue(
                 rate=rate,
                 rate_per_connection=per_connection,
                 timeout=settings.smtp_timeout,
-                gated=True,
                 adaptive=options.adaptive or AdaptiveRate(rate),
             )
             policy = options.retry
@@ -312,6 +311,10 @@ def issue_status(db: Database, issue_id: str) -> SendSummary:
     summary.uncertain = list(ledger.rows_in_state(db, issue_id, "uncertain"))
     summary.issue_status = issue.status
     summary.running = send_running(db)
+    if not summary.running:  # rows a killed send left going out (in its journal, not here)
+        stopped = ledger.count_in_issue(db, issue_id, journal.in_flight(db), "pending")
+        summary.counts["pending"] -= stopped
+        summary.counts["sending"] += stopped
     return summary
 
 

@@ -10,13 +10,13 @@ from dispatch.mailer.connection import (
     SmtpConnection,
     check_relay,
 )
-from dispatch.mailer.pool import Job, JobResult, MarkRequest, RateLimiter, SenderPool
+from dispatch.mailer.pool import Job, JobResult, RateLimiter, SenderPool, SendHooks
 from dispatch.mailer.rate import AdaptiveRate, TokenBucket, is_throttle
 from dispatch.mailer.url import SmtpTarget, parse_smtp_url
 
 __all__ = [
     "AdaptiveRate",
-    "MarkRequest",
+    "SendHooks",
     "TokenBucket",
     "is_throttle",
     "DeliveryStatus",

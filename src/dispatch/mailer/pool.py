@@ -1,11 +1,11 @@
 """Several sending threads, each with its own reused connection, behind shared rate limits.
 
 The caller submits jobs (an envelope and a function that builds the bytes, run in the worker
-so that building overlaps with other threads' network waits) and reads ``results``: for each
-job first a ``MarkRequest`` (when the pool is gated), then one ``JobResult``. A gated worker
-does not let a byte of the message go until the caller has granted the request, which is
-where the caller commits the row as ``sending``: so a crash leaves at most one row per
-connection in doubt. Workers never touch the database: the caller owns the ledger.
+so that building overlaps with other threads' network waits) and reads one ``JobResult`` per
+job from ``results``. ``hooks`` (optional) are called in the worker right before a message's
+data goes out and right after its outcome is known: the caller's crash journal, so that a
+kill leaves at most one message per connection in doubt without the worker ever waiting for
+another thread. Workers never touch the database: the caller owns the ledger.
 
 Rates: a global token bucket (``rate``, adapted down when the relay throttles, see
 ``AdaptiveRate``) and one bucket per connection (``rate_per_connection``).
@@ -18,9 +18,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
-from dispatch.errors import DispatchError
+from dispatch.errors import DispatchError, SendError
 from dispatch.mailer.connection import DeliveryStatus, Outcome, SmtpConnection
 from dispatch.mailer.rate import AdaptiveRate, TokenBucket
 from dispatch.mailer.url import SmtpTarget
@@ -33,37 +34,17 @@ class Job:
     recipient: str
     payload: Callable[[], bytes]
     dot_safe: bool = False  # the payload never has a line starting with "." (no stuffing)
+    note: Any = None  # the caller's, e.g. where its journal recorded the outcome
 
 
-class MarkRequest:
-    """A worker asks for leave to send ``job``: granted once the caller's ledger says so.
+class SendHooks(Protocol):
+    """What the caller records around each message, in the worker thread."""
 
-    Exactly one of the caller (``resolve(True/False)``) and a stopping worker
-    (``resolve(False)``) decides; ``resolve`` says whether this call was the one.
-    """
+    def before_data(self, job: Job) -> None:
+        """The message's data is about to go out (the relay said 354)."""
 
-    __slots__ = ("job", "granted", "_decided", "_lock")
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.granted: bool | None = None
-        self._lock = threading.Lock()
-        self._decided = threading.Lock()  # held until decided (lighter than an Event)
-        self._decided.acquire()
-
-    def resolve(self, granted: bool) -> bool:
-        with self._lock:
-            if self.granted is not None:
-                return False
-            self.granted = granted
-        self._decided.release()
-        return True
-
-    def wait(self, stopping: threading.Event) -> bool:
-        while not self._decided.acquire(timeout=0.05):
-            if stopping.is_set() and self.resolve(False):
-                return False
-        return bool(self.granted)
+    def after_reply(self, job: Job, status: DeliveryStatus) -> None:
+        """The message's outcome, before it is put on ``results``."""
 
 
 @dataclass
@@ -95,18 +76,18 @@ class SenderPool:
         rate: float = 0.0,
         rate_per_connection: float = 0.0,
         timeout: float = 30.0,
-        gated: bool = False,
+        hooks: SendHooks | None = None,
         adaptive: AdaptiveRate | None = None,
     ) -> None:
         self.target = target
         self.concurrency = max(1, concurrency)
         self.timeout = timeout
-        self.gated = gated
+        self.hooks = hooks
         self.adaptive = adaptive or AdaptiveRate(rate)
         self.limiter = RateLimiter(self.adaptive.rate)
         self.rate_per_connection = rate_per_connection
         self.jobs: queue.Queue[Job | None] = queue.Queue()
-        self.results: queue.Queue[JobResult | MarkRequest] = queue.Queue()
+        self.results: queue.Queue[JobResult] = queue.Queue()
         self.stopping = threading.Event()
         self.fatal: DispatchError | BaseException | None = None
         self._threads: list[threading.Thread] = []
@@ -145,6 +126,23 @@ class SenderPool:
         if rate != self.limiter.rate:
             self.limiter.set_rate(rate)
 
+    def _gate(self, job: Job) -> bool:
+        """Last check before the data goes: not when stopping; journal it first."""
+        if self.stopping.is_set():
+            return False
+        if self.hooks is not None:
+            try:
+                self.hooks.before_data(job)
+            except OSError as exc:  # the journal cannot be written: nothing may go out
+                self.fatal = self.fatal or SendError(
+                    f"Cannot record the message in flight: {exc.strerror or exc}",
+                    "Check the disk next to the database (space, permissions); nothing was "
+                    "sent unrecorded. Rerun to resume.",
+                )
+                self.stopping.set()
+                return False
+        return True
+
     def _work(self) -> None:
         conn = SmtpConnection(self.target, self.timeout)
         own = TokenBucket(self.rate_per_connection) if self.rate_per_connection > 0 else None
@@ -161,19 +159,19 @@ class SenderPool:
                     self.jobs.put(job)  # never started: stop() hands it back
                     break
                 started = self.adaptive.now()
-                request = MarkRequest(job) if self.gated else None
-                if request is not None:
-                    self.results.put(request)
                 try:
                     data = job.payload()
-                    gate = (lambda r=request: r.wait(self.stopping)) if request else None
                     status = conn.send(
-                        job.sender, job.recipient, data, gate=gate, dot_safe=job.dot_safe
+                        job.sender,
+                        job.recipient,
+                        data,
+                        gate=partial(self._gate, job),
+                        dot_safe=job.dot_safe,
                     )
+                    if self.hooks is not None and not status.aborted:
+                        self.hooks.after_reply(job, status)
                 except BaseException as exc:  # a bug or a fatal relay error: stop the run
                     self.fatal = self.fatal or exc
-                    if request is not None:
-                        request.resolve(False)
                     self.results.put(
                         JobResult(
                             job,
@@ -186,10 +184,8 @@ class SenderPool:
                     break
                 self.results.put(JobResult(job, status))
                 self._adapt(status, started)
-                if status.aborted:  # refused by the caller: stopping, or no longer wanted
-                    if self.stopping.is_set():
-                        break
-                    continue
+                if status.aborted:  # stopping: the data never went
+                    break
                 if status.connection_lost:
                     self.stopping.wait(delay)
                     delay = min(delay * 2, delay_max)

@@ -2,9 +2,10 @@
 
 Every state change is a guarded UPDATE (``WHERE state = <expected>``), so a late or repeated
 result can never move a row backwards. Recipients are read in small batches (streamed: never
-the whole list in memory); each row is marked ``sending`` (committed) just before its bytes
-are handed to SMTP, in the same transaction as the results that came in meanwhile, so a crash
-leaves at most one row per connection in doubt.
+the whole list in memory). Which message is going out right now is written, before its data
+goes, to the send journal (``store.journal``: one append-only file per connection, no
+waiting for the database); results are committed here in batches. After a crash the journal
+turns the rows that were going out into ``uncertain``: at most one per connection.
 """
 
 from __future__ import annotations
@@ -183,58 +184,22 @@ def _skip(conn: Any, ids: Sequence[int], now: str) -> None:
     )
 
 
-def commit_batch(
-    db: Database, outcomes: Sequence[Outcome], marks: Sequence[int] = ()
-) -> set[int]:
-    """In one transaction: record results, then mark the rows about to go out ``sending``.
+def commit_batch(db: Database, outcomes: Sequence[Outcome]) -> None:
+    """Record a batch of results in one transaction.
 
-    A result moves a row out of ``sending``; ``sent``, ``failed`` and ``pending`` also apply to
-    a ``pending`` row (a refusal at MAIL or RCPT can come back before the row was marked, and
-    attempts are counted); ``uncertain`` only ever follows ``sending``. A mark moves a row
-    from ``pending`` only while its subscriber is still active (a row whose subscriber left
-    is ``skipped``). Returns the ids marked: only those may be sent.
+    A result moves a row out of ``sending`` or ``pending`` (the send journal, not this table,
+    says which rows are going out right now; see ``store.journal``), never out of ``sent``,
+    ``failed``, ``skipped`` or ``uncertain``: a late or repeated result changes nothing.
     """
-    now = to_db_time(utcnow())
-    granted: set[int] = set()
-    with db.transaction() as conn:
-        if outcomes:
-            conn.executemany(
-                "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_reply = ?,"
-                " updated_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
-                " WHERE id = ? AND (state = 'sending'"
-                " OR (state = 'pending' AND ? IN ('sent', 'failed', 'pending')))",
-                [
-                    (o.state, o.reply, now, o.state, now, o.delivery_id, o.state)
-                    for o in outcomes
-                ],
-            )
-        gone = []
-        for delivery_id in marks:
-            changed = conn.execute(
-                "UPDATE deliveries SET state = 'sending', updated_at = ? WHERE id = ?"
-                " AND state = 'pending' AND EXISTS (SELECT 1 FROM subscribers s"
-                " WHERE s.id = deliveries.subscriber_id AND s.status = 'active')",
-                (now, delivery_id),
-            ).rowcount
-            if changed:
-                granted.add(delivery_id)
-            else:
-                gone.append(delivery_id)
-        if gone:
-            _skip(conn, gone, now)
-    return granted
-
-
-def release(db: Database, delivery_ids: Sequence[int]) -> None:
-    """Rows claimed but never handed to SMTP (a clean stop) go back to pending."""
-    if not delivery_ids:
+    if not outcomes:
         return
     now = to_db_time(utcnow())
     with db.transaction() as conn:
         conn.executemany(
-            "UPDATE deliveries SET state = 'pending', updated_at = ?"
-            " WHERE id = ? AND state = 'sending'",
-            [(now, i) for i in delivery_ids],
+            "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_reply = ?,"
+            " updated_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
+            " WHERE id = ? AND state IN ('pending', 'sending')",
+            [(o.state, o.reply, now, o.state, now, o.delivery_id) for o in outcomes],
         )
 
 
@@ -269,3 +234,17 @@ def open_rows(db: Database, issue_id: str) -> int:
         f"SELECT COUNT(*) FROM deliveries WHERE issue_id = ? AND state IN ({marks})",
         (issue_id, *OPEN_STATES),
     ).fetchone()[0]
+
+
+def count_in_issue(db: Database, issue_id: str, delivery_ids: set[int], state: str) -> int:
+    """How many of these rows belong to the issue and are in ``state``."""
+    ids = sorted(delivery_ids)
+    total = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        total += db.execute(
+            f"SELECT COUNT(*) FROM deliveries WHERE issue_id = ? AND state = ? AND id IN ({marks})",
+            (issue_id, state, *chunk),
+        ).fetchone()[0]
+    return total
