@@ -11,25 +11,29 @@ promise to survive a power cut):
     R <seq> <delivery id> <state> <reply>    once the relay answered (or the line dropped)
 
 ``seq`` is one counter over all threads, so a row retried on another thread is read in order.
-Results also go to SQLite, in batches, from the send loop; a file is emptied by its own
-thread once all its results are committed. At the start of the next send (and at the end of
-this one) ``recover`` applies what the files say: a result not yet in the database is
-recorded, and a row whose last word is ``S`` (its data was going out when the process died)
-becomes ``uncertain``. Only these can be in doubt: at most one per connection.
+Results also go to SQLite, in batches, from the send loop; a file starts again from the top
+(its own thread zeroes it) once all its results are committed. At the start of the next send
+(and at the end of this one) ``recover`` applies what the files say: a result not yet in the
+database is recorded, and a row whose last word is ``S`` (its data was going out when the
+process died) becomes ``uncertain``. Only these can be in doubt: at most one per connection.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
+import mmap
 import os
 import threading
 from pathlib import Path
 
 from dispatch.store import Database, to_db_time, utcnow
 
-#: A file is emptied (once all its results are in the database) after this many records.
-TRUNCATE_AFTER = 2000
+#: Each thread's file: its size, and how full it gets before it starts again from the top
+#: (once all its results are in the database).
+FILE_SIZE = 8 << 20
+RESET_AT = 1 << 20
 
 IN_DOUBT = "in doubt: the send stopped while this message was going out"
 
@@ -39,21 +43,39 @@ def journal_dir(db: Database) -> Path:
 
 
 class _File:
+    """A fixed-size file mapped into memory (MAP_SHARED): a record is a memory copy into the
+    OS's page cache, with no system call, so a thread never gives up the GIL to write it (a
+    ``write`` per message made every sending thread queue for the GIL again). Records end at
+    the first NUL byte."""
+
     def __init__(self, path: Path, index: int) -> None:
         self.index = index
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.records = 0
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.ftruncate(fd, FILE_SIZE)  # sparse: takes disk space only as it is written
+            self.mm = mmap.mmap(fd, FILE_SIZE)
+        finally:
+            os.close(fd)
+        self.pos = 0
         self.written = 0  # seq of the last result written here
         self.committed = 0  # seq up to which this file's results are in the database
 
     def write(self, line: str) -> None:
-        os.write(self.fd, line.encode("utf-8", "replace"))
-        self.records += 1
+        data = line.encode("utf-8", "replace")
+        end = self.pos + len(data)
+        if end >= FILE_SIZE:
+            raise OSError(errno.ENOSPC, "the send journal is full (results are not being saved)")
+        self.mm[self.pos : end] = data
+        self.pos = end
 
     def maybe_truncate(self) -> None:
-        if self.records >= TRUNCATE_AFTER and self.committed >= self.written:
-            os.ftruncate(self.fd, 0)
-            self.records = 0
+        """Start again from the top once everything written here is in the database."""
+        if self.pos >= RESET_AT and self.committed >= self.written:
+            self.mm[0 : self.pos] = bytes(self.pos)  # a kill midway leaves a NUL first: empty
+            self.pos = 0
+
+    def close(self) -> None:
+        self.mm.close()
 
 
 class Journal:
@@ -100,7 +122,7 @@ class Journal:
 
     def close(self) -> None:
         for file in self._files:
-            os.close(file.fd)
+            file.close()
         self._files.clear()
 
 
@@ -108,7 +130,9 @@ def _read(folder: Path) -> dict[int, tuple[int, str, str, str]]:
     """The last record of each delivery id: (seq, kind, state, reply)."""
     last: dict[int, tuple[int, str, str, str]] = {}
     for path in sorted(folder.glob("*.log")):
-        for line in path.read_text("utf-8", "replace").splitlines():
+        data = path.read_bytes()
+        end = data.find(b"\0")
+        for line in data[: len(data) if end < 0 else end].decode("utf-8", "replace").split("\n"):
             parts = line.split(" ", 4)
             if len(parts) < 3 or parts[0] not in ("S", "R"):
                 continue  # a torn line: it cannot be the last word on anything
