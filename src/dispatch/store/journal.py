@@ -132,10 +132,11 @@ def _read(folder: Path) -> dict[int, tuple[int, str, str, str]]:
     for path in sorted(folder.glob("*.log")):
         data = path.read_bytes()
         end = data.find(b"\0")
-        for line in data[: len(data) if end < 0 else end].decode("utf-8", "replace").split("\n"):
+        text = data[: len(data) if end < 0 else end].decode("utf-8", "replace")
+        for line in text.split("\n")[:-1]:  # a last line without its newline was torn
             parts = line.split(" ", 4)
             if len(parts) < 3 or parts[0] not in ("S", "R"):
-                continue  # a torn line: it cannot be the last word on anything
+                continue
             try:
                 seq, delivery_id = int(parts[1]), int(parts[2])
             except ValueError:

@@ -1,0 +1,120 @@
+"""The send journal (store.journal) on its own: what a killed send leaves, and what the next
+run makes of it."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from dispatch.store import journal, ledger
+from tests.plugins.smtp import add_subscribers, create_sample_issue
+
+
+def fixed(db, n: int) -> list[int]:
+    add_subscribers(db, [(f"r{i}@example.org", "") for i in range(n)])
+    create_sample_issue(db)
+    ledger.fix_deliveries(db, "2026-W48", {}, "non_donor")
+    return [r[0] for r in db.execute("SELECT id FROM deliveries ORDER BY id")]
+
+
+def states(db) -> dict[int, tuple[str, str, int]]:
+    return {
+        r[0]: (r[1], r[2] or "", r[3])
+        for r in db.execute("SELECT id, state, last_reply, attempts FROM deliveries")
+    }
+
+
+def test_recover_settles_what_a_killed_send_left(db):
+    ids = fixed(db, 6)
+    book = journal.Journal(db)
+    book.started(ids[0])
+    book.finished(ids[0], "sent", "250 2.0.0 queued")  # sent, not yet committed
+    book.started(ids[1])  # going out when the process died
+    book.finished(ids[2], "failed", "550 5.1.1 no such user")  # refused at RCPT
+    book.started(ids[3])
+    book.finished(ids[3], "pending", "connection lost")
+    book.started(ids[4])
+    book.finished(ids[4], "uncertain", "in doubt: reply lost")
+    # ids[5]: never touched. No close(): a kill leaves the mapping as it was.
+    assert journal.in_flight(db) == {ids[1]}
+
+    assert journal.recover(db) == 1
+    got = states(db)
+    assert got[ids[0]][:2] == ("sent", "250 2.0.0 queued")
+    assert got[ids[1]][:2] == ("uncertain", journal.IN_DOUBT)
+    assert got[ids[2]][:2] == ("failed", "550 5.1.1 no such user")
+    assert got[ids[3]][0] == "pending"
+    assert got[ids[4]][0] == "uncertain"
+    assert got[ids[5]] == ("pending", "", 0)
+    assert not journal.journal_dir(db).exists()
+    assert journal.recover(db) == 0  # nothing left to do
+
+
+def test_a_retry_on_another_thread_is_read_in_order(db):
+    ids = fixed(db, 1)
+    book = journal.Journal(db)
+
+    def first_attempt() -> None:
+        book.started(ids[0])
+        book.finished(ids[0], "pending", "451 later")
+
+    thread = threading.Thread(target=first_attempt)
+    thread.start()
+    thread.join()
+    book.started(ids[0])  # the retry, on this thread, died in flight
+    assert journal.recover(db) == 1
+    assert states(db)[ids[0]][0] == "uncertain"
+
+
+def test_results_already_committed_are_not_applied_twice(db):
+    ids = fixed(db, 2)
+    book = journal.Journal(db)
+    book.started(ids[0])
+    book.finished(ids[0], "sent", "250 ok")
+    ledger.commit_batch(db, [ledger.Outcome(ids[0], "sent", "250 ok")])
+    assert journal.recover(db) == 0
+    assert states(db)[ids[0]] == ("sent", "250 ok", 1)
+
+
+def test_a_thread_file_starts_again_once_its_results_are_committed(db, monkeypatch):
+    monkeypatch.setattr(journal, "RESET_AT", 200)
+    ids = fixed(db, 30)
+    book = journal.Journal(db)
+    marks: dict[int, int] = {}
+    for delivery_id in ids[:-1]:
+        book.started(delivery_id)
+        index, seq = book.finished(delivery_id, "sent", "250 ok")
+        marks[index] = seq
+    ledger.commit_batch(db, [ledger.Outcome(i, "sent", "250 ok") for i in ids[:-1]])
+    book.committed(marks)
+    book.started(ids[-1])  # the file is past RESET_AT and all committed: starts again
+    files = list(journal.journal_dir(db).glob("*.log"))
+    assert len(files) == 1
+    text = files[0].read_bytes().split(b"\0", 1)[0]
+    assert text.count(b"\n") == 1 and text.startswith(b"S ")
+    assert journal.recover(db) == 1
+    assert Counter(s for s, _, _ in states(db).values()) == {"sent": 29, "uncertain": 1}
+
+
+def test_uncommitted_results_keep_the_file_from_starting_again(db, monkeypatch):
+    monkeypatch.setattr(journal, "RESET_AT", 100)
+    ids = fixed(db, 10)
+    book = journal.Journal(db)
+    for delivery_id in ids:
+        book.started(delivery_id)
+        book.finished(delivery_id, "sent", "250 ok")
+    # Nothing committed: every record must survive.
+    assert journal.recover(db) == 0
+    assert Counter(s for s, _, _ in states(db).values()) == {"sent": 10}
+
+
+def test_a_torn_last_record_is_ignored(db):
+    ids = fixed(db, 2)
+    book = journal.Journal(db)
+    book.started(ids[0])
+    book.finished(ids[0], "sent", "250 ok")
+    file = book._files[0]
+    torn = f"S 99 {ids[1]}".encode()  # a kill in the middle of a memory copy: no newline
+    file.mm[file.pos : file.pos + len(torn)] = torn
+    assert journal.recover(db) == 0
+    assert states(db)[ids[0]][0] == "sent" and states(db)[ids[1]][0] == "pending"
