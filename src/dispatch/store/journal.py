@@ -11,8 +11,8 @@ promise to survive a power cut):
     R <seq> <delivery id> <state> <reply>    once the relay answered (or the line dropped)
 
 ``seq`` is one counter over all threads, so a row retried on another thread is read in order.
-Results also go to SQLite, in batches, from the send loop; a file starts again from the top
-(its own thread zeroes it) once all its results are committed. At the start of the next send
+Results also go to SQLite, in batches, from the send loop; each thread writes two files in
+turn and clears one only once all its results are committed. At the start of the next send
 (and at the end of this one) ``recover`` applies what the files say: a result not yet in the
 database is recorded, and a row whose last word is ``S`` (its data was going out when the
 process died) becomes ``uncertain``. Only these can be in doubt: at most one per connection.
@@ -30,8 +30,8 @@ from pathlib import Path
 
 from dispatch.store import Database, to_db_time, utcnow
 
-#: Each thread's file: its size, and how full it gets before it starts again from the top
-#: (once all its results are in the database).
+#: Each half of a thread's journal: its size, and how full it gets before the thread moves
+#: to the other half.
 FILE_SIZE = 8 << 20
 RESET_AT = 1 << 20
 
@@ -42,14 +42,13 @@ def journal_dir(db: Database) -> Path:
     return Path(f"{db.path}.journal")
 
 
-class _File:
+class _Half:
     """A fixed-size file mapped into memory (MAP_SHARED): a record is a memory copy into the
     OS's page cache, with no system call, so a thread never gives up the GIL to write it (a
     ``write`` per message made every sending thread queue for the GIL again). Records end at
     the first NUL byte."""
 
-    def __init__(self, path: Path, index: int) -> None:
-        self.index = index
+    def __init__(self, path: Path) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.ftruncate(fd, FILE_SIZE)  # sparse: takes disk space only as it is written
@@ -57,25 +56,48 @@ class _File:
         finally:
             os.close(fd)
         self.pos = 0
-        self.written = 0  # seq of the last result written here
-        self.committed = 0  # seq up to which this file's results are in the database
+        self.last_seq = 0  # of the last result written here
 
-    def write(self, line: str) -> None:
+    def clear(self) -> None:
+        # Zeroing from the top: a kill midway leaves a NUL first, which reads as empty.
+        self.mm[0 : self.pos] = bytes(self.pos)
+        self.pos = 0
+
+
+class _File:
+    """One thread's journal: two halves used in turn. When the current one is past
+    ``RESET_AT`` the thread moves to the other, once every result written there is in the
+    database (it was filled a whole half ago), and clears it first."""
+
+    def __init__(self, folder: Path, index: int) -> None:
+        self.index = index
+        stem = f"{os.getpid()}-{index}"
+        self.halves = [_Half(folder / f"{stem}-a.log"), _Half(folder / f"{stem}-b.log")]
+        self.current = self.halves[0]
+        self.committed = 0  # seq up to which this thread's results are in the database
+
+    def write(self, line: str, seq: int = 0) -> None:
         data = line.encode("utf-8", "replace")
-        end = self.pos + len(data)
+        half = self.current
+        end = half.pos + len(data)
         if end >= FILE_SIZE:
             raise OSError(errno.ENOSPC, "the send journal is full (results are not being saved)")
-        self.mm[self.pos : end] = data
-        self.pos = end
+        half.mm[half.pos : end] = data
+        half.pos = end
+        if seq:
+            half.last_seq = seq
 
-    def maybe_truncate(self) -> None:
-        """Start again from the top once everything written here is in the database."""
-        if self.pos >= RESET_AT and self.committed >= self.written:
-            self.mm[0 : self.pos] = bytes(self.pos)  # a kill midway leaves a NUL first: empty
-            self.pos = 0
+    def maybe_switch(self) -> None:
+        if self.current.pos < RESET_AT:
+            return
+        other = self.halves[1] if self.current is self.halves[0] else self.halves[0]
+        if self.committed >= other.last_seq:
+            other.clear()
+            self.current = other
 
     def close(self) -> None:
-        self.mm.close()
+        for half in self.halves:
+            half.mm.close()
 
 
 class Journal:
@@ -94,7 +116,7 @@ class Journal:
         if file is None:
             with self._lock:
                 index = len(self._files)
-                file = _File(self.dir / f"{os.getpid()}-{index}.log", index)
+                file = _File(self.dir, index)
                 self._files.append(file)
             self._local.file = file
         return file
@@ -102,7 +124,7 @@ class Journal:
     def started(self, delivery_id: int) -> None:
         """The message of ``delivery_id`` is about to go out (call before its data)."""
         file = self._file()
-        file.maybe_truncate()
+        file.maybe_switch()
         file.write(f"S {next(self._seq)} {delivery_id}\n")
 
     def finished(self, delivery_id: int, state: str, reply: str) -> tuple[int, int]:
@@ -110,8 +132,7 @@ class Journal:
         file = self._file()
         seq = next(self._seq)
         reply = " ".join(reply.split())[:500]
-        file.write(f"R {seq} {delivery_id} {state} {reply}\n")
-        file.written = seq
+        file.write(f"R {seq} {delivery_id} {state} {reply}\n", seq)
         return file.index, seq
 
     def committed(self, marks: dict[int, int]) -> None:
