@@ -32,8 +32,8 @@ from dispatch.store import Database, to_db_time, utcnow
 
 #: Each half of a thread's journal: its size, and how full it gets before the thread moves
 #: to the other half.
-FILE_SIZE = 8 << 20
-RESET_AT = 1 << 20
+FILE_SIZE = 4 << 20
+RESET_AT = 256 << 10
 
 IN_DOUBT = "in doubt: the send stopped while this message was going out"
 
@@ -147,13 +147,24 @@ class Journal:
         self._files.clear()
 
 
+def _records(path: Path) -> bytes:
+    """A journal file's records: its bytes up to the first NUL (not the whole sparse file)."""
+    chunks = []
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 16):
+            end = chunk.find(b"\0")
+            if end >= 0:
+                chunks.append(chunk[:end])
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _read(folder: Path) -> dict[int, tuple[int, str, str, str]]:
     """The last record of each delivery id: (seq, kind, state, reply)."""
     last: dict[int, tuple[int, str, str, str]] = {}
     for path in sorted(folder.glob("*.log")):
-        data = path.read_bytes()
-        end = data.find(b"\0")
-        text = data[: len(data) if end < 0 else end].decode("utf-8", "replace")
+        text = _records(path).decode("utf-8", "replace")
         for line in text.split("\n")[:-1]:  # a last line without its newline was torn
             parts = line.split(" ", 4)
             if len(parts) < 3 or parts[0] not in ("S", "R"):
