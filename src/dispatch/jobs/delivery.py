@@ -121,6 +121,7 @@ class DeliveryRun:
             key=str(row.id),
         )
         build, sign = self.factory.build, self.sign
+        payload: Callable[[], bytes]
         if sign is None:
             payload = partial(build, row.variant, recipient)
         else:

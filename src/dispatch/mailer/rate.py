@@ -159,9 +159,11 @@ class AdaptiveRate:
             if started is not None and started < self._last_decrease:
                 return self.rate  # sent at the old rate: already accounted for
             achieved = self.observed(now)
-            current = min(r for r in (self.rate, achieved) if r > 0) if (
-                self.rate > 0 or achieved > 0
-            ) else self.minimum * 2
+            current = (
+                min(r for r in (self.rate, achieved) if r > 0)
+                if (self.rate > 0 or achieved > 0)
+                else self.minimum * 2
+            )
             self.ceiling = max(self.minimum, current * self.ceiling_factor)
             self.rate = max(self.minimum, current / 2)
             self._last_decrease = now

@@ -172,7 +172,7 @@ def claim(db: Database, issue_id: str, after: int, limit: int) -> tuple[list[Cla
         )
     if skip:
         with db.transaction() as conn:
-            _skip(conn, skip, to_db_time(utcnow()))
+            _skip(conn, skip, to_db_time(utcnow()) or "")
     return claimed, last_id
 
 
