@@ -255,4 +255,7 @@ class DeliveryRun:
         # going out, the journal says so and the row becomes 'uncertain' now, the truth.
         self.stats.in_doubt = len(self._outstanding)
         self.journal.close()
-        journal.recover(self.db)
+        if self._outstanding:
+            journal.recover(self.db)
+        else:  # every result the threads wrote down is committed above
+            journal.discard(self.db)

@@ -13,6 +13,7 @@ Rates: a global token bucket (``rate``, adapted down when the relay throttles, s
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -35,6 +36,7 @@ class Job:
     payload: Callable[[], bytes]
     dot_safe: bool = False  # the payload never has a line starting with "." (no stuffing)
     note: Any = None  # the caller's, e.g. where its journal recorded the outcome
+    data_started: bool = False  # set once the gate let the message's data go
 
 
 class SendHooks(Protocol):
@@ -141,6 +143,7 @@ class SenderPool:
                 )
                 self.stopping.set()
                 return False
+        job.data_started = True
         return True
 
     def _work(self) -> None:
@@ -172,14 +175,18 @@ class SenderPool:
                         self.hooks.after_reply(job, status)
                 except BaseException as exc:  # a bug or a fatal relay error: stop the run
                     self.fatal = self.fatal or exc
-                    self.results.put(
-                        JobResult(
-                            job,
-                            DeliveryStatus(
-                                Outcome.TEMPORARY, 0, f"not sent: {exc}", connection_lost=True
-                            ),
+                    if job.data_started:  # it may have gone out: in doubt, never resent
+                        status = DeliveryStatus(
+                            Outcome.UNKNOWN, 0, f"in doubt: {exc}", connection_lost=True
                         )
-                    )
+                        if self.hooks is not None:
+                            with contextlib.suppress(Exception):
+                                self.hooks.after_reply(job, status)
+                    else:
+                        status = DeliveryStatus(
+                            Outcome.TEMPORARY, 0, f"not sent: {exc}", connection_lost=True
+                        )
+                    self.results.put(JobResult(job, status))
                     self.stopping.set()
                     break
                 self.results.put(JobResult(job, status))

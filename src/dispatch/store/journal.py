@@ -190,6 +190,17 @@ def in_flight(db: Database) -> set[int]:
     return {i for i, (_, kind, _, _) in _read(folder).items() if kind == "S"}
 
 
+def discard(db: Database) -> None:
+    """Remove the journal of a send whose every result is in the database."""
+    folder = journal_dir(db)
+    if not folder.is_dir():
+        return
+    for path in folder.glob("*.log"):
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
 def recover(db: Database) -> int:
     """Apply and remove what a previous send's journal says; returns rows made uncertain.
 
@@ -216,8 +227,5 @@ def recover(db: Database) -> int:
                     " WHERE id = ? AND state IN ('pending', 'sending')",
                     (state, reply, now, state, now, delivery_id),
                 )
-    for path in folder.glob("*.log"):
-        path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        folder.rmdir()
+    discard(db)
     return doubtful
