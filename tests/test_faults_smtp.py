@@ -205,3 +205,33 @@ def test_every_message_is_dkim_signed_when_configured(
     for message in smtp_server.messages:
         assert message.data.startswith(b"DKIM-Signature: v=1; a=rsa-sha256;")
         assert dkim.verify(message.data, dnsfunc=dnsfunc), message.rcpt
+
+
+def test_a_crash_of_dispatch_itself_while_data_goes_out_leaves_the_row_uncertain(
+    db, settings, smtp_server, monkeypatch
+):
+    """A bug (not the relay) raising after a message's data started to go: the run stops,
+    and that row is in doubt, not pending (a rerun must not resend it on its own)."""
+    from dispatch.errors import SendError
+    from dispatch.mailer import connection
+
+    add_subscribers(db, people(5))
+    issue = create_sample_issue(db)
+    real_send = connection.SmtpConnection.send
+
+    def send(self, sender, recipient, data, gate=None, dot_safe=False):
+        if recipient == "reader0002@example.org":  # a bug strikes right after the gate
+            assert gate is not None and gate()
+            raise RuntimeError("boom")
+        return real_send(self, sender, recipient, data, gate=gate, dot_safe=dot_safe)
+
+    monkeypatch.setattr(connection.SmtpConnection, "send", send)
+    with pytest.raises(SendError, match="boom"):
+        send_issue(db, settings, issue, SendOptions(concurrency=1, retry=FAST))
+    assert states(db)["uncertain"] == 1
+    row = db.execute("SELECT state FROM deliveries WHERE email = 'reader0002@example.org'")
+    assert row.fetchone()[0] == "uncertain"
+    monkeypatch.setattr(connection.SmtpConnection, "send", real_send)
+    rerun = send_issue(db, settings, issue, SendOptions(retry=FAST))
+    assert smtp_server.to("reader0002@example.org") == []  # left for the editor to decide
+    assert rerun.uncertain == [("reader0002@example.org", "in doubt: boom")]
