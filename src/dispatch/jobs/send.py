@@ -1,9 +1,10 @@
 """Send an issue: fix the ledger, resume it, and report; plus test copies, dry runs and status.
 
 ``send_issue`` is safe to rerun at any time: the ledger is fixed once (when the issue leaves
-draft), rows left ``sending`` by a crash become ``uncertain`` (resolved only on purpose), and
-everything still pending goes out. The issue is marked sent once no row is pending, sending or
-uncertain. One send per database at a time (a lock file next to it; the OS drops it on a kill).
+draft), rows a crash left going out (per the send journal, ``store.journal``) become
+``uncertain`` (resolved only on purpose), and everything still pending goes out. The issue is
+marked sent once no row is pending, sending or uncertain. One send per database at a time (a
+lock file next to it; the OS drops it on a kill).
 """
 
 from __future__ import annotations
