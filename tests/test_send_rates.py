@@ -167,3 +167,13 @@ def test_aimd_never_exceeds_the_users_maximum():
         clock.advance(0.1)
         rate.on_success()
     assert rate.rate <= 10
+
+
+def test_aimd_keeps_only_its_window_of_history():
+    clock = Clock()
+    rate = AdaptiveRate(clock=clock, window=2.0)
+    for _ in range(100_000):  # a long send at 1,000 per second
+        clock.advance(0.001)
+        rate.on_success()
+    assert len(rate._done) <= 2001  # two seconds' worth, not the whole send
+    assert rate.observed() == pytest.approx(1000, rel=0.01)

@@ -138,7 +138,10 @@ class AdaptiveRate:
         """Record an accepted (or refused for good) message; returns the new rate."""
         with self._lock:
             now = self._clock()
-            self._done.append(now)
+            done = self._done
+            done.append(now)
+            while done[0] < now - self.window:  # keep only the window (memory stays flat)
+                done.popleft()
             if not self.rate:
                 return self.rate
             if now - self._last_probe >= self.probe_every and self.ceiling:
