@@ -205,3 +205,50 @@ def test_missing_sources_error_has_no_traceback(run_cli) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: No article sources are configured.")
     assert "Traceback" not in result.output
+
+
+def test_article_text_cannot_smuggle_in_a_personal_placeholder(db, make_settings, tmp_path):
+    from dispatch.models import PLACEHOLDERS
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "evil.md").write_text(
+        "---\ntitle: \"Win %%DISPATCH_EMAIL%% now\"\ndate: 2026-11-26\n"
+        "url: https://news.test/evil\n"
+        "image: \"https://tracker.test/p.png?e=%%DISPATCH_EMAIL%%\"\n---\n"
+        "Your link: %%DISPATCH_UNSUBSCRIBE_URL%%. More text here.\n",
+        encoding="utf-8",
+    )
+    result = build_issue(db, make_settings(), sources=[str(folder)], now=NOW)
+    variants = issue_store.get_variants(db, result.issue.id)
+    for variant in variants.values():
+        article_part = variant.html[variant.html.index('class="article"') :]
+        article_part = article_part[: article_part.index('class="appeal"')]
+        for key in ("EMAIL", "UNSUBSCRIBE_URL"):
+            assert PLACEHOLDERS[key] not in article_part
+            assert PLACEHOLDERS[key] not in variant.subject
+    assert "p.png?e=%25%25DISPATCH_EMAIL%25%25" in variants["non_donor"].html
+
+
+def test_articles_without_links_do_not_block_each_other(db, make_settings, tmp_path):
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "2026-11-25-first.txt").write_text("First story\n\nIt happened.\n", "utf-8")
+    settings = make_settings()
+    first = build_issue(db, settings, sources=[str(folder)], now=NOW)
+    assert [a.title for a in first.issue.articles] == ["First story"]
+    issue_store.set_issue_status(db, first.issue.id, "sent")
+    (folder / "2026-11-28-second.txt").write_text("Second story\n\nThen this.\n", "utf-8")
+    later = build_issue(
+        db, settings, sources=[str(folder)], now=NOW + timedelta(days=2), issue_id="next"
+    )
+    assert [a.title for a in later.issue.articles] == ["Second story"]
+
+
+def test_when_every_source_fails_the_build_is_an_error_not_a_quiet_week(run_cli, tmp_path):
+    result = run_cli(
+        "build", "--source", str(tmp_path / "gone.xml"), "--source", "http://127.0.0.1:9/feed"
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: No source could be read:")
+    assert "gone.xml" in result.stderr and "127.0.0.1:9" in result.stderr

@@ -98,6 +98,15 @@ PLACEHOLDERS = {
 }
 
 
+def defuse_placeholders(text: str, *, url: bool = False) -> str:
+    """Text from outside (feeds, article files) must not smuggle in a placeholder that the send
+    would fill with each reader's address or tokens: break every ``%%`` (percent-encoded in
+    URLs, a zero-width space in prose)."""
+    if "%%" not in text:
+        return text
+    return text.replace("%%", "%25%25") if url else text.replace("%%", "%\u200b%")
+
+
 @dataclass(frozen=True)
 class RenderedVariant:
     """One persona's finished message body, CSS inlined, placeholders still in it."""

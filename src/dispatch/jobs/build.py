@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from dispatch.articles import CollectOptions, collect_articles
 from dispatch.config import Settings
-from dispatch.errors import ConfigError, IssueError
+from dispatch.errors import ConfigError, IssueError, SourceError
 from dispatch.jobs.common import renderer_from, send_links
-from dispatch.models import Article, Issue
+from dispatch.models import Article, Issue, defuse_placeholders
 from dispatch.store import Database
 from dispatch.store import donations as donation_store
 from dispatch.store import issues as issue_store
@@ -120,10 +120,17 @@ def build_issue(
         found=len(collected.articles),
         warnings=[str(w) for w in collected.warnings],
     )
+    failed = {w.source for w in collected.warnings}
+    if not collected.articles and failed >= set(chosen_sources):
+        raise SourceError(
+            "No source could be read: " + "; ".join(result.warnings),
+            "Check the addresses in --source or DISPATCH_SOURCES; nothing was built.",
+        )
     sent_guids, sent_urls = issue_store.sent_article_keys(db)
     chosen: list[Article] = []
-    for article in collected.articles:
-        if article.guid in sent_guids or (article.canonical_url or article.url) in sent_urls:
+    for article in map(_defused, collected.articles):
+        url_key = article.canonical_url or article.url
+        if article.guid in sent_guids or (url_key and url_key in sent_urls):
             result.already_sent += 1
         elif article.published is None or not window_start <= article.published < window_end:
             result.outside_window += 1
@@ -151,6 +158,19 @@ def build_issue(
     issue_store.apply_flags(db, target_id, flags)
     result.issue = render_and_store(db, settings, target_id, now=now)
     return result
+
+
+def _defused(article: Article) -> Article:
+    """Article text and links can't carry a per-recipient placeholder into the email."""
+    return replace(
+        article,
+        title=defuse_placeholders(article.title),
+        excerpt=defuse_placeholders(article.excerpt),
+        body_html=defuse_placeholders(article.body_html),
+        image_alt=defuse_placeholders(article.image_alt),
+        url=defuse_placeholders(article.url, url=True),
+        image_url=defuse_placeholders(article.image_url, url=True) if article.image_url else None,
+    )
 
 
 def _carry_flags(db: Database, issue_id: str) -> dict:

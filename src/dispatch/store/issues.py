@@ -216,7 +216,8 @@ def sent_article_keys(db: Database) -> tuple[set[str], set[str]]:
         "SELECT a.guid, a.canonical_url FROM issue_articles a JOIN issues i ON i.id = a.issue_id"
         " WHERE i.status IN ('sending', 'sent') AND a.dropped = 0"
     ).fetchall()
-    return {r["guid"] for r in rows}, {r["canonical_url"] for r in rows}
+    # An article without a link has no URL key: '' must never match another such article.
+    return {r["guid"] for r in rows}, {r["canonical_url"] for r in rows if r["canonical_url"]}
 
 
 def last_sent_issue(db: Database, kind: str = "digest") -> Issue | None:
