@@ -74,6 +74,7 @@ def test_editor_can_set_subject_note_and_reorder(run_cli, write_feed, tmp_path) 
     )
     assert run_cli("issue", "move", issue, "3", "--to", "1").exit_code == 0
     assert run_cli("issue", "drop", issue, "2").exit_code == 0
+    assert run_cli("issue", "drop", issue, "2").exit_code == 1  # already dropped
     shown = json.loads(run_cli("issue", "show", issue, "--json").stdout)
     assert shown["subject"] == "Line one Bcc: x@evil.test"  # one line, never a header break
     kept = [a["title"] for a in shown["articles"] if not a["dropped"]]
@@ -94,7 +95,8 @@ def test_a_generated_subject_follows_the_articles_but_an_edited_one_stays(run_cl
     assert shown["subject"].endswith(": Market reopens")
     assert "Flood wall" not in shown["preheader"] and "Market" not in shown["preheader"]
     run_cli("issue", "edit", issue, "--subject", "My own words")
-    run_cli("issue", "restore", issue, "3")
+    assert run_cli("issue", "restore", issue, "2").exit_code == 1  # not dropped: an error
+    assert run_cli("issue", "restore", issue, "1").exit_code == 0  # the same number as dropped
     assert json.loads(run_cli("issue", "show", issue, "--json").stdout)["subject"] == "My own words"
 
 

@@ -28,25 +28,21 @@ def _require_draft(db: Database, issue_id: str) -> Issue:
 
 
 def article_list(db: Database, issue_id: str) -> list[dict]:
-    """Articles in the order they will appear, numbered from 1, dropped ones last."""
+    """Articles in the order they will appear, numbered from 1. A dropped article keeps its
+    number and place (marked dropped), so `drop 3` then `restore 3` is the same article."""
     require_issue(db, issue_id)
-    rows = issue_store.article_rows(db, issue_id)
-    kept = [r for r in rows if not r["dropped"]]
-    dropped = [r for r in rows if r["dropped"]]
-    listing = []
-    for number, row in enumerate(kept + dropped, 1):
-        listing.append(
-            {
-                "number": number,
-                "id": row["id"],
-                "title": row["title"],
-                "url": row["url"],
-                "published": row["published"],
-                "pinned": bool(row["pinned"]),
-                "dropped": bool(row["dropped"]),
-            }
-        )
-    return listing
+    return [
+        {
+            "number": number,
+            "id": row["id"],
+            "title": row["title"],
+            "url": row["url"],
+            "published": row["published"],
+            "pinned": bool(row["pinned"]),
+            "dropped": bool(row["dropped"]),
+        }
+        for number, row in enumerate(issue_store.article_rows(db, issue_id), 1)
+    ]
 
 
 def _article_id(db: Database, issue_id: str, number: int) -> int:
@@ -109,6 +105,14 @@ def set_article(
 ) -> Issue:
     before = _require_draft(db, issue_id)
     article_id = _article_id(db, issue_id, number)
+    if dropped is not None:
+        entry = next(e for e in article_list(db, issue_id) if e["id"] == article_id)
+        if entry["dropped"] == dropped:
+            state = "dropped" if dropped else "in the issue (not dropped)"
+            raise InputError(
+                f"Article {number} of {issue_id} is already {state}",
+                f"`dispatch issue show {issue_id}` lists the articles and which are dropped.",
+            )
     issue_store.set_article_flags(db, issue_id, article_id, pinned=pinned, dropped=dropped)
     _follow_defaults(db, settings, before)
     return render_and_store(db, settings, issue_id)
