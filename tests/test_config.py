@@ -87,3 +87,11 @@ def test_boilerplate_patterns_split_on_lines_only_so_regex_commas_survive() -> N
         {"DISPATCH_BOILERPLATE_PATTERNS": "(?i)^support .{0,120}journalism\n(?i)^the editor$"}
     )
     assert settings.boilerplate_patterns == ("(?i)^support .{0,120}journalism", "(?i)^the editor$")
+
+
+def test_a_malformed_dotenv_line_is_refused_not_skipped(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text('DISPATCH_OUTLET_NAME=Ledger\nSTRIPE_SECRET_KEY="sk_live_abc\n', "utf-8")
+    with pytest.raises(ConfigError, match=r"Line 2 of .*\.env \(starting 'STRIPE_SECRET_KEY'\)") as e:
+        load_settings(env_file=env_file, environ={})
+    assert "sk_live_abc" not in str(e.value)

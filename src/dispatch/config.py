@@ -7,12 +7,14 @@ settings object can be printed or logged without leaking them.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from dispatch.errors import ConfigError
 
@@ -217,6 +219,22 @@ def all_env_names() -> list[str]:
     return [str(f.metadata["env"]) for f in fields(Settings)]
 
 
+def _check_dotenv_syntax(path: Path) -> None:
+    """python-dotenv skips a line it can't parse with only a warning; a skipped DISPATCH_DB
+    would quietly open a new, empty database. Refuse instead, naming the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read the settings file {path}: {exc}") from exc
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            name = binding.original.string.split("=", 1)[0].strip()[:40]  # never the value
+            raise ConfigError(
+                f"Line {binding.original.line} of {path} (starting {name!r}) is not a setting",
+                'Write it as NAME=value (quote values with spaces: NAME="a b"); close any quote.',
+            )
+
+
 def load_settings(
     env_file: Path | None = None,
     use_dotenv: bool = True,
@@ -235,6 +253,7 @@ def load_settings(
                 f"The settings file {path} does not exist", "Check the --env-file path."
             )
         if path.is_file():
+            _check_dotenv_syntax(path)
             merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
     merged.update(os.environ if environ is None else environ)
     if overrides:
