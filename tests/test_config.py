@@ -92,6 +92,6 @@ def test_boilerplate_patterns_split_on_lines_only_so_regex_commas_survive() -> N
 def test_a_malformed_dotenv_line_is_refused_not_skipped(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text('DISPATCH_OUTLET_NAME=Ledger\nSTRIPE_SECRET_KEY="sk_live_abc\n', "utf-8")
-    with pytest.raises(ConfigError, match=r"Line 2 of .*\.env \(starting 'STRIPE_SECRET_KEY'\)") as e:
+    with pytest.raises(ConfigError, match=r"Line 2 of .*\.env \(starting 'STRIPE_SECRET_KEY'") as e:
         load_settings(env_file=env_file, environ={})
     assert "sk_live_abc" not in str(e.value)
