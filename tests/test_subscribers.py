@@ -190,3 +190,26 @@ def test_list_filters_by_status(tmp_path, run_cli, status):
     run_cli("subscribers", "unsubscribe", "a@example.org")
     people = listed(run_cli, status)
     assert list(people) == (["a@example.org"] if status == "unsubscribed" else ["b@example.org"])
+
+
+def test_export_quotes_would_be_spreadsheet_formulas_and_imports_them_back(run_cli, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text(
+        'email,name,tags\nmal@example.org,"=HYPERLINK(""http://evil.example"",""x"")",+tag\n',
+        encoding="utf-8",
+    )
+    assert run_cli("subscribers", "import", str(source)).exit_code == 0
+    out = tmp_path / "out.csv"
+    assert run_cli("subscribers", "export", "--out", str(out)).exit_code == 0
+    exported = out.read_text(encoding="utf-8")
+    assert "'=HYPERLINK" in exported and ",'+tag" in exported
+    # the export imports back unchanged
+    again = json.loads(run_cli("subscribers", "import", str(out), "--json").stdout)
+    assert (again["unchanged"], again["updated"]) == (1, 0)
+
+
+def test_export_to_an_unwritable_place_is_a_clear_error(run_cli, tmp_path):
+    result = run_cli("subscribers", "export", "--out", str(tmp_path / "no" / "such" / "x.csv"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: Cannot write")
+    assert "Traceback" not in result.output

@@ -181,14 +181,14 @@ def parse_csv_text(text: str, label: str = "the file") -> Iterator[CsvRow | Inva
                 continue
         any_row = True
         raw_email = cells[email_col].strip() if email_col < len(cells) else ""
-        name = cells[name_col] if 0 <= name_col < len(cells) else ""
+        name = _from_cell(cells[name_col]) if 0 <= name_col < len(cells) else ""
         if tag_cols is None:
             columns: list[int] | range = range(2, len(cells))
         else:
             columns = [i for i in range(len(cells)) if i not in (email_col, name_col)]
         tags = tuple(
             dict.fromkeys(
-                clean_name(cells[i])[:MAX_TAG]
+                clean_name(_from_cell(cells[i]))[:MAX_TAG]
                 for i in columns
                 if i < len(cells) and cells[i].strip()
             )
@@ -219,12 +219,26 @@ def parse_csv_text(text: str, label: str = "the file") -> Iterator[CsvRow | Inva
         )
 
 
+#: A cell starting with one of these runs as a formula when the CSV is opened in a spreadsheet.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _to_cell(value: str) -> str:
+    """Names come from signup forms too: quote a would-be formula with a leading apostrophe."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _from_cell(value: str) -> str:
+    """Undo ``_to_cell``, so an export imports back unchanged."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_START) else value
+
+
 def write_csv(rows: Iterator[tuple[str, str, tuple[str, ...]]], out: TextIO) -> int:
     """Write ``email,name,tags…`` (with a header row) in the form ``read_csv`` reads back."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["email", "name", "tags"])
     count = 0
     for email, name, tags in rows:
-        writer.writerow([email, name, *tags])
+        writer.writerow([email, _to_cell(name), *(_to_cell(t) for t in tags)])
         count += 1
     return count

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dispatch.cli._app import App, echo_json, pass_app
+from dispatch.errors import InputError
 from dispatch.jobs import subscribers as jobs
 from dispatch.models import SubscriberStatus
 
@@ -102,8 +103,13 @@ def export(app: App, status: str, out: Path | None) -> None:
     if out is None:
         jobs.export_csv(app.db(), sys.stdout, status)
         return
-    with out.open("w", encoding="utf-8", newline="") as handle:
-        count = jobs.export_csv(app.db(), handle, status)
+    try:
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            count = jobs.export_csv(app.db(), handle, status)
+    except OSError as exc:
+        raise InputError(
+            f"Cannot write {out}: {exc.strerror}", "Choose a file in a folder you can write to."
+        ) from exc
     click.echo(f"Wrote {count} subscribers to {out}.", err=True)
 
 
