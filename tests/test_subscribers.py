@@ -151,6 +151,17 @@ def test_forget_erases_the_person_and_keeps_them_off_the_list(tmp_path, run_cli,
     import_json(run_cli, write(tmp_path, "ana@example.org,Ana Souza,donor\nbo@example.org,Bo\n"))
     create_sample_issue(db)
     ledger.fix_deliveries(db, "2026-W48", {}, "non_donor")
+    with db.transaction() as conn:  # traces a send, a bounce and a web signup leave
+        conn.execute("UPDATE deliveries SET last_reply = '550 5.1.1 <ana@example.org> unknown'")
+        conn.execute(
+            "INSERT INTO bounces (message_key, subscriber_id, kind, diagnostic, received_at)"
+            " SELECT 'k1', id, 'soft', 'mailbox full: ana@example.org', '2026-11-27' FROM"
+            " subscribers WHERE email = 'ana@example.org'"
+        )
+        conn.execute(
+            "INSERT INTO confirmations (token_hash, email, name, created_at, expires_at)"
+            " VALUES ('h', 'ana@example.org', 'Ana Souza', '2026-11-27', '2026-11-29')"
+        )
     result = run_cli("subscribers", "forget", "Ana@Example.org")
     assert result.exit_code == 0 and "Forgotten" in result.output
     assert "ana@example.org" not in listed(run_cli)

@@ -162,12 +162,21 @@ def forget(db: Database, email: str, reason: str = "forgotten on request") -> bo
     with db.transaction() as conn:
         row = conn.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
         if row is not None:
+            # Server replies and bounce diagnostics quote the address: they go too.
             conn.execute(
-                "UPDATE deliveries SET email = NULL, subscriber_id = NULL WHERE subscriber_id = ?",
+                "UPDATE deliveries SET email = NULL, subscriber_id = NULL, last_reply = NULL"
+                " WHERE subscriber_id = ?",
+                (row["id"],),
+            )
+            conn.execute(
+                "UPDATE bounces SET diagnostic = '', subscriber_id = NULL WHERE subscriber_id = ?",
                 (row["id"],),
             )
             conn.execute("DELETE FROM subscribers WHERE id = ?", (row["id"],))
-        conn.execute("UPDATE deliveries SET email = NULL WHERE email = ?", (email,))
+        conn.execute(
+            "UPDATE deliveries SET email = NULL, last_reply = NULL WHERE email = ?", (email,)
+        )
+        conn.execute("DELETE FROM confirmations WHERE email = ?", (email,))  # web signups
         conn.execute(
             "INSERT OR IGNORE INTO suppressions (email_hash, reason, created_at) VALUES (?, ?, ?)",
             (address_hash(email), reason, now),
