@@ -152,7 +152,10 @@ def test_forget_erases_the_person_and_keeps_them_off_the_list(tmp_path, run_cli,
     create_sample_issue(db)
     ledger.fix_deliveries(db, "2026-W48", {}, "non_donor")
     with db.transaction() as conn:  # traces a send, a bounce and a web signup leave
-        conn.execute("UPDATE deliveries SET last_reply = '550 5.1.1 <ana@example.org> unknown'")
+        conn.execute(
+            "UPDATE deliveries SET last_reply = '550 5.1.1 <ana@example.org> unknown'"
+            " WHERE email = 'ana@example.org'"
+        )
         conn.execute(
             "INSERT INTO bounces (message_key, subscriber_id, kind, diagnostic, received_at)"
             " SELECT 'k1', id, 'soft', 'mailbox full: ana@example.org', '2026-11-27' FROM"
