@@ -91,3 +91,27 @@ def test_weekly_reports_permanent_failures_with_exit_3(
     result = run_cli("weekly", env=weekly_env)
     assert result.exit_code == 3
     assert "bo@example.org  550 5.1.1 unknown user" in result.output
+
+
+def test_uncertain_copies_left_by_a_crash_do_not_hold_up_later_weeks(
+    db, run_cli, smtp_server, weekly_env, tmp_path
+):
+    add_subscribers(db, PEOPLE)
+    old = create_sample_issue(db, "2026-W40")
+    ledger.fix_deliveries(db, old, {}, "non_donor")
+    issue_store.set_issue_status(db, old, "sending")
+    with db.transaction() as conn:  # what a kill -9 mid-send leaves once a rerun has run
+        conn.execute("UPDATE deliveries SET state = 'sent' WHERE email != 'cy@example.org'")
+        conn.execute("UPDATE deliveries SET state = 'uncertain' WHERE email = 'cy@example.org'")
+        weeks_ago = (datetime.now(UTC) - timedelta(days=21)).isoformat(timespec="seconds")
+        conn.execute(
+            "UPDATE issues SET created_at = ?, send_started_at = ?", (weeks_ago, weeks_ago)
+        )
+    write_article(tmp_path / "site", "new", "A new story", datetime.now(UTC) - timedelta(hours=3))
+
+    result = run_cli("weekly", env=weekly_env)
+    assert result.exit_code == 0, result.output
+    assert "2026-W40 still has 1 uncertain copies" in result.output
+    assert "--skip-uncertain" in result.output
+    assert "Built " in result.output and "Sent 3, failed 0" in result.output
+    assert issue_store.get_issue(db, old).status == "sending"  # left for the editor to decide

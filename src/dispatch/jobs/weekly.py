@@ -15,6 +15,7 @@ from dispatch.jobs.build import build_issue
 from dispatch.jobs.send import SendOptions, SendSummary, send_issue
 from dispatch.store import Database
 from dispatch.store import issues as issue_store
+from dispatch.store import ledger
 
 
 @dataclass
@@ -46,14 +47,26 @@ def run_weekly(
     progress: Callable[[int], None] | None = None,
 ) -> WeeklyResult:
     now = now or datetime.now(UTC)
-    interrupted = [i for i in issue_store.list_issues(db, kind="digest") if i.status == "sending"]
+    notes: list[str] = []
+    interrupted = []
+    for stuck in (i for i in issue_store.list_issues(db, kind="digest") if i.status == "sending"):
+        counts = ledger.state_counts(db, stuck.id)
+        if counts.get("pending", 0) or counts.get("sending", 0):
+            interrupted.append(stuck)
+        elif counts.get("uncertain", 0):
+            # Only the editor can decide these; they must not hold up every later week.
+            notes.append(
+                f"Warning: {stuck.id} still has {counts['uncertain']} uncertain copies from an "
+                f"interrupted send; decide with `dispatch send {stuck.id} --skip-uncertain` or "
+                "`--resend-uncertain`."
+            )
     if interrupted:
         issue = interrupted[0]
         summary = send_issue(db, settings, issue.id, options, progress=progress)
         return WeeklyResult(
             "resumed",
             issue.id,
-            [f"Resumed the interrupted send of {issue.id}: {summary.sent_now} sent now."],
+            [*notes, f"Resumed the interrupted send of {issue.id}: {summary.sent_now} sent now."],
             summary,
         )
     last = issue_store.last_sent_issue(db)
@@ -61,10 +74,10 @@ def run_weekly(
         return WeeklyResult(
             "already_sent",
             last.id,
-            [f"This week's digest ({last.id}) has gone out already; nothing to do."],
+            [*notes, f"This week's digest ({last.id}) has gone out already; nothing to do."],
         )
     built = build_issue(db, settings, now=now)
-    messages = [f"Warning: {w}" for w in built.warnings]
+    messages = [*notes, *(f"Warning: {w}" for w in built.warnings)]
     if built.issue is None:
         messages.append(
             f"Nothing new since {built.since:%Y-%m-%d %H:%M} UTC ({built.found} articles found, "
