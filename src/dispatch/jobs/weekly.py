@@ -13,9 +13,8 @@ from datetime import UTC, datetime
 from dispatch.config import Settings
 from dispatch.jobs.build import build_issue
 from dispatch.jobs.send import SendOptions, SendSummary, send_issue
-from dispatch.store import Database
+from dispatch.store import Database, ledger
 from dispatch.store import issues as issue_store
-from dispatch.store import ledger
 
 
 @dataclass
