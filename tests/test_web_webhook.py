@@ -11,6 +11,7 @@ import pytest
 import stripe
 
 from dispatch.store import donations
+from dispatch.store import web as web_store
 from tests.plugins.web import WEBHOOK_SECRET, seed_sent_issue, web_env
 
 LINK_ID = "plink_test_dispatch"
@@ -185,3 +186,25 @@ def test_event_of_the_other_stripe_mode_is_refused_and_not_marked_handled(client
     assert post(client, body, signed(body)).status_code == 400
     assert donations.list_donations(db) == []
     assert db.execute("SELECT COUNT(*) FROM stripe_events").fetchone()[0] == 0
+
+
+def test_a_gift_with_our_token_counts_before_any_sync_has_learnt_the_link(
+    make_web_app, db, make_settings
+):
+    # The link comes only from DISPATCH_PAYMENT_LINK (a URL); Stripe's event names its id.
+    issue = seed_sent_issue(db, make_settings(**web_env()), [("bo@example.org", "Bo")])
+    client = make_web_app().test_client()
+    token = issue.readers["bo@example.org"].token
+    payload = event("checkout.session.completed", session_object(token, sid="cs_test_b1"))
+    response = post(client, payload, signed(payload))
+    assert response.get_json() == {"received": True, "outcome": "new"}
+    [row] = donations.list_donations(db)
+    assert row["issue_id"] == issue.id
+
+
+def test_an_ignored_session_is_not_marked_handled_so_a_retry_can_count(client, db, sent):
+    stranger = session_object("not-one-of-ours", sid="cs_test_c1")
+    stranger["payment_link"] = "plink_someone_else"
+    payload = event("checkout.session.completed", stranger, event_id="evt_test_9")
+    assert post(client, payload, signed(payload)).get_json()["outcome"] == "ignored"
+    assert not web_store.stripe_event_seen(db, "evt_test_9")

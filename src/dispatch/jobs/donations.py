@@ -57,7 +57,11 @@ def record_checkout_session(
     facts = session_facts(session, payment_failed=payment_failed)
     if facts is None:
         return Recorded("ignored", reason="not a completed session")
-    if not store.is_known_link(db, facts["payment_link"]):
+    # A session carrying one of our tokens is ours even before a sync has learnt the link's id
+    # (the link may come only from DISPATCH_PAYMENT_LINK, a URL: Stripe sends the id).
+    if not store.is_known_link(db, facts["payment_link"]) and not store.is_dispatch_token(
+        db, facts["token"]
+    ):
         return Recorded("ignored", reason="not one of the outlet's donation Payment Links")
     outcome, donation_id = store.record_donation(db, facts, source)
     row = store.donation(db, donation_id)

@@ -331,6 +331,7 @@ def handle_webhook(
                     for refund in ((obj.get("refunds") or {}).get("data") or [])]
         outcome = "new" if "new" in outcomes else "updated" if "updated" in outcomes else (
             "unchanged" if outcomes else "ignored")
-    donation_store.record_stripe_event(db, event_id, kind)
+    if outcome != "ignored":  # an ignored event may count after a sync: let Stripe retry it
+        donation_store.record_stripe_event(db, event_id, kind)
     return WebhookResult(event_id, kind, outcome)
 

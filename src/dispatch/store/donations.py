@@ -103,6 +103,13 @@ def is_known_link(db: Database, link_id: str | None) -> bool:
     return db.execute("SELECT 1 FROM payment_links WHERE id = ?", (link_id,)).fetchone() is not None
 
 
+def is_dispatch_token(db: Database, token: str | None) -> bool:
+    """Whether a client_reference_id is one of the tokens Dispatch put in a donation link."""
+    if not token:
+        return False
+    return db.execute("SELECT 1 FROM deliveries WHERE token = ?", (token,)).fetchone() is not None
+
+
 # -- cursors and events -----------------------------------------------------------------
 
 
