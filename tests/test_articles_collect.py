@@ -3,6 +3,7 @@ across a feed and a folder, ordering, and the bundled sample site."""
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ class FeedServer:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.user_agents: list[str] = []
+        self.authorizations: list[str] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,6 +38,7 @@ class FeedServer:
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 owner.user_agents.append(self.headers.get("User-Agent", ""))
+                owner.authorizations.append(self.headers.get("Authorization", ""))
                 if self.path == "/feed.xml":
                     body = (FEEDS / "rss_content.xml").read_bytes()
                     self.send_response(200)
@@ -226,3 +229,13 @@ def test_sample_site_collects_cleanly_inside_its_week_with_one_merged_story() ->
     assert school[0].source == SAMPLE_SOURCES[0]  # the folder's full text beat the summary
     plain = [a for a in result.articles if a.guid.endswith(".txt")]
     assert len(plain) == 1 and plain[0].published == datetime(2026, 11, 17, tzinfo=UTC)
+
+
+def test_a_password_in_a_feed_url_is_sent_as_basic_auth_and_never_shown(server: FeedServer):
+    url = server.base.replace("http://", "http://reader:s3cret%21@") + "/feed.xml"
+    result = collect_articles([url])
+    assert result.articles and not result.warnings
+    assert server.authorizations[-1] == "Basic " + base64.b64encode(b"reader:s3cret!").decode()
+    missing = server.base.replace("http://", "http://reader:s3cret%21@") + "/nope.xml"
+    [warning] = collect_articles([missing]).warnings
+    assert "s3cret" not in str(warning) and "***@127.0.0.1" in str(warning)

@@ -14,6 +14,7 @@ two sites' item "42" never merge.
 
 from __future__ import annotations
 
+import base64
 import calendar
 import html
 import io
@@ -22,7 +23,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import feedparser
 
@@ -38,7 +39,7 @@ from dispatch.articles.clean import (
     strip_tags,
 )
 from dispatch.articles.options import Candidate, CollectOptions, SourceWarning
-from dispatch.articles.urls import canonical_url, is_http_url, resolve_url
+from dispatch.articles.urls import canonical_url, is_http_url, redact_url, resolve_url
 from dispatch.errors import SourceError
 from dispatch.models import Article
 
@@ -61,15 +62,32 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
             raise urllib.error.HTTPError(
                 newurl, code, "redirect to a non-http(s) address refused", headers, fp
             )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urlsplit(newurl).netloc != urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")  # the feed's password is for its own host only
+        return new
 
 
 _OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
 
 
 def fetch_feed(url: str, timeout: float) -> tuple[bytes, str]:
-    """Download a feed: its bytes and Content-Type. Raises SourceError saying what went wrong."""
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": _ACCEPT})
+    """Download a feed: its bytes and Content-Type. Raises SourceError saying what went wrong.
+
+    A user name and password in the URL (``https://user:pass@host/feed``) are sent as HTTP
+    Basic authentication and never shown in messages.
+    """
+    headers = {"User-Agent": USER_AGENT, "Accept": _ACCEPT}
+    parts = urlsplit(url)
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        host = parts.netloc.rsplit("@", 1)[1]
+        url_to_fetch = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    else:
+        url_to_fetch = url
+    url = redact_url(url)  # from here on, only for messages
+    request = urllib.request.Request(url_to_fetch, headers=headers)
     deadline = time.monotonic() + timeout
     try:
         with _OPENER.open(request, timeout=timeout) as response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from dispatch.articles.urls import redact_url
 from dispatch.models import Article
 
 
@@ -28,7 +29,7 @@ class SourceWarning:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.source}: {self.message}"
+        return f"{redact_url(self.source)}: {self.message}"
 
 
 @dataclass(frozen=True)

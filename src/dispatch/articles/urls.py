@@ -119,3 +119,12 @@ def resolve_url(value: str, base: str, schemes: frozenset[str] = SAFE_LINK_SCHEM
     except ValueError:
         return None
     return absolute if urlsplit(absolute).scheme.lower() in schemes else None
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may be shown: a user name and password in it become ``***``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
