@@ -476,3 +476,22 @@ def test_imap_wrong_password_is_a_clear_error_without_the_password(run_cli, dove
     assert result.exit_code == 1
     assert f"Cannot read bounces from the IMAP server 127.0.0.1:{port}" in result.output
     assert "not-the-password" not in result.output
+
+
+def test_a_list_unsubscribe_mailto_request_unsubscribes_the_reader(mailing, run_cli, tmp_path):
+    """Without a web service, the mailto in List-Unsubscribe is the one-click way out."""
+    sub = subscriber_store.get_subscriber(mailing, "ben@example.test")
+    box = mailbox.Maildir(tmp_path / "inbox", create=True)
+    box.add(
+        f"From: ben@example.test\r\nTo: news@outlet.test\r\n"
+        f"Subject: unsubscribe {sub.unsub_token}\r\n\r\nThis message was sent by my mail app.\r\n"
+    )
+    box.add(  # a forged token changes nothing
+        "From: x@example.test\r\nTo: news@outlet.test\r\n"
+        "Subject: unsubscribe AAAAAAAAAAAAAAAAAAAAAAAA\r\n\r\n\r\n"
+    )
+    result = run_cli("bounces", "process", "--maildir", str(tmp_path / "inbox"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["unsubscribed"] == 1
+    assert [status_of(mailing, p) for p in PEOPLE].count("unsubscribed") == 1
+    assert status_of(mailing, "ben") == "unsubscribed"

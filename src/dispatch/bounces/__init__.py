@@ -21,6 +21,7 @@ from dispatch.bounces.parse import (
     Failure,
     classify,
     parse_dispatch_message_id,
+    unsubscribe_token,
 )
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "open_source",
     "parse_dispatch_message_id",
     "parse_imap_url",
+    "unsubscribe_token",
 ]

@@ -15,6 +15,7 @@ text/rfc822-headers part, or a copy quoted in plain text); Dispatch's ids look l
 from __future__ import annotations
 
 import email
+import email.header
 import hashlib
 import re
 from dataclasses import dataclass
@@ -190,3 +191,15 @@ def classify(raw: bytes) -> Bounce | None:
         kind = SOFT if status.startswith("4") else default_kind
         failures.append(Failure(address, kind, status, diagnostic[:500]))
     return Bounce(message_key(msg, raw), tuple(failures), original_message_id(msg))
+
+
+#: The subject of the List-Unsubscribe mailto Dispatch puts in every copy: "unsubscribe <token>".
+_UNSUBSCRIBE_SUBJECT = re.compile(r"^\s*(?:re:\s*)?unsubscribe\s+([A-Za-z0-9_-]{16,200})\s*$", re.I)
+
+
+def unsubscribe_token(raw: bytes) -> str | None:
+    """The unsubscribe token of a List-Unsubscribe mailto request, or None for other mail."""
+    msg = read_message(raw)
+    subject = str(email.header.make_header(email.header.decode_header(msg.get("Subject", ""))))
+    match = _UNSUBSCRIBE_SUBJECT.match(_one_line(subject))
+    return match.group(1) if match else None

@@ -82,6 +82,9 @@ def process(app: App, maildir: Path | None, mbox: Path | None, imap: str | None,
             verb = "would suppress" if dry_run else "suppressed"
             click.echo(f"  {verb} {entry['address']} ({entry['kind']}, {entry['status']}"
                        f"{', issue ' + entry['issue'] if entry['issue'] else ''})")
+    if summary.unsubscribed:
+        click.echo(f"Unsubscribed {summary.unsubscribed} readers who asked by email "
+                   "(List-Unsubscribe mailto).")
     if summary.ignored:
         click.echo(f"Left alone {summary.ignored} messages that are not bounces.")
     if summary.unmatched:

@@ -22,11 +22,13 @@ from dispatch.bounces import (
     classify,
     open_source,
     parse_dispatch_message_id,
+    unsubscribe_token,
 )
 from dispatch.config import Settings
 from dispatch.errors import InputError
 from dispatch.store import Database
 from dispatch.store import bounces as bounce_store
+from dispatch.store import web as web_store
 
 _ATOM_UNSAFE = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")  # as render.message writes ids
 
@@ -37,6 +39,7 @@ class BounceSummary:
     hard: int = 0
     soft: int = 0
     ignored: int = 0  # not a bounce (auto-replies, people writing back)
+    unsubscribed: int = 0  # List-Unsubscribe mailto requests that unsubscribed someone
     unmatched: int = 0  # a bounce for no known subscriber
     suppressed: int = 0  # subscribers moved to 'bounced' by this run
     already: int = 0  # recorded by an earlier run
@@ -49,6 +52,7 @@ class BounceSummary:
         return {
             "messages": self.messages, "hard": self.hard, "soft": self.soft,
             "ignored": self.ignored, "unmatched": self.unmatched,
+            "unsubscribed": self.unsubscribed,
             "suppressed": self.suppressed, "already_processed": self.already,
             "unreadable": self.unreadable, "set_aside": self.set_aside,
             "by_issue": self.by_issue, "bounces": self.details,
@@ -87,9 +91,20 @@ def process_source(
         if progress:
             progress(summary.messages)
         try:
-            bounce = classify(raw)
+            token = unsubscribe_token(raw)
+            bounce = None if token else classify(raw)
         except InputError:
             summary.unreadable += 1
+            continue
+        if token:  # a reader's one-click mailto: same effect as POST /u/<token>
+            if not dry_run:
+                _, changed = web_store.change_status_by_token(
+                    db, token, "unsubscribed", ("active", "pending")
+                )
+                summary.unsubscribed += changed
+                if not keep and source.can_set_aside:
+                    source.set_aside(handle)
+                    summary.set_aside += 1
             continue
         if bounce is None:
             summary.ignored += 1
