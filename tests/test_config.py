@@ -46,6 +46,7 @@ def test_require_names_the_variable_and_where_to_set_it() -> None:
         ("DISPATCH_SMTP_RATE", "-1", "DISPATCH_SMTP_RATE must not be negative"),
         ("DISPATCH_PREFILL_EMAIL", "maybe", "DISPATCH_PREFILL_EMAIL must be true or false"),
         ("DISPATCH_SMTP_CONCURRENCY", "0", "DISPATCH_SMTP_CONCURRENCY must be at least 1"),
+        ("DISPATCH_SECRET_KEY", "x", "DISPATCH_SECRET_KEY is too short to be secret"),
     ],
 )
 def test_bad_values_are_named(name: str, value: str, message: str) -> None:
@@ -58,7 +59,7 @@ def test_secrets_never_show_in_repr() -> None:
         {
             "DISPATCH_SMTP_URL": "smtp://user:hunter2@mail.example:587",
             "STRIPE_SECRET_KEY": "sk_test_abcdef",
-            "DISPATCH_SECRET_KEY": "signing-key-123",
+            "DISPATCH_SECRET_KEY": "signing-key-123-long-enough-to-pass",
         }
     )
     text = repr(settings) + str(settings)

@@ -22,6 +22,10 @@ from dispatch.errors import ConfigError
 _REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
+#: DISPATCH_SECRET_KEY signs forms and Message-IDs: a short one could be guessed.
+MIN_SECRET_KEY_LENGTH = 24
+
+
 class Secret:
     """A string that never shows itself in repr, str or f-strings."""
 
@@ -168,6 +172,13 @@ class Settings:
                 values[f.name] = _split_list(raw)
             else:
                 values[f.name] = raw
+        secret = values.get("secret_key")
+        if isinstance(secret, Secret) and len(secret.reveal()) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                f"DISPATCH_SECRET_KEY is too short to be secret "
+                f"(fewer than {MIN_SECRET_KEY_LENGTH} characters)",
+                'Generate one: python -c "import secrets; print(secrets.token_urlsafe(32))"',
+            )
         if "smtp_concurrency" in values and values["smtp_concurrency"] == 0:
             raise ConfigError("DISPATCH_SMTP_CONCURRENCY must be at least 1")
         return cls(**values)  # type: ignore[arg-type]
