@@ -28,6 +28,7 @@ import os
 import threading
 from pathlib import Path
 
+from dispatch.errors import StoreError
 from dispatch.store import Database, to_db_time, utcnow
 
 #: Each half of a thread's journal: its size, and how full it gets before the thread moves
@@ -105,7 +106,13 @@ class Journal:
 
     def __init__(self, db: Database) -> None:
         self.dir = journal_dir(db)
-        self.dir.mkdir(mode=0o700, exist_ok=True)
+        try:
+            self.dir.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot create the send journal {self.dir}: {exc.strerror or exc}",
+                "The folder of the database must be writable by the user running dispatch.",
+            ) from exc
         self._seq = itertools.count(1)
         self._local = threading.local()
         self._files: list[_File] = []
