@@ -68,7 +68,9 @@ def test_a_relay_that_throttles_above_r_is_converged_on_without_losing_anyone(
     assert "throttled" not in events[-n // 4 :], "".join(
         "T" if e != "mail" else "." for e in events
     )
-    assert 0.25 * limit <= summary.final_rate <= limit
+    # Near R: each throttle sets the ceiling to 0.9 x the rate that was refused, so the rate
+    # settles around R (a little above is possible when the run ends before the next probe).
+    assert 0.25 * limit <= summary.final_rate <= 1.15 * limit
 
 
 def test_reply_lost_after_the_final_dot_is_uncertain_not_resent(db, run_cli, smtp_server, smtp_env):
