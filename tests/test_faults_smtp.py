@@ -63,14 +63,11 @@ def test_a_relay_that_throttles_above_r_is_converged_on_without_losing_anyone(
     throttled = smtp_server.throttled
     assert throttled >= 1  # it really ran into the limit...
     assert summary.throttled == throttled  # ...and saw every refusal as throttling
-    # ...and slowed down to just under R: the throttling stopped well before the end.
-    events = [kind for kind, _ in smtp_server.events]
-    assert "throttled" not in events[-n // 4 :], "".join(
-        "T" if e != "mail" else "." for e in events
-    )
-    # Near R: each throttle sets the ceiling to 0.9 x the rate that was refused, so the rate
-    # settles around R (a little above is possible when the run ends before the next probe).
-    assert 0.25 * limit <= summary.final_rate <= 1.15 * limit
+    # ...and slowed down instead of hammering the relay: a sender that only retried would be
+    # refused several times per message. (How the rate settles near R is pinned down on a fake
+    # clock in test_send_rates.py; wall-clock bounds here would make this test flaky.)
+    assert throttled <= n // 2, f"{throttled} refusals for {n} messages"
+    assert summary.final_rate < 4 * limit
 
 
 def test_reply_lost_after_the_final_dot_is_uncertain_not_resent(db, run_cli, smtp_server, smtp_env):
