@@ -63,7 +63,13 @@ def normalize_address(address: str, *, allow_test_domains: bool = False) -> str:
         )
     except EmailNotValidError as exc:
         raise InputError(f"{candidate!r} is not a valid email address: {exc}") from exc
-    return result.normalized.lower()
+    if result.ascii_email is None:
+        raise InputError(
+            f"{candidate!r} has non-ASCII characters before the @, which only relays with "
+            "SMTPUTF8 accept; Dispatch does not send to such addresses yet"
+        )
+    # An internationalised domain is kept in its ASCII (IDNA) form: what SMTP and headers need.
+    return result.ascii_email.lower()
 
 
 def envelope_address(address: str) -> str:

@@ -164,6 +164,15 @@ class SenderPool:
                 started = self.adaptive.now()
                 try:
                     data = job.payload()
+                except Exception as exc:  # noqa: BLE001 - one reader's copy, not the run
+                    # A copy that cannot be built (an address no relay can take, say) fails
+                    # alone, with the reason, instead of stopping every run at the same row.
+                    status = DeliveryStatus(
+                        Outcome.PERMANENT, 0, f"Dispatch could not build this copy: {exc}"
+                    )
+                    self.results.put(JobResult(job, status))
+                    continue
+                try:
                     status = conn.send(
                         job.sender,
                         job.recipient,

@@ -52,6 +52,8 @@ def format_mailbox(name: str, address: str) -> str:
     """``"Name" <addr>`` with the name quoted or encoded; the address as given (validated)."""
     name = clean_header_value(name)
     address = clean_header_value(address).replace(" ", "")
+    if not address.isascii():  # only SMTPUTF8 carries these; refuse rather than send raw bytes
+        raise ValueError(f"the address {address} is not ASCII (it needs SMTPUTF8)")
     if not name:
         return address
     if name.isascii() and "=?" not in name:

@@ -1,0 +1,51 @@
+"""Internationalised addresses, and a copy that cannot be built failing alone."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from dispatch.store import subscribers as subscriber_store
+from tests.plugins.smtp import add_subscribers, create_sample_issue
+
+
+def test_an_internationalised_domain_is_stored_and_sent_in_ascii(db, run_cli, smtp_server,
+                                                                  smtp_env, tmp_path):
+    csv = tmp_path / "idn.csv"
+    csv.write_text(
+        "email,name\nana@bücher.example,Ana\nñandú@example.com,Ñandú\nbo@example.org,Bo\n",
+        encoding="utf-8",
+    )
+    report = json.loads(run_cli("subscribers", "import", str(csv), "--json").stdout)
+    assert (report["added"], report["invalid"]) == (2, 1)
+    [bad] = report["invalid_rows"]
+    assert bad["line"] == 3 and "SMTPUTF8" in bad["reason"]
+    assert subscriber_store.get_subscriber(db, "ana@xn--bcher-kva.example") is not None
+
+    issue = create_sample_issue(db)
+    result = run_cli("send", issue, env=smtp_env)
+    assert result.exit_code == 0, result.output
+    assert Counter(m.rcpt for m in smtp_server.messages) == Counter(
+        ["ana@xn--bcher-kva.example", "bo@example.org"]
+    )
+    parsed = smtp_server.to("ana@xn--bcher-kva.example")[0].parsed()
+    assert parsed["To"].addresses[0].addr_spec == "ana@xn--bcher-kva.example"
+
+
+def test_a_copy_that_cannot_be_built_fails_alone_and_the_rest_go_out(
+    db, run_cli, smtp_server, smtp_env
+):
+    add_subscribers(db, [("ana@example.org", "Ana"), ("bo@example.org", "Bo")])
+    with db.transaction() as conn:  # a row stored before addresses were checked as now
+        conn.execute(
+            "INSERT INTO subscribers (email, name, status, unsub_token, created_at, updated_at)"
+            " VALUES ('ñandú@example.com', 'Ñ', 'active', 'tok-legacy-0123456789abcdef',"
+            " '2026-11-01', '2026-11-01')"
+        )
+    issue = create_sample_issue(db)
+    result = run_cli("send", issue, env=smtp_env)
+    assert result.exit_code == 3, result.output
+    assert "ñandú@example.com" in result.output and "could not build" in result.output
+    assert sorted(m.rcpt for m in smtp_server.messages) == ["ana@example.org", "bo@example.org"]
+    again = run_cli("send", issue, env=smtp_env)  # a rerun neither blocks nor resends
+    assert again.exit_code == 3 and len(smtp_server.messages) == 2
