@@ -7,6 +7,7 @@ certificate). User and password are percent-decoded, so ``p%40ss`` is the passwo
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -37,6 +38,15 @@ class SmtpTarget:
         return f"{scheme}://{self.host}:{self.port}"
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_smtp_url(url: str) -> SmtpTarget:
     """Parse the relay URL; a ConfigError names DISPATCH_SMTP_URL (without echoing secrets)."""
     try:
@@ -61,6 +71,10 @@ def parse_smtp_url(url: str) -> SmtpTarget:
         )
     verify = query.get("verify", "true") not in ("0", "false", "no", "off")
     implicit = scheme == "smtps"
+    if parts.username and starttls == "auto" and not _is_loopback(host):
+        # A password must never cross the network in clear because a server (or someone in
+        # between, stripping the offer) did not offer STARTTLS. ?starttls=never says otherwise.
+        starttls = "require"
     return SmtpTarget(
         host=host,
         port=port or (465 if implicit else 25),
