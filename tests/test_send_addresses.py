@@ -49,3 +49,24 @@ def test_a_copy_that_cannot_be_built_fails_alone_and_the_rest_go_out(
     assert sorted(m.rcpt for m in smtp_server.messages) == ["ana@example.org", "bo@example.org"]
     again = run_cli("send", issue, env=smtp_env)  # a rerun neither blocks nor resends
     assert again.exit_code == 3 and len(smtp_server.messages) == 2
+
+
+def test_list_id_with_a_non_ascii_outlet_name_is_encoded(db, run_cli, smtp_server, smtp_env):
+    add_subscribers(db, [("ana@example.org", "Ana")])
+    issue = create_sample_issue(db)
+    env = {**smtp_env, "DISPATCH_OUTLET_NAME": "Le Café Gazette"}
+    assert run_cli("send", issue, env=env).exit_code == 0
+    message = smtp_server.messages[0]
+    raw_head = message.data.split(b"\r\n\r\n", 1)[0]
+    assert raw_head.isascii()  # no raw 8-bit header
+    assert message.parsed()["List-Id"] == "Le Café Gazette <digest.outlet.test>"
+
+
+def test_one_click_post_is_offered_only_for_an_https_url(db, run_cli, smtp_server, smtp_env):
+    add_subscribers(db, [("ana@example.org", "Ana")])
+    issue = create_sample_issue(db)
+    env = {**smtp_env, "DISPATCH_PUBLIC_URL": "http://news.outlet.test"}
+    assert run_cli("send", issue, env=env).exit_code == 0
+    msg = smtp_server.messages[0].parsed()
+    assert "http://news.outlet.test/u/" in msg["List-Unsubscribe"]
+    assert msg["List-Unsubscribe-Post"] is None

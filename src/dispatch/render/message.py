@@ -62,6 +62,17 @@ def format_mailbox(name: str, address: str) -> str:
     return f"{encoded} <{address}>"
 
 
+def encode_list_id(value: str) -> str:
+    """``"Outlet" <id>`` with a non-ASCII outlet name RFC 2047-encoded (the id is ASCII)."""
+    value = clean_header_value(value)
+    if value.isascii():
+        return value
+    phrase, _, rest = value.rpartition("<")
+    phrase = phrase.strip().strip('"').strip()
+    encoded = Header(phrase, "utf-8").encode(linesep="\r\n", maxlinelen=78)
+    return f"{encoded} <{rest}"
+
+
 @dataclass(frozen=True)
 class MessageConfig:
     """The outlet's sending identity and link bases (built from Settings by the send job)."""
@@ -229,8 +240,8 @@ class MessageFactory:
         if cfg.reply_to:
             lines.append(f"Reply-To: {clean_header_value(cfg.reply_to)}")
         if cfg.list_id:
-            lines.append(f"List-Id: {clean_header_value(cfg.list_id)}")
-        if cfg.public_url:
+            lines.append(f"List-Id: {encode_list_id(cfg.list_id)}")
+        if cfg.public_url.startswith("https://"):  # RFC 8058: one-click only over https
             lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         lines.append("MIME-Version: 1.0")
         boundary = f"=_dispatch_{secrets.token_hex(12)}"  # "=_" never occurs in QP text
