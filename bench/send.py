@@ -44,9 +44,13 @@ def child(argv: list[str]) -> None:
 
     if "null" in mode:
         _use_null_relay(send_job)
-    if "dkim" in mode:
-        _sign_every_message()
-    settings = setup.settings_for(db_path, port)
+    dkim_key = None
+    if "dkim" in mode:  # the engine signs, as configured by the DKIM settings
+        from dispatch.mailer.dkim import generate_key
+
+        dkim_key = db_path.parent / "dkim.pem"
+        dkim_key.write_bytes(generate_key("rsa", 2048))
+    settings = setup.settings_for(db_path, port, dkim_key)
     rss_before = _peak_rss_mb()
     with open_db(db_path) as db:
         start = time.perf_counter()
@@ -91,16 +95,6 @@ def _use_null_relay(send_job) -> None:  # noqa: ANN001 - the module
 
     send_job.SenderPool = NullRelayPool
     send_job.check_relay = lambda *a, **k: None
-
-
-def _sign_every_message() -> None:
-    """Sign each assembled message with an RSA-2048 DKIM key (the engine does not sign yet)."""
-    from dispatch.mailer.dkim import DkimSigner, generate_key
-    from dispatch.render.message import MessageFactory
-
-    signer = DkimSigner("outlet.test", "bench", generate_key("rsa", 2048))
-    build = MessageFactory.build
-    MessageFactory.build = lambda self, *a, **k: signer.sign(build(self, *a, **k))
 
 
 def run_child(db_path: Path, issue_id: str, port: int, mode: str) -> dict:

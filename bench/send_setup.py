@@ -32,8 +32,14 @@ SOURCE = "/usr/sbin/smtp-source"
 NAMES = ["Ana", "Ben Okafor", "Cleo Marsh", "Dev Patel", "Zoë Müller", "", "O'Brien, Pat"]
 
 
-def settings_for(db_path: Path, port: int = 9) -> Settings:
+def settings_for(db_path: Path, port: int = 9, dkim_key: Path | None = None) -> Settings:
+    dkim = {} if dkim_key is None else {
+        "DISPATCH_DKIM_DOMAIN": "outlet.test",
+        "DISPATCH_DKIM_SELECTOR": "bench",
+        "DISPATCH_DKIM_KEY_FILE": str(dkim_key),
+    }
     return Settings.from_mapping({
+        **dkim,
         "DISPATCH_DB": str(db_path),
         "DISPATCH_FROM": FROM,
         "DISPATCH_OUTLET_NAME": "The Riverside Ledger",
