@@ -255,7 +255,7 @@ class DeliveryRun:
         # going out, the journal says so and the row becomes 'uncertain' now, the truth.
         self.stats.in_doubt = len(self._outstanding)
         self.journal.close()
-        if self._outstanding:
-            journal.recover(self.db)
-        else:  # every result the threads wrote down is committed above
-            journal.discard(self.db)
+        # Always read the journal back, even when every result looks committed: an interrupt
+        # between taking a result off the queue and buffering it leaves the journal as the
+        # only record that the message went out.
+        journal.recover(self.db)

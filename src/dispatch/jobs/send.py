@@ -174,7 +174,7 @@ def send_lock(db: Database) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    path = Path(f"{db.path}.send-lock")
+    path = Path(f"{Path(db.path).resolve()}.send-lock")  # one lock whatever path reached it
     handle = open(path, "a+")  # noqa: SIM115 - held for the whole send
     try:
         try:
@@ -193,7 +193,7 @@ def send_running(db: Database) -> bool:
     """Whether a `dispatch send` holds this database's send lock right now."""
     if fcntl is None:
         return False
-    path = Path(f"{db.path}.send-lock")
+    path = Path(f"{Path(db.path).resolve()}.send-lock")
     if not path.exists():
         return False
     with open(path, "a+") as handle:

@@ -49,10 +49,14 @@ class DeliveryStatus:
         return f"{self.code} {self.reply}".strip() if self.code else self.reply
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _text(reply: bytes | str) -> str:
     if isinstance(reply, bytes):
         reply = reply.decode("utf-8", "replace")
-    return " ".join(reply.split())[:500]
+    # A relay's reply is outside text: no NUL or other control character goes further.
+    return " ".join(_CONTROL_CHARS.sub(" ", reply).split())[:500]
 
 
 def _from_code(code: int, reply: bytes | str) -> DeliveryStatus:

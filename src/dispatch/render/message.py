@@ -119,7 +119,11 @@ def _compile_body(body: str) -> list[bytes | _Line]:
             out.append(_qp("".join(static)))
             static.clear()
 
-    for line in body.splitlines(keepends=True):
+    # Only \n ends a line: str.splitlines also splits on U+2028, \x0b, \x0c, ... which would
+    # leave a quoted-printable line without its line break.
+    parts = body.split("\n")
+    lines = [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    for line in lines:
         if "%%DISPATCH_" not in line or not _PLACEHOLDER.search(line):
             static.append(line)
             continue

@@ -40,7 +40,8 @@ IN_DOUBT = "in doubt: the send stopped while this message was going out"
 
 
 def journal_dir(db: Database) -> Path:
-    return Path(f"{db.path}.journal")
+    """Next to the database file itself (symlinks resolved: one journal whatever path is used)."""
+    return Path(f"{Path(db.path).resolve()}.journal")
 
 
 class _Half:
@@ -52,7 +53,12 @@ class _Half:
     def __init__(self, path: Path) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.ftruncate(fd, FILE_SIZE)  # sparse: takes disk space only as it is written
+            # Reserve the blocks now: a full disk is a clean ENOSPC here, not a SIGBUS when a
+            # record is copied into a sparse mapping later.
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, FILE_SIZE)
+            else:
+                os.ftruncate(fd, FILE_SIZE)
             self.mm = mmap.mmap(fd, FILE_SIZE)
         finally:
             os.close(fd)
@@ -138,7 +144,8 @@ class Journal:
         """Its outcome; returns (file, seq) for ``committed`` once the database has it."""
         file = self._file()
         seq = next(self._seq)
-        reply = " ".join(reply.split())[:500]
+        # A NUL ends the records of a journal file: never write one (nor any control character).
+        reply = " ".join("".join(c if c.isprintable() else " " for c in reply).split())[:500]
         file.write(f"R {seq} {delivery_id} {state} {reply}\n", seq)
         return file.index, seq
 

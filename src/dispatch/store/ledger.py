@@ -125,11 +125,17 @@ def resolve_uncertain(db: Database, issue_id: str, *, resend: bool) -> int:
 def retry_failed(db: Database, issue_id: str) -> int:
     """Put permanently failed rows back to pending, on purpose."""
     with db.transaction() as conn:
-        return conn.execute(
+        reopened = conn.execute(
             "UPDATE deliveries SET state = 'pending', updated_at = ?"
             " WHERE issue_id = ? AND state = 'failed'",
             (to_db_time(utcnow()), issue_id),
         ).rowcount
+        if reopened:  # not 'sent' while rows are pending: weekly resumes it if this run stops
+            conn.execute(
+                "UPDATE issues SET status = 'sending' WHERE id = ? AND status = 'sent'",
+                (issue_id,),
+            )
+        return reopened
 
 
 _SELECT = (
