@@ -234,3 +234,37 @@ def test_a_crash_of_dispatch_itself_while_data_goes_out_leaves_the_row_uncertain
     rerun = send_issue(db, settings, issue, SendOptions(retry=FAST))
     assert smtp_server.to("reader0002@example.org") == []  # left for the editor to decide
     assert rerun.uncertain == [("reader0002@example.org", "in doubt: boom")]
+
+
+def test_a_sending_quota_refusal_stops_the_run_instead_of_failing_everyone(
+    db, run_cli, smtp_server, smtp_env
+):
+    """A 5xx about the sending account is not about the reader (listmonk #2273)."""
+    add_subscribers(db, people(30))
+    issue = create_sample_issue(db)
+    smtp_server.script_data("reader0005@example.org", "550 5.4.5 Daily user sending quota exceeded")
+    result = run_cli("send", issue, "--concurrency", "1", env=smtp_env)
+    assert result.exit_code == 1, result.output
+    assert "quota exceeded" in result.output and "rerun to resume" in result.output
+    counts = states(db)
+    assert counts["failed"] == 0 and counts["pending"] >= 1
+    assert issue_store.get_issue(db, issue).status == "sending"
+
+    smtp_server.data_scripts.clear()  # the provider raised the quota
+    again = run_cli("send", issue, env=smtp_env)
+    assert again.exit_code == 0, again.output
+    assert copies(smtp_server) == Counter(emails(30))  # everyone once, nobody lost
+
+
+def test_a_garbled_reply_to_the_final_dot_is_uncertain_not_resent(db, run_cli, smtp_server,
+                                                                  smtp_env):
+    add_subscribers(db, people(4))
+    issue = create_sample_issue(db)
+    smtp_server.script_data("reader0001@example.org", "25O 2.0.0 queued")
+    result = run_cli("send", issue, env=smtp_env)
+    assert result.exit_code == 3, result.output
+    assert json.loads(run_cli("status", issue, "--json", env=smtp_env).output)["uncertain"] == [
+        "reader0001@example.org"
+    ]
+    assert run_cli("send", issue, env=smtp_env).exit_code == 3  # a plain rerun never resends
+    assert smtp_server.rcpt_attempts["reader0001@example.org"] == 1

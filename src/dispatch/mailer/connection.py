@@ -236,6 +236,22 @@ class _InDoubt(Exception):
     """The whole message and its final dot went out, but no reply came back."""
 
 
+class RelayRefusedSender(Exception):
+    """A permanent refusal that is about the sender, not this recipient (MAIL or DATA refused,
+    a sending quota exceeded, login lapsed): failing every reader with it would fail the whole
+    list in seconds (listmonk #2273), so the run stops instead and the row stays pending."""
+
+    def __init__(self, status: DeliveryStatus, step: str) -> None:
+        super().__init__(f"{status.code} {status.reply}")
+        self.status = status
+        self.step = step
+
+
+#: 5xx texts that are about the sender's account or volume, whatever command they answer.
+_SENDER_LEVEL = re.compile(r"quota|rate limit|too many|sending limit|daily|exceeded|authenticat",
+                           re.IGNORECASE)
+
+
 #: What may never appear in an envelope address on the command line.
 _UNSAFE_ADDRESS = re.compile(r"[\x00-\x20<>\x7f]")
 
@@ -309,7 +325,10 @@ def _transaction(
             return DeliveryStatus(Outcome.TEMPORARY, code, f"unexpected reply to {name}")
         if code != 421:
             _rset(smtp)
-        return _from_code(code, reply)
+        status = _from_code(code, reply)
+        if status.outcome == Outcome.PERMANENT and (n != 1 or _SENDER_LEVEL.search(status.reply)):
+            raise RelayRefusedSender(status, name)
+        return status
     if gate is not None and not gate():
         return DeliveryStatus(Outcome.TEMPORARY, 0, "not sent: stopped", aborted=True)
     payload = data if dot_safe else data.replace(b"\n.", b"\n..")
@@ -321,7 +340,12 @@ def _transaction(
         code, reply = _reply(smtp)
     except (OSError, smtplib.SMTPException) as exc:
         raise _InDoubt(_reason(exc)) from exc
-    return _from_code(code, reply)
+    if not 200 <= code < 600:  # smtplib's -1 for a garbled code: it may have been taken
+        raise _InDoubt(f"an unintelligible reply to the end of the message: {_text(reply)}")
+    status = _from_code(code, reply)
+    if status.outcome == Outcome.PERMANENT and _SENDER_LEVEL.search(status.reply):
+        raise RelayRefusedSender(status, "end of data")
+    return status
 
 
 def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:

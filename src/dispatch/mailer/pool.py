@@ -18,12 +18,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol
 
 from dispatch.errors import DispatchError, SendError
-from dispatch.mailer.connection import DeliveryStatus, Outcome, SmtpConnection
+from dispatch.mailer.connection import (
+    DeliveryStatus,
+    Outcome,
+    RelayRefusedSender,
+    SmtpConnection,
+)
 from dispatch.mailer.rate import AdaptiveRate, TokenBucket
 from dispatch.mailer.url import SmtpTarget
 
@@ -182,6 +187,20 @@ class SenderPool:
                     )
                     if self.hooks is not None and not status.aborted:
                         self.hooks.after_reply(job, status)
+                except RelayRefusedSender as exc:  # refused for good, but not for this reader
+                    self.fatal = self.fatal or SendError(
+                        f"The relay {self.target.describe()} refused the {exc.step} for every "
+                        f"message: {exc.status.code} {exc.status.reply}",
+                        "This is about the sending account (quota, login, sender address), "
+                        "not the readers: fix it with your provider, then rerun to resume.",
+                    )
+                    status = DeliveryStatus(Outcome.TEMPORARY, exc.status.code,
+                                            f"not sent: {exc.status.reply}", aborted=True)
+                    if self.hooks is not None and job.data_started:
+                        self.hooks.after_reply(job, replace(status, aborted=False))
+                    self.results.put(JobResult(job, status))
+                    self.stopping.set()
+                    break
                 except BaseException as exc:  # a bug or a fatal relay error: stop the run
                     self.fatal = self.fatal or exc
                     if job.data_started:  # it may have gone out: in doubt, never resent
