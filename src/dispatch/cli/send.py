@@ -40,6 +40,7 @@ def _print_counts(summary: SendSummary) -> None:
     for title, rows in (("Failed", summary.failed), ("Uncertain", summary.uncertain)):
         if not rows:
             continue
+        total = summary.counts.get(title.lower(), len(rows))
         if title == "Uncertain":
             click.echo(
                 "Uncertain: their copy was in flight when a run stopped, or went out and the "
@@ -47,13 +48,13 @@ def _print_counts(summary: SendSummary) -> None:
                 f"then `dispatch send {summary.issue_id} --skip-uncertain` (never mail them "
                 "again) or `--resend-uncertain` (mail them again: some may get two copies)."
             )
-        click.echo(f"{title} ({len(rows)}):")
+        click.echo(f"{title} ({total}):")
         for email, reply in rows[:LIST_LIMIT]:
             click.echo(f"  {email or '(forgotten)'}" + (f"  {reply}" if reply else ""))
-        if len(rows) > LIST_LIMIT:
+        if total > LIST_LIMIT:
             click.echo(
-                f"  ... and {len(rows) - LIST_LIMIT} more (dispatch status "
-                f"{summary.issue_id} --json lists all)"
+                f"  ... and {total - LIST_LIMIT} more (dispatch status "
+                f"{summary.issue_id} --json lists up to 10,000)"
             )
 
 
@@ -61,14 +62,16 @@ def _verdict(summary: SendSummary) -> None:
     """Exit 3 (with the list already printed) when someone could not be mailed."""
     if summary.failed:
         raise PartialSendError(
-            f"{len(summary.failed)} of {sum(summary.counts.values())} recipients of "
+            f"{summary.counts.get('failed', len(summary.failed))} of "
+            f"{sum(summary.counts.values())} recipients of "
             f"{summary.issue_id} failed permanently",
             f"Fix the addresses or the relay, then `dispatch send {summary.issue_id} "
             "--retry-failed` to try them again on purpose.",
         )
     if summary.uncertain:
         raise PartialSendError(
-            f"{len(summary.uncertain)} recipients of {summary.issue_id} are uncertain (a "
+            f"{summary.counts.get('uncertain', len(summary.uncertain))} recipients of "
+            f"{summary.issue_id} are uncertain (a "
             "previous run stopped while their copy was in flight)",
             f"Check the relay's log, then `dispatch send {summary.issue_id} "
             "--resend-uncertain` or `--skip-uncertain`.",
@@ -170,7 +173,7 @@ def send(
 
     The recipients are fixed when the send starts (one ledger row each); a rerun after any
     interruption, even a kill -9, sends only what is left, so nobody is mailed twice or
-    skipped. Each row is committed as "sending" just before its message goes: if the run dies
+    skipped. Each row is written to the send journal just before its message goes: if the run dies
     then, or the connection drops after the message was sent but before the relay answered,
     that row is "uncertain" (it may have arrived). Uncertain rows are never resent on their
     own: `dispatch status ISSUE` lists them and you choose --skip-uncertain or

@@ -20,7 +20,7 @@ import queue
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 from dispatch.errors import DispatchError, SendError
@@ -53,7 +53,6 @@ class RunStats:
     throttled: int = 0  # throttling replies (454, 421, "rate limit", ...)
     released: int = 0
     in_doubt: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 _STATE = {
@@ -160,11 +159,11 @@ class DeliveryRun:
             due = time.monotonic() + self.policy.delay(tries)
             heapq.heappush(self._waiting, (due, row.id, row))
             return
+        self._tries.pop(row.id, None)  # settled: nothing list-sized stays behind
         if state == "sent":
             self.stats.sent += 1
         elif state == "failed":
             self.stats.failed += 1
-            self.stats.failures.append((row.email, status.describe))
         else:
             self.stats.uncertain += 1
         self._last_progress = time.monotonic()

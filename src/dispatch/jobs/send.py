@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 
 from dispatch.config import Settings
@@ -294,12 +295,19 @@ def send_issue(
     return summary
 
 
+#: Failed and uncertain rows a summary carries (the counts are always complete): a list of
+#: a million failures must not cost a million rows of memory.
+SUMMARY_ROWS = 10_000
+
+
 def _finish_summary(db: Database, issue_id: str, summary: SendSummary) -> None:
     if ledger.open_rows(db, issue_id) == 0:
         issue_store.set_issue_status(db, issue_id, "sent")
     summary.counts = ledger.state_counts(db, issue_id)
-    summary.failed = list(ledger.rows_in_state(db, issue_id, "failed"))
-    summary.uncertain = list(ledger.rows_in_state(db, issue_id, "uncertain"))
+    summary.failed = list(islice(ledger.rows_in_state(db, issue_id, "failed"), SUMMARY_ROWS))
+    summary.uncertain = list(
+        islice(ledger.rows_in_state(db, issue_id, "uncertain"), SUMMARY_ROWS)
+    )
     issue = issue_store.get_issue(db, issue_id)
     summary.issue_status = issue.status if issue else "sending"
 
@@ -308,8 +316,10 @@ def issue_status(db: Database, issue_id: str) -> SendSummary:
     """The ledger of an issue, as ``dispatch status`` shows it."""
     issue = _issue(db, issue_id)
     summary = SendSummary(issue_id, ledger.state_counts(db, issue_id), [], [])
-    summary.failed = list(ledger.rows_in_state(db, issue_id, "failed"))
-    summary.uncertain = list(ledger.rows_in_state(db, issue_id, "uncertain"))
+    summary.failed = list(islice(ledger.rows_in_state(db, issue_id, "failed"), SUMMARY_ROWS))
+    summary.uncertain = list(
+        islice(ledger.rows_in_state(db, issue_id, "uncertain"), SUMMARY_ROWS)
+    )
     summary.issue_status = issue.status
     summary.running = send_running(db)
     if not summary.running:  # rows a killed send left going out (in its journal, not here)

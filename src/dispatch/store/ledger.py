@@ -148,8 +148,9 @@ _SELECT = (
 def claim(db: Database, issue_id: str, after: int, limit: int) -> tuple[list[Claimed], int]:
     """The next ``limit`` pending rows with an id above ``after``, in ledger order.
 
-    Reading only: the rows stay ``pending`` until ``commit_batch`` marks each ``sending`` just
-    before its bytes go, so a crash never leaves rows that were merely queued in doubt. A row
+    Reading only: the rows stay ``pending`` here; the send journal (``store.journal``) records
+    each one just before its bytes go, so a crash never leaves rows that were merely queued in
+    doubt. A row
     whose subscriber is gone or no longer active is marked ``skipped`` here. Returns the rows
     and the highest id looked at (the next ``after``; equal to ``after`` when none is left).
     """
