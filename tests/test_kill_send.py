@@ -124,3 +124,39 @@ def test_kill_9_midway_then_rerun_mails_everyone_once_except_the_uncertain(
         assert after[email] == expected, email
     if resolve == "--skip-uncertain":
         assert all(row_states(db)[e] == "skipped" for e in uncertain)
+
+
+def test_a_database_moved_after_a_kill_without_its_journal_resends_nobody(
+    db, db_path, smtp_server, child_env, tmp_path
+):
+    """The journal held what was not yet committed; the marker in the database remembers how
+    far the killed send had got, so without the journal those rows are uncertain, not resent."""
+    add_subscribers(db, people(N))
+    issue = create_sample_issue(db)
+    db.close()
+    smtp_server.handler.slow_data = 0.1
+    proc = dispatch(child_env, "send", issue, wait=False)
+    deadline = time.monotonic() + 60
+    while len(smtp_server.messages) < 20:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+    moved = tmp_path / "elsewhere" / "news.sqlite3"
+    moved.parent.mkdir()
+    for suffix in ("", "-wal", "-shm"):  # the database, but not its .journal folder
+        source = db_path.with_name(db_path.name + suffix)
+        if source.exists():
+            source.rename(moved.with_name(moved.name + suffix))
+    env = {**child_env, "DISPATCH_DB": str(moved)}
+    smtp_server.handler.slow_data = 0
+    rerun = dispatch(env, "send", issue)
+    output = rerun.stdout.read() if rerun.stdout else ""
+    assert rerun.returncode == 3, output  # some rows are uncertain
+    got = Counter(m.rcpt for m in smtp_server.messages)
+    assert max(got.values()) == 1, "somebody was mailed twice"
+    status = json.loads(dispatch(env, "status", issue, "--json").stdout.read())
+    assert status["uncertain"], "the rows the lost journal knew about must be in doubt"
+    missing = {e for e, _ in people(N)} - set(got) - set(status["uncertain"])
+    assert not missing, f"skipped: {sorted(missing)}"

@@ -195,7 +195,10 @@ class DeliveryRun:
 
     def run(self) -> RunStats:
         after = 0
+        high = 0  # no row above this id is handed to a connection before the marker says so
         exhausted = False
+        journal_path = str(journal.journal_dir(self.db))
+        ledger.begin_run(self.db, self.issue_id, journal_path)
         self.pool.start()
         try:
             while True:
@@ -209,6 +212,9 @@ class DeliveryRun:
                 if not exhausted and room >= self.window // 2:
                     claimed, last = ledger.claim(self.db, self.issue_id, after, room)
                     exhausted, after = last == after, last
+                    if last > high:
+                        high = last + ledger.RUN_RESERVE
+                        ledger.extend_run(self.db, self.issue_id, journal_path, high)
                     for row in claimed:
                         self._submit(row)
                 idle = not self._outstanding

@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 
 from dispatch.errors import StoreError
-from dispatch.store import Database, to_db_time, utcnow
+from dispatch.store import Database, ledger, to_db_time, utcnow
 
 #: Each half of a thread's journal: its size, and how full it gets before the thread moves
 #: to the other half.
@@ -37,6 +37,10 @@ FILE_SIZE = 4 << 20
 RESET_AT = 256 << 10
 
 IN_DOUBT = "in doubt: the send stopped while this message was going out"
+JOURNAL_LOST = (
+    "in doubt: a send stopped and its journal was not next to the database (moved or copied "
+    "without it?)"
+)
 
 
 def journal_dir(db: Database) -> Path:
@@ -221,6 +225,13 @@ def recover(db: Database) -> int:
     Call with the send lock held (no other send writing the files).
     """
     folder = journal_dir(db)
+    marker = ledger.run_marker(db)
+    if marker is not None and (marker["journal"] != str(folder) or not folder.is_dir()):
+        # A send stopped, and its journal is not next to this database (moved or copied
+        # without it): every row it may have had in hand is in doubt.
+        doubtful = ledger.doubt_pending_up_to(db, marker["issue"], marker["high"], JOURNAL_LOST)
+        ledger.end_run(db)
+        return doubtful
     if not folder.is_dir():
         return 0
     last = _read(folder)
@@ -242,4 +253,6 @@ def recover(db: Database) -> int:
                     (state, reply, now, state, now, delivery_id),
                 )
     discard(db)
+    if marker is not None:
+        ledger.end_run(db)
     return doubtful

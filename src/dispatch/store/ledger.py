@@ -10,6 +10,7 @@ turns the rows that were going out into ``uncertain``: at most one per connectio
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -255,3 +256,52 @@ def count_in_issue(db: Database, issue_id: str, delivery_ids: set[int], state: s
             (issue_id, state, *chunk),
         ).fetchone()[0]
     return total
+
+
+# -- the running send's marker --------------------------------------------------------------
+#
+# Results and in-flight rows live in the send journal next to the database until they are
+# committed here. A database moved or copied after a crash without its journal would lose
+# that knowledge and resend silently; so a running send keeps a marker in the database: its
+# journal's path and an id no row handed to a connection exceeds. ``store.journal.recover``
+# turns the pending rows up to that id uncertain when the journal is not where the marker says.
+
+RUN_KEY = "send_run"
+#: How far ahead of the rows claimed so far the marker's id is set (one commit per this many).
+RUN_RESERVE = 1000
+
+
+def begin_run(db: Database, issue_id: str, journal: str) -> None:
+    value = json.dumps({"issue": issue_id, "journal": journal, "high": 0})
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (RUN_KEY, value),
+        )
+
+
+def extend_run(db: Database, issue_id: str, journal: str, high: int) -> None:
+    value = json.dumps({"issue": issue_id, "journal": journal, "high": high})
+    with db.transaction() as conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = ?", (value, RUN_KEY))
+
+
+def run_marker(db: Database) -> dict[str, Any] | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (RUN_KEY,)).fetchone()
+    return json.loads(row["value"]) if row else None
+
+
+def end_run(db: Database) -> None:
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM meta WHERE key = ?", (RUN_KEY,))
+
+
+def doubt_pending_up_to(db: Database, issue_id: str, high: int, reply: str) -> int:
+    """Pending rows a lost journal may have known went out: uncertain, never resent silently."""
+    with db.transaction() as conn:
+        return conn.execute(
+            "UPDATE deliveries SET state = 'uncertain', last_reply = ?, updated_at = ?"
+            " WHERE issue_id = ? AND state IN ('pending', 'sending') AND id <= ?",
+            (reply, to_db_time(utcnow()), issue_id, high),
+        ).rowcount
