@@ -227,12 +227,17 @@ class DeliveryRun:
                 if exhausted and idle and not self._waiting and not self._buffer:
                     break
                 if now - self._last_progress > self.policy.give_up_after:
+                    left = [row.email for _, _, row in self._waiting]
+                    left += [row.email for row in self._outstanding.values()]
+                    named = ", ".join(left[:5]) + (
+                        f" and {len(left) - 5} more" if len(left) > 5 else ""
+                    )
                     raise SendError(
                         f"The relay {self.pool.target.describe()} accepted nothing for "
                         f"{self.policy.give_up_after:.0f} s; stopped with "
-                        f"{len(self._waiting) + len(self._outstanding)} recipients still to send",
-                        "Check the relay; rerun the same command to resume (nobody is mailed "
-                        "twice).",
+                        f"{len(left)} recipients still to send ({named})",
+                        "Check the relay (a mailbox that stays full keeps its reader pending); "
+                        "rerun the same command to resume (nobody is mailed twice).",
                     )
                 wait = 0.05
                 if idle and self._waiting:
