@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 from dispatch.errors import InputError
 from dispatch.models import CampaignProgress, Persona
-from dispatch.store import Database, to_db_time, utcnow
+from dispatch.store import Database, ledger, to_db_time, utcnow
 
 _COUNTED = "status = 'paid' AND refunded_minor < amount_minor"
 
@@ -137,7 +137,7 @@ def active_progress(db: Database, now: datetime) -> CampaignProgress | None:
 
 # -- segments for standalone appeals -----------------------------------------------------
 
-SEGMENTS = ("all", "never-donated", "lapsed", "recent")
+SEGMENTS = tuple(ledger.SEGMENT_FILTERS)
 
 
 def fix_appeal_deliveries(
@@ -153,56 +153,7 @@ def fix_appeal_deliveries(
     """
     if segment not in SEGMENTS:
         raise InputError(f"Unknown segment {segment!r}", f"Use one of: {', '.join(SEGMENTS)}.")
-    now = to_db_time(utcnow())
-    filters = {
-        "all": "",
-        "never-donated": " AND s.id NOT IN (SELECT subscriber_id FROM temp.appeal_donors)",
-        "lapsed": f" AND p.persona = '{Persona.LAPSED_DONOR.value}'",
-        "recent": f" AND p.persona = '{Persona.RECENT_DONOR.value}'",
-    }
-    try:
-        return _fix_appeal(db, issue_id, filters[segment], personas_by_id, default_persona,
-                           donor_ids, now)
-    except _NobodyInSegment:
-        return 0  # rolled back: the issue stays a draft
-
-
-class _NobodyInSegment(Exception):
-    pass
-
-
-def _fix_appeal(db: Database, issue_id: str, where: str, personas_by_id: dict[int, str],
-                default_persona: str, donor_ids: set[int], now: str | None) -> int | None:
-    with db.transaction() as conn:
-        changed = conn.execute(
-            "UPDATE issues SET status = 'sending', send_started_at = COALESCE(send_started_at, ?)"
-            " WHERE id = ? AND status = 'draft'",
-            (now, issue_id),
-        ).rowcount
-        if not changed:
-            return None
-        conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS appeal_personas"
-            " (subscriber_id INTEGER PRIMARY KEY, persona TEXT NOT NULL)"
-        )
-        conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS appeal_donors (subscriber_id INTEGER PRIMARY KEY)"
-        )
-        conn.execute("DELETE FROM temp.appeal_personas")
-        conn.execute("DELETE FROM temp.appeal_donors")
-        conn.executemany("INSERT INTO temp.appeal_personas VALUES (?, ?)", personas_by_id.items())
-        conn.executemany("INSERT INTO temp.appeal_donors VALUES (?)", [(i,) for i in donor_ids])
-        added = conn.execute(
-            "INSERT INTO deliveries (issue_id, subscriber_id, email, token, variant, state,"
-            " created_at, updated_at)"
-            " SELECT ?, s.id, s.email, lower(hex(randomblob(16))), COALESCE(p.persona, ?),"
-            " 'pending', ?, ? FROM subscribers s"
-            " LEFT JOIN temp.appeal_personas p ON p.subscriber_id = s.id"
-            f" WHERE s.status = 'active'{where} ORDER BY s.id",
-            (issue_id, default_persona, now, now),
-        ).rowcount
-        conn.execute("DELETE FROM temp.appeal_personas")
-        conn.execute("DELETE FROM temp.appeal_donors")
-        if not added:
-            raise _NobodyInSegment
-    return added
+    return ledger.fix_deliveries(
+        db, issue_id, personas_by_id, default_persona, segment=segment, donor_ids=donor_ids,
+        keep_draft_if_empty=True,
+    )

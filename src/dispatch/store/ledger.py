@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,45 +60,73 @@ def secret_key(db: Database) -> bytes:
     return bytes.fromhex(row["value"])
 
 
+#: Who of the active subscribers a ledger is fixed for (digests: all; appeals: a segment).
+SEGMENT_FILTERS = {
+    "all": "",
+    "never-donated": " AND s.id NOT IN (SELECT subscriber_id FROM temp.fix_donors)",
+    "lapsed": " AND p.persona = 'lapsed_donor'",
+    "recent": " AND p.persona = 'recent_donor'",
+}
+
+
+class _NobodyToFix(Exception):
+    pass
+
+
 def fix_deliveries(
-    db: Database, issue_id: str, personas: dict[int, str], default_persona: str
+    db: Database,
+    issue_id: str,
+    personas: dict[int, str],
+    default_persona: str,
+    *,
+    segment: str = "all",
+    donor_ids: Iterable[int] = (),
+    keep_draft_if_empty: bool = False,
 ) -> int | None:
-    """Fix the ledger of a draft issue: one row per active subscriber, and mark it ``sending``.
+    """Fix the ledger of a draft issue: one row per active subscriber (of ``segment``), and
+    mark it ``sending``.
 
     Runs in one transaction, streaming inside SQLite (no list in Python memory). Returns the
     number of rows, or None when the issue was no longer a draft (the ledger was fixed before:
-    later subscribers are never added, a rerun only resumes).
+    later subscribers are never added, a rerun only resumes). With ``keep_draft_if_empty`` a
+    segment with nobody in it rolls everything back and returns 0.
     """
+    where = SEGMENT_FILTERS[segment]
     now = to_db_time(utcnow())
-    with db.transaction() as conn:
-        changed = conn.execute(
-            "UPDATE issues SET status = 'sending', send_started_at = COALESCE(send_started_at, ?)"
-            " WHERE id = ? AND status = 'draft'",
-            (now, issue_id),
-        ).rowcount
-        if not changed:
-            return None
-        conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS fix_personas"
-            " (subscriber_id INTEGER PRIMARY KEY, persona TEXT NOT NULL)"
-        )
-        conn.execute("DELETE FROM temp.fix_personas")
-        conn.executemany(
-            "INSERT INTO temp.fix_personas (subscriber_id, persona) VALUES (?, ?)",
-            personas.items(),
-        )
-        # 128 random bits as 32 hex digits: random, unique, and valid for Stripe's
-        # client_reference_id (^[A-Za-z0-9_-]{1,200}$).
-        added = conn.execute(
-            "INSERT INTO deliveries (issue_id, subscriber_id, email, token, variant, state,"
-            " created_at, updated_at)"
-            " SELECT ?, s.id, s.email, lower(hex(randomblob(16))), COALESCE(p.persona, ?),"
-            " 'pending', ?, ? FROM subscribers s"
-            " LEFT JOIN temp.fix_personas p ON p.subscriber_id = s.id"
-            " WHERE s.status = 'active' ORDER BY s.id",
-            (issue_id, default_persona, now, now),
-        ).rowcount
-        conn.execute("DELETE FROM temp.fix_personas")
+    try:
+        with db.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE issues SET status = 'sending',"
+                " send_started_at = COALESCE(send_started_at, ?) WHERE id = ? AND status = 'draft'",
+                (now, issue_id),
+            ).rowcount
+            if not changed:
+                return None
+            for table, columns in (
+                ("fix_personas", "subscriber_id INTEGER PRIMARY KEY, persona TEXT NOT NULL"),
+                ("fix_donors", "subscriber_id INTEGER PRIMARY KEY"),
+            ):
+                conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns})")
+                conn.execute(f"DELETE FROM temp.{table}")
+            conn.executemany("INSERT INTO temp.fix_personas VALUES (?, ?)", personas.items())
+            conn.executemany("INSERT INTO temp.fix_donors VALUES (?)", [(i,) for i in donor_ids])
+            # 128 random bits as 32 hex digits: random, unique, and valid for Stripe's
+            # client_reference_id (^[A-Za-z0-9_-]{1,200}$).
+            added = conn.execute(
+                "INSERT INTO deliveries (issue_id, subscriber_id, email, token, variant, state,"
+                " created_at, updated_at)"
+                " SELECT ?, s.id, s.email, lower(hex(randomblob(16))), COALESCE(p.persona, ?),"
+                " 'pending', ?, ? FROM subscribers s"
+                " LEFT JOIN temp.fix_personas p ON p.subscriber_id = s.id"
+                f" WHERE s.status = 'active'{where} ORDER BY s.id",
+                (issue_id, default_persona, now, now),
+            ).rowcount
+            conn.execute("DELETE FROM temp.fix_personas")
+            conn.execute("DELETE FROM temp.fix_donors")
+            if not added and keep_draft_if_empty:
+                raise _NobodyToFix
+    except _NobodyToFix:
+        return 0  # rolled back: the issue stays a draft
     return added
 
 
