@@ -60,6 +60,7 @@ def test_new_address_is_pending_until_the_confirm_button_is_pressed(app, client,
     message = mail.parsed()
     assert message["Subject"] == "Please confirm your subscription to The Riverside Ledger"
     assert "Nia Okafor" not in mail.data.decode("utf-8", "replace")  # the form's text is not echoed
+    assert message["List-Unsubscribe"] is None and message["List-Id"] is None  # not list mail
     token = confirm_token(mail)
     html_part = message.get_body(("html",)).get_content()
     assert f"http://localhost/confirm/{token}" in html_part

@@ -219,8 +219,8 @@ def confirmation_message(
         "confirm", {"subject": subject, "preheader": "One click and you are subscribed.",
                     "confirm_url": url, "hours": hours},
     )
-    # Not list mail: no List-Id, and List-Unsubscribe only as the mailto the factory requires.
-    config = replace(message_config(db, settings), public_url="", list_id="")
+    # Not list mail: no List-Id, no List-Unsubscribe (there is nothing to leave yet).
+    config = replace(message_config(db, settings), public_url="", list_id="", list_mail=False)
     variant = RenderedVariant(Persona.NON_DONOR.value, subject, html, text)
     factory = MessageFactory("confirm", {variant.persona: variant}, config)
     key = "confirm-" + secrets.token_hex(6)

@@ -86,6 +86,7 @@ class MessageConfig:
     prefill_email: bool = True
     unsubscribe_mailto: str = ""
     secret: bytes = b""
+    list_mail: bool = True  # False for one-off mail (a signup confirmation): no List-* headers
 
     @property
     def from_domain(self) -> str:
@@ -314,13 +315,11 @@ class MessageFactory:
         head += [
             b"Message-ID: ",
             self.message_id(recipient.key or recipient.email).encode(),
-            b"\r\n",
-            b"List-Unsubscribe: <",
-            self.unsubscribe_mailto(recipient).encode(),
-            b">",
         ]
-        if self.config.public_url:
-            head += [b",\r\n <", self.unsubscribe_url(recipient).encode(), b">"]
+        if self.config.list_mail:
+            head += [b"\r\nList-Unsubscribe: <", self.unsubscribe_mailto(recipient).encode(), b">"]
+            if self.config.public_url:
+                head += [b",\r\n <", self.unsubscribe_url(recipient).encode(), b">"]
         b = variant.boundary.encode()
         return b"".join(
             [
