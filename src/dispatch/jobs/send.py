@@ -178,13 +178,20 @@ def send_lock(db: Database) -> Iterator[None]:
     path = Path(f"{Path(db.path).resolve()}.send-lock")  # one lock whatever path reached it
     handle = open(path, "a+")  # noqa: SIM115 - held for the whole send
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SendError(
-                "Another `dispatch send` is running on this database",
-                "Wait for it to finish (or stop it); then rerun to resume.",
-            ) from None
+        # `dispatch status` holds the lock for an instant to see whether a send runs: a send
+        # starting at that moment waits a little rather than refusing.
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SendError(
+                        "Another `dispatch send` is running on this database",
+                        "Wait for it to finish (or stop it); then rerun to resume.",
+                    ) from None
+                time.sleep(0.05)
         yield
     finally:
         handle.close()
