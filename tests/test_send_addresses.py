@@ -70,3 +70,19 @@ def test_one_click_post_is_offered_only_for_an_https_url(db, run_cli, smtp_serve
     msg = smtp_server.messages[0].parsed()
     assert "http://news.outlet.test/u/" in msg["List-Unsubscribe"]
     assert msg["List-Unsubscribe-Post"] is None
+
+
+def test_a_digest_is_rendered_again_as_its_send_starts(db, run_cli, smtp_server, smtp_env,
+                                                       write_feed):
+    """Built before the web service was set up; sent after: the copies link to the archive."""
+    from datetime import UTC, datetime
+
+    feed = write_feed([("Budget vote", "https://news.test/b", datetime(2026, 11, 18, tzinfo=UTC))])
+    built = run_cli("build", "--source", str(feed), "--since", "2026-11-16", "--until",
+                    "2026-11-22", "--json", env=smtp_env)
+    issue = json.loads(built.stdout)["issue"]
+    add_subscribers(db, [("ana@example.org", "Ana")])
+    env = {**smtp_env, "DISPATCH_PUBLIC_URL": "https://news.outlet.test"}
+    assert run_cli("send", issue, env=env).exit_code == 0
+    html = smtp_server.messages[0].parsed().get_body(("html",)).get_content()
+    assert f"https://news.outlet.test/archive/{issue}" in html

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, IssueError, SendError
+from dispatch.jobs.build import render_and_store
 from dispatch.jobs.common import donation_link_base
 from dispatch.jobs.delivery import DeliveryRun, RetryPolicy
 from dispatch.mailer import (
@@ -230,9 +231,13 @@ def send_issue(
     options = options or SendOptions()
     started = time.monotonic()
     issue = _issue(db, issue_id)
-    factory = _factory(db, settings, issue)
     target = relay_target(settings)
     signer = signer_from_settings(settings)  # None unless DKIM is configured
+    if issue.status == "draft" and issue.kind == "digest" and issue.articles:
+        # Render the digest once more as its send starts: the campaign's progress as of now,
+        # and the "view in browser" link from the settings the send runs with.
+        render_and_store(db, settings, issue.id)
+    factory = _factory(db, settings, issue)
     with send_lock(db):
         summary = SendSummary(issue_id, {}, [], [])
         if issue.status == "draft":
