@@ -26,6 +26,7 @@ from dispatch.bounces import (
 )
 from dispatch.config import Settings
 from dispatch.errors import InputError
+from dispatch.jobs.web import UNSUBSCRIBABLE
 from dispatch.store import Database
 from dispatch.store import bounces as bounce_store
 from dispatch.store import web as web_store
@@ -99,7 +100,7 @@ def process_source(
         if token:  # a reader's one-click mailto: same effect as POST /u/<token>
             if not dry_run:
                 _, changed = web_store.change_status_by_token(
-                    db, token, "unsubscribed", ("active", "pending")
+                    db, token, "unsubscribed", UNSUBSCRIBABLE
                 )
                 summary.unsubscribed += changed
                 if not keep and source.can_set_aside:

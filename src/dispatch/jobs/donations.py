@@ -17,7 +17,6 @@ from typing import Any
 from dispatch.config import Settings
 from dispatch.donations import StripeGateway, key_mode, refund_facts, session_facts
 from dispatch.errors import ConfigError, DonationError, InputError
-from dispatch.jobs.common import donation_link_base  # noqa: F401 (jobs.web imports it here)
 from dispatch.models import ZERO_DECIMAL_CURRENCIES
 from dispatch.store import Database
 from dispatch.store import donations as store

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, IssueError, SendError
-from dispatch.jobs.build import render_and_store
+from dispatch.jobs.build import render_and_store, require_issue
 from dispatch.jobs.common import donation_link_base
 from dispatch.jobs.delivery import DeliveryRun, RetryPolicy
 from dispatch.mailer import (
@@ -161,15 +161,6 @@ def _factory(db: Database, settings: Settings, issue: Issue) -> MessageFactory:
     return MessageFactory(issue.id, variants, message_config(db, settings))
 
 
-def _issue(db: Database, issue_id: str) -> Issue:
-    issue = issue_store.get_issue(db, issue_id)
-    if issue is None:
-        known = [i.id for i in issue_store.list_issues(db)][-5:]
-        hint = f"Known issues: {', '.join(known)}." if known else "Run `dispatch build` first."
-        raise IssueError(f"There is no issue {issue_id}", hint)
-    return issue
-
-
 @contextmanager
 def send_lock(db: Database) -> Iterator[None]:
     """One send per database at a time: rows another live run has in flight are not in doubt."""
@@ -230,7 +221,7 @@ def send_issue(
     """
     options = options or SendOptions()
     started = time.monotonic()
-    issue = _issue(db, issue_id)
+    issue = require_issue(db, issue_id)
     target = relay_target(settings)
     signer = signer_from_settings(settings)  # None unless DKIM is configured
     if issue.status == "draft" and issue.kind == "digest" and issue.articles:
@@ -326,7 +317,7 @@ def _finish_summary(db: Database, issue_id: str, summary: SendSummary) -> None:
 
 def issue_status(db: Database, issue_id: str) -> SendSummary:
     """The ledger of an issue, as ``dispatch status`` shows it."""
-    issue = _issue(db, issue_id)
+    issue = require_issue(db, issue_id)
     summary = SendSummary(issue_id, ledger.state_counts(db, issue_id), [], [])
     summary.failed = list(islice(ledger.rows_in_state(db, issue_id, "failed"), SUMMARY_ROWS))
     summary.uncertain = list(
@@ -359,7 +350,7 @@ def send_test_copies(
     persona: str = Persona.NON_DONOR.value,
 ) -> list[TestCopy]:
     """Send one copy per address, as ``persona`` sees it; the ledger is not touched."""
-    issue = _issue(db, issue_id)
+    issue = require_issue(db, issue_id)
     factory = _factory(db, settings, issue)
     target = relay_target(settings)
     signer = signer_from_settings(settings)
@@ -403,7 +394,7 @@ def dry_run(
     db: Database, settings: Settings, issue_id: str, out_dir: Path, limit: int | None = None
 ) -> list[Path]:
     """Write the copy each active subscriber would get as ``.eml`` files; no ledger, no SMTP."""
-    issue = _issue(db, issue_id)
+    issue = require_issue(db, issue_id)
     factory = _factory(db, settings, issue)
     signer = signer_from_settings(settings)
     personas = donations.donor_personas(

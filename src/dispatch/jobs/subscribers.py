@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -15,11 +15,9 @@ from dispatch.subscribers import InvalidRow, iter_csv, normalize_address, write_
 
 
 @dataclass
-class ImportReport:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    suppressed: int = 0
+class ImportReport(store.ImportCounts):
+    """The store's counts, plus the rows that never reached it."""
+
     invalid_rows: list[InvalidRow] = field(default_factory=list)
 
     @property
@@ -51,7 +49,7 @@ def import_file(db: Database, path: Path) -> ImportReport:
                 yield item.email, item.name, item.tags
 
     counts = store.import_subscribers(db, good_rows(), source=f"import:{path.name}")
-    return ImportReport(counts.added, counts.updated, counts.unchanged, counts.suppressed, invalid)
+    return ImportReport(**asdict(counts), invalid_rows=invalid)
 
 
 def _address(email: str) -> str:

@@ -28,7 +28,8 @@ from urllib.parse import quote, urlencode
 
 from dispatch.config import Settings
 from dispatch.errors import ConfigError
-from dispatch.jobs.donations import donation_link_base, record_checkout_session, record_refund
+from dispatch.jobs.common import donation_link_base
+from dispatch.jobs.donations import record_checkout_session, record_refund
 from dispatch.jobs.send import message_config, relay_target
 from dispatch.mailer import Outcome, SmtpConnection
 from dispatch.models import Persona, RenderedVariant, Subscriber

@@ -148,8 +148,8 @@ class Journal:
         """Its outcome; returns (file, seq) for ``committed`` once the database has it."""
         file = self._file()
         seq = next(self._seq)
-        # A NUL ends the records of a journal file: never write one (nor any control character).
-        reply = " ".join("".join(c if c.isprintable() else " " for c in reply).split())[:500]
+        # A NUL ends the records of a journal file: never write one (split() takes the rest).
+        reply = " ".join(reply.replace("\x00", " ").split())[:500]
         file.write(f"R {seq} {delivery_id} {state} {reply}\n", seq)
         return file.index, seq
 
