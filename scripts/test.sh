@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what it needs: ./.venv with Dispatch and its dev tools, and
-# Debian's chromium (browser tests), postfix (smtp-sink for send tests and the benchmark) and
-# dovecot-imapd (a real IMAP server for the bounce tests).
+# Debian's chromium (browser tests), postfix (smtp-sink for send tests and the benchmark),
+# dovecot-imapd (a real IMAP server for the bounce tests) and spamassassin (mail quality tests).
 # Usage: scripts/test.sh [pytest arguments]
 source "$(dirname "$0")/_venv.sh"
 
@@ -9,6 +9,7 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
 [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
+[ -x /usr/bin/spamassassin ] || missing+=(spamassassin)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "Installing Debian packages: ${missing[*]}"
