@@ -29,6 +29,56 @@ SUPPRESSED_STATUSES = frozenset(
 )
 
 
+class StatusActor(StrEnum):
+    """Who (or what) asks to change a subscriber's status."""
+
+    READER = "reader"  # a link or mailto in an email, the unsubscribe page's buttons
+    EDITOR = "editor"  # `dispatch subscribers unsubscribe`
+    IMPORT = "import"  # a status column of an imported file (never makes anyone active)
+    BOUNCE = "bounce"  # bounce processing (a hard bounce, or too many soft ones)
+    COMPLAINT = "complaint"  # a spam complaint (feedback loop)
+    CONFIRMATION = "confirmation"  # a used double opt-in link: the person proved the address
+
+
+_ACT, _UNS, _BOU, _COM, _PEN = (
+    SubscriberStatus.ACTIVE,
+    SubscriberStatus.UNSUBSCRIBED,
+    SubscriberStatus.BOUNCED,
+    SubscriberStatus.COMPLAINED,
+    SubscriberStatus.PENDING,
+)
+
+#: THE table of subscriber status changes: actor -> {(from, to)} it may make. Every path that
+#: changes a status goes through ``store.subscribers.change_status`` (or its in-transaction
+#: form), which applies a change only when it is listed here. Bounced and complained never
+#: return to active by a click; only a used confirmation link (double opt-in) brings anyone
+#: back from unsubscribed, bounced or complained. New rows are not changes: an import adds
+#: active (or the status its file says), a signup adds pending.
+STATUS_CHANGES: dict[StatusActor, frozenset[tuple[SubscriberStatus, SubscriberStatus]]] = {
+    StatusActor.READER: frozenset({(_ACT, _UNS), (_PEN, _UNS), (_UNS, _ACT)}),
+    StatusActor.EDITOR: frozenset({(_ACT, _UNS), (_PEN, _UNS)}),
+    StatusActor.IMPORT: frozenset(
+        {(_ACT, _UNS), (_PEN, _UNS), (_ACT, _BOU), (_PEN, _BOU), (_ACT, _COM), (_PEN, _COM)}
+    ),
+    StatusActor.BOUNCE: frozenset({(_ACT, _BOU), (_PEN, _BOU)}),
+    StatusActor.COMPLAINT: frozenset({(_ACT, _COM), (_PEN, _COM), (_UNS, _COM), (_BOU, _COM)}),
+    StatusActor.CONFIRMATION: frozenset({(_PEN, _ACT), (_UNS, _ACT), (_BOU, _ACT), (_COM, _ACT)}),
+}
+
+
+def status_change_allowed(
+    actor: StatusActor, old: SubscriberStatus | str, new: SubscriberStatus | str
+) -> bool:
+    """Whether ``actor`` may move a subscriber from ``old`` to ``new`` (the same is no change)."""
+    return (SubscriberStatus(old), SubscriberStatus(new)) in STATUS_CHANGES[actor]
+
+
+def statuses_from(actor: StatusActor, new: SubscriberStatus | str) -> tuple[str, ...]:
+    """The statuses from which ``actor`` may move a subscriber to ``new`` (sorted values)."""
+    target = SubscriberStatus(new)
+    return tuple(sorted(old.value for old, to in STATUS_CHANGES[actor] if to == target))
+
+
 class DeliveryState(StrEnum):
     """A ledger row's life: pending -> sending -> sent | failed; at a crash sending -> uncertain."""
 

@@ -124,7 +124,13 @@ def unsubscribe(app: App, email: str) -> None:
       dispatch subscribers unsubscribe ana@example.org
     """
     subscriber = jobs.unsubscribe(app.db(), email)
-    click.echo(f"{subscriber.email} is unsubscribed.")
+    if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
+        click.echo(f"{subscriber.email} is unsubscribed.")
+    else:
+        click.echo(
+            f"{subscriber.email} stays {subscriber.status.value}: it is not mailed, and only a "
+            "new confirmed signup can bring it back."
+        )
 
 
 @subscribers.command("forget")

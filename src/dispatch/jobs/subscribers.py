@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from dispatch.errors import InputError
-from dispatch.models import Subscriber, SubscriberStatus
+from dispatch.models import StatusActor, Subscriber, SubscriberStatus
 from dispatch.store import Database
 from dispatch.store import subscribers as store
 from dispatch.subscribers import InvalidRow, iter_csv, normalize_address, write_csv
@@ -80,8 +80,12 @@ def export_csv(db: Database, out: TextIO, status: str | None = "active") -> int:
 
 
 def unsubscribe(db: Database, email: str) -> Subscriber:
+    """The editor unsubscribes someone; a bounced or complained reader keeps that status (it
+    says more, and only a new double opt-in may bring them back)."""
     address = _address(email)
-    subscriber = store.set_status(db, address, SubscriberStatus.UNSUBSCRIBED)
+    subscriber, _ = store.change_status(
+        db, StatusActor.EDITOR, SubscriberStatus.UNSUBSCRIBED, address
+    )
     if subscriber is None:
         raise InputError(
             f"{address} is not a subscriber", "`dispatch subscribers list` shows them."

@@ -32,7 +32,7 @@ from dispatch.jobs.common import donation_link_base
 from dispatch.jobs.donations import record_checkout_session, record_refund
 from dispatch.jobs.send import message_config, relay_target
 from dispatch.mailer import Outcome, SmtpConnection
-from dispatch.models import Persona, RenderedVariant, Subscriber
+from dispatch.models import Persona, RenderedVariant, StatusActor, Subscriber, statuses_from
 from dispatch.render.message import MessageFactory, Recipient
 from dispatch.render.placeholders import fill_placeholders
 from dispatch.render.templates import Renderer
@@ -48,10 +48,10 @@ log = logging.getLogger("dispatch.web")
 #: Tokens Dispatch issues (unsubscribe, donation, confirmation) are URL-safe base64 or hex.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 #: Statuses a reader may leave from the unsubscribe link, and come back to.
-UNSUBSCRIBABLE = ("active", "pending")
-RESUBSCRIBABLE = ("unsubscribed",)
-#: Statuses a used confirmation link turns into active (see the module docstring).
-REACTIVATED_BY_CONFIRMATION = ("pending", "unsubscribed", "bounced")
+UNSUBSCRIBABLE = statuses_from(StatusActor.READER, "unsubscribed")  # models.STATUS_CHANGES
+RESUBSCRIBABLE = statuses_from(StatusActor.READER, "active")
+#: Statuses a used confirmation link turns into active (complained never gets a link: signup).
+REACTIVATED_BY_CONFIRMATION = statuses_from(StatusActor.CONFIRMATION, "active")
 #: Per address: at most one confirmation email per RESEND_MINUTES, DAILY_MAX a day.
 RESEND_MINUTES = 10
 DAILY_MAX = 5

@@ -10,7 +10,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from dispatch.models import StatusActor
 from dispatch.store import Database, to_db_time, utcnow
+from dispatch.store.subscribers import apply_status_change
 
 
 @dataclass(frozen=True)
@@ -88,11 +90,9 @@ def record_bounce(
             return bool(inserted), False
         if kind == "soft" and not _soft_limit_reached(conn, ref.subscriber_id, soft_limit):
             return True, False
-        changed = conn.execute(
-            "UPDATE subscribers SET status = 'bounced', updated_at = ?, status_changed_at = ?"
-            " WHERE id = ? AND status IN ('active', 'pending')",
-            (now, now, ref.subscriber_id),
-        ).rowcount
+        changed = apply_status_change(  # models.STATUS_CHANGES: active/pending -> bounced
+            conn, StatusActor.BOUNCE, "bounced", "id", ref.subscriber_id
+        )
     return True, bool(changed)
 
 

@@ -15,7 +15,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from dispatch.models import SUPPRESSED_STATUSES, Subscriber, SubscriberStatus
+from dispatch.models import (
+    SUPPRESSED_STATUSES,
+    StatusActor,
+    Subscriber,
+    SubscriberStatus,
+    statuses_from,
+)
 from dispatch.store import Database, to_db_time, utcnow
 
 
@@ -133,7 +139,8 @@ def status_counts(db: Database) -> dict[str, int]:
 
 
 def set_status(db: Database, email: str, status: SubscriberStatus) -> Subscriber | None:
-    """Change one subscriber's status; returns the subscriber, or None when unknown."""
+    """Force one subscriber's status, bypassing the table of changes: for arranging tests and
+    repairs only; every product path uses ``change_status``."""
     now = to_db_time(utcnow())
     with db.transaction() as conn:
         conn.execute(
@@ -142,6 +149,49 @@ def set_status(db: Database, email: str, status: SubscriberStatus) -> Subscriber
             (status.value, now, now, email, status.value),
         )
     return get_subscriber(db, email)
+
+
+_STATUS_KEYS = frozenset({"id", "email", "unsub_token"})
+
+
+def apply_status_change(
+    conn: sqlite3.Connection,
+    actor: StatusActor,
+    new: SubscriberStatus | str,
+    key: str,
+    value: object,
+    only_from: Iterable[str] | None = None,
+) -> int:
+    """Inside a transaction: move the subscriber whose ``key`` column is ``value`` to ``new``
+    if models.STATUS_CHANGES lets ``actor`` make that change from their status (and, when
+    given, their status is in ``only_from``). Returns 1 when it changed, else 0."""
+    if key not in _STATUS_KEYS:
+        raise ValueError(f"unknown subscriber key {key!r}")
+    allowed = statuses_from(actor, new)
+    if only_from is not None:
+        narrowed = set(only_from)
+        allowed = tuple(s for s in allowed if s in narrowed)
+    if not allowed:
+        return 0
+    now = to_db_time(utcnow())
+    marks = ", ".join("?" for _ in allowed)
+    return conn.execute(
+        f"UPDATE subscribers SET status = ?, updated_at = ?, status_changed_at = ?"
+        f" WHERE {key} = ? AND status IN ({marks})",
+        (SubscriberStatus(new).value, now, now, value, *allowed),
+    ).rowcount
+
+
+def change_status(
+    db: Database, actor: StatusActor, new: SubscriberStatus | str, email: str
+) -> tuple[Subscriber | None, bool]:
+    """Apply one status change the table allows (see ``apply_status_change``).
+
+    Returns (the subscriber afterwards or None when unknown, whether the status changed).
+    """
+    with db.transaction() as conn:
+        changed = apply_status_change(conn, actor, new, "email", email)
+    return get_subscriber(db, email), bool(changed)
 
 
 def is_suppressed(db: Database, email: str) -> bool:

@@ -11,9 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dispatch.models import Subscriber
+from dispatch.models import StatusActor, Subscriber
 from dispatch.store import Database, to_db_time, utcnow
-from dispatch.store.subscribers import address_hash, get_subscriber, new_unsub_token
+from dispatch.store.subscribers import (
+    address_hash,
+    apply_status_change,
+    get_subscriber,
+    new_unsub_token,
+)
 
 # -- unsubscribe / resubscribe -------------------------------------------------------------
 
@@ -28,15 +33,10 @@ def change_status_by_token(
 ) -> tuple[Subscriber | None, bool]:
     """Move the subscriber holding ``token`` to ``new_status`` if their status is one of
     ``from_statuses``. Returns (the subscriber afterwards, whether anything changed)."""
-    allowed = tuple(from_statuses)
-    marks = ", ".join("?" for _ in allowed)
-    now = to_db_time(utcnow())
-    with db.transaction() as conn:
-        changed = conn.execute(
-            f"UPDATE subscribers SET status = ?, updated_at = ?, status_changed_at = ?"
-            f" WHERE unsub_token = ? AND status IN ({marks})",
-            (new_status, now, now, token, *allowed),
-        ).rowcount
+    with db.transaction() as conn:  # only what models.STATUS_CHANGES lets a reader do
+        changed = apply_status_change(
+            conn, StatusActor.READER, new_status, "unsub_token", token, from_statuses
+        )
     return subscriber_by_unsub_token(db, token), bool(changed)
 
 
@@ -164,12 +164,12 @@ def use_confirmation(
             return "activated"
         if sub["status"] == "active":
             return "already"
-        if sub["status"] not in allowed:
+        if not apply_status_change(
+            conn, StatusActor.CONFIRMATION, "active", "id", sub["id"], allowed
+        ):
             return f"refused:{sub['status']}"
         conn.execute(
-            "UPDATE subscribers SET status = 'active', name = ?, updated_at = ?,"
-            " status_changed_at = ? WHERE id = ?",
-            (name or sub["name"], when, when, sub["id"]),
+            "UPDATE subscribers SET name = ? WHERE id = ?", (name or sub["name"], sub["id"])
         )
         return "activated"
 
