@@ -96,3 +96,97 @@ def test_a_malformed_dotenv_line_is_refused_not_skipped(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"Line 2 of .*\.env \(starting 'STRIPE_SECRET_KEY'") as e:
         load_settings(env_file=env_file, environ={})
     assert "sk_live_abc" not in str(e.value)
+
+
+# -- DISPATCH_PAYMENT_LINK: never sent out broken ----------------------------------------
+
+_WEEK = ["--since", "2026-11-16", "--until", "2026-11-22"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "donate.stripe.com/abc",
+        "plink_1Nabc",
+        "http://donate.stripe.com/abc",
+        "https://",
+        "/d/x",
+        "https://donate.stripe.com/a b",
+    ],
+)
+def test_a_payment_link_that_is_not_an_absolute_https_url_is_refused(value: str) -> None:
+    from dispatch.config import check_payment_link_shape
+
+    with pytest.raises(ConfigError) as caught:
+        check_payment_link_shape(value)
+    text = str(caught.value)
+    assert "DISPATCH_PAYMENT_LINK" in text and "https://donate.stripe.com/" in text
+    assert ".env" in text
+
+
+def test_a_payment_link_url_keeps_its_path_and_drops_its_query() -> None:
+    from dispatch.config import check_payment_link_shape
+
+    assert check_payment_link_shape(" https://donate.stripe.com/abc?x=1 ") == (
+        "https://donate.stripe.com/abc"
+    )
+
+
+def _feed(write_feed):  # noqa: ANN001, ANN202 - the shared feed fixture
+    from datetime import UTC, datetime
+
+    return write_feed(
+        [("Flood wall approved", "https://news.test/wall", datetime(2026, 11, 19, tzinfo=UTC))]
+    )
+
+
+@pytest.mark.parametrize("value", ["donate.stripe.com/abc", "plink_1Nabc"])
+def test_build_preview_and_send_refuse_a_broken_payment_link(
+    run_cli, write_feed, tmp_path: Path, value: str
+) -> None:
+    feed = _feed(write_feed)
+    built = run_cli("build", "--source", str(feed), *_WEEK, "--json")
+    assert built.exit_code == 0, built.output
+    issue = __import__("json").loads(built.stdout)["issue"]
+    bad = {"DISPATCH_PAYMENT_LINK": value}
+    for args in (
+        ["build", "--source", str(feed), *_WEEK],
+        ["preview", issue, "--out", str(tmp_path / "p")],
+        ["send", issue, "--dry-run", str(tmp_path / "eml")],
+        ["send", issue],
+    ):
+        result = run_cli(*args, env={**bad, "DISPATCH_SMTP_URL": "smtp://127.0.0.1:9"})
+        assert result.exit_code == 1, (args, result.output)
+        assert "Error: DISPATCH_PAYMENT_LINK" in result.output, result.output
+        assert "https://donate.stripe.com/" in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "eml").exists()
+
+
+def test_a_payment_link_is_checked_against_stripe_once_and_remembered(
+    make_settings, db, stripe_stub, stripe_env
+) -> None:
+    from dispatch.donations import verify_payment_link
+
+    link = stripe_stub.add_payment_link()
+    settings = make_settings(**stripe_env, DISPATCH_PAYMENT_LINK=link["url"] + "?x=1")
+    assert verify_payment_link(settings, db) == link["url"]
+    listed = len(stripe_stub.requests)
+    assert any(r.path.startswith("/v1/payment_links") for r in stripe_stub.requests)
+    assert verify_payment_link(settings, db) == link["url"]
+    assert len(stripe_stub.requests) == listed  # remembered in the database
+
+
+def test_a_payment_link_stripe_does_not_know_is_refused(
+    make_settings, db, stripe_stub, stripe_env
+) -> None:
+    from dispatch.donations import verify_payment_link
+
+    stripe_stub.add_payment_link()
+    settings = make_settings(
+        **stripe_env, DISPATCH_PAYMENT_LINK="https://donate.stripe.com/test_someone_elses"
+    )
+    with pytest.raises(ConfigError) as caught:
+        verify_payment_link(settings, db)
+    assert "not a Payment Link of this Stripe account in test mode" in str(caught.value)
+    assert "https://donate.stripe.com/" in str(caught.value)

@@ -211,7 +211,7 @@ def test_persistent_errors_are_a_clear_error_and_move_no_cursor(db, settings, st
 
 
 def test_payment_link_setting_must_be_a_url(db, make_settings, stripe_env, link):
-    with pytest.raises(ConfigError, match="must be the Payment Link's URL"):
+    with pytest.raises(ConfigError, match="not an absolute https:// address"):
         sync_donations(db, make_settings(**stripe_env, DISPATCH_PAYMENT_LINK=link["id"]))
 
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
@@ -217,6 +218,24 @@ def default_templates_dir() -> Path:
         return _REPO_TEMPLATES
     packaged = Path(__file__).resolve().parent / "templates"
     return packaged
+
+
+def check_payment_link_shape(url: str) -> str:
+    """The Payment Link URL without query, or ConfigError: it must be an absolute https URL,
+    since a relative or bare-id link goes to every reader as a broken Donate button."""
+    value = url.strip()
+    parts = urlsplit(value)
+    host = parts.hostname or ""
+    if parts.scheme != "https" or "." not in host or any(c.isspace() for c in value):
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise ConfigError(
+            f"DISPATCH_PAYMENT_LINK is {shown!r}, not an absolute https:// address of a "
+            "Stripe Payment Link",
+            "Set it to https://donate.stripe.com/... (or https://buy.stripe.com/..., the link's "
+            "URL from Dashboard → Payment Links) in .env, or unset it and run "
+            "`dispatch donations setup`.",
+        )
+    return value.split("?", 1)[0].split("#", 1)[0].rstrip("/")
 
 
 def env_name(attr: str) -> str:

@@ -16,8 +16,10 @@ from typing import Any
 
 import stripe
 
-from dispatch.config import Settings
+from dispatch.config import Settings, check_payment_link_shape
 from dispatch.errors import ConfigError, DonationError
+from dispatch.store import Database
+from dispatch.store import donations as donation_store
 
 #: client_reference_id values Dispatch writes; Stripe silently drops anything else.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
@@ -30,6 +32,10 @@ PAGE_SIZE = 100
 
 # The library logs each request and response body (donor addresses) at DEBUG and INFO:
 # keep it at WARNING whatever level the rest of Dispatch runs at, and never echo to stderr.
+log = logging.getLogger(__name__)
+#: meta key prefix: a DISPATCH_PAYMENT_LINK URL Stripe has confirmed (value: the link's id).
+VERIFIED_LINK_KEY = "payment_link_verified:"
+
 logging.getLogger("stripe").setLevel(logging.WARNING)
 stripe.log = None
 stripe.enable_telemetry = False
@@ -277,3 +283,38 @@ def refund_facts(refund: Mapping[str, Any], *, livemode: bool) -> dict[str, Any]
         "livemode": bool(livemode),
         "created": int(refund.get("created") or 0),
     }
+
+
+def verify_payment_link(settings: Settings, db: Database) -> str:
+    """DISPATCH_PAYMENT_LINK checked before build, preview and send: its shape always, and with
+    a Stripe key, once per URL, that it is a Payment Link of the key's account (remembered in
+    meta). Returns the link's URL without query, '' when unset. A Stripe that cannot be
+    reached only warns: the shape is right, and the next run checks again."""
+    if not settings.payment_link.strip():
+        return ""
+    url = check_payment_link_shape(settings.payment_link)
+    if not settings.stripe_secret_key:
+        return url
+    key = VERIFIED_LINK_KEY + url
+    if donation_store.get_meta(db, key) is not None:
+        return url
+    known = donation_store.payment_link_by_url(db, url)
+    if known is not None:
+        donation_store.set_meta(db, key, str(known["id"]))
+        return url
+    gateway = StripeGateway(settings)
+    try:
+        link = gateway.find_payment_link(url)
+    except DonationError as exc:
+        log.warning("DISPATCH_PAYMENT_LINK could not be checked against Stripe: %s", exc)
+        return url
+    if link is None:
+        raise ConfigError(
+            f"DISPATCH_PAYMENT_LINK ({url}) is not a Payment Link of this Stripe account in "
+            f"{gateway.mode} mode",
+            "Set it to https://donate.stripe.com/... as shown in Dashboard → Payment Links "
+            "(in .env), with STRIPE_SECRET_KEY of the same mode, or unset it and run "
+            "`dispatch donations setup`.",
+        )
+    donation_store.set_meta(db, key, str(link["id"]))
+    return url

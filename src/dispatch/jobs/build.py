@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from dispatch.articles import CollectOptions, collect_articles
 from dispatch.config import Settings
+from dispatch.donations import verify_payment_link
 from dispatch.errors import ConfigError, IssueError, SourceError
 from dispatch.jobs.common import renderer_from, send_links
 from dispatch.models import Article, Issue, defuse_placeholders
@@ -80,6 +81,7 @@ def build_issue(
     is never touched.
     """
     now = now or datetime.now(UTC)
+    verify_payment_link(settings, db)
     chosen_sources = tuple(sources) or settings.sources
     if not chosen_sources:
         raise ConfigError(

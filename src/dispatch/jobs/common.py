@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dispatch.config import Settings, default_templates_dir
+from dispatch.config import Settings, check_payment_link_shape, default_templates_dir
 from dispatch.render.templates import Links, Outlet, Renderer
 from dispatch.store import Database
 from dispatch.store import donations as donation_store
@@ -40,6 +40,6 @@ def donation_link_base(db: Database, settings: Settings) -> str:
     link stored by `dispatch donations setup`; '' when neither exists."""
     value = settings.payment_link.strip()
     if value:
-        return value.split("?", 1)[0]
+        return check_payment_link_shape(value)
     row = donation_store.main_payment_link(db)
     return str(row["url"]) if row is not None else ""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from dispatch.config import Settings
+from dispatch.config import Settings, check_payment_link_shape
 from dispatch.donations import StripeGateway, key_mode, refund_facts, session_facts
 from dispatch.errors import ConfigError, DonationError, InputError
 from dispatch.models import ZERO_DECIMAL_CURRENCIES
@@ -110,13 +110,7 @@ def _adopt_setting_link(db: Database, settings: Settings, gw: StripeGateway) -> 
     value = settings.payment_link.strip()
     if not value:
         return
-    if not value.startswith(("https://", "http://")):
-        raise ConfigError(
-            "DISPATCH_PAYMENT_LINK must be the Payment Link's URL",
-            "Copy the link's URL (https://buy.stripe.com/...) from the Stripe Dashboard into "
-            "DISPATCH_PAYMENT_LINK, or unset it and run `dispatch donations setup`.",
-        )
-    url = value.split("?", 1)[0].rstrip("/")
+    url = check_payment_link_shape(value)
     if store.payment_link_by_url(db, url) is not None:
         return
     link = gw.find_payment_link(url)

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from dispatch.config import Settings
+from dispatch.donations import verify_payment_link
 from dispatch.errors import InputError, IssueError
 from dispatch.jobs.build import render_and_store, require_issue
 from dispatch.models import Persona
@@ -46,6 +47,7 @@ def preview_issue(
     db: Database, settings: Settings, issue_id: str, out_dir: Path
 ) -> list[PreviewFile]:
     """Write ``<persona>.html`` and ``<persona>.txt`` for every reader kind into ``out_dir``."""
+    verify_payment_link(settings, db)
     issue = require_issue(db, issue_id)
     variants = issue_store.get_variants(db, issue.id)
     if not variants and issue.status == "draft":

@@ -20,6 +20,7 @@ from itertools import islice
 from pathlib import Path
 
 from dispatch.config import Settings
+from dispatch.donations import verify_payment_link
 from dispatch.errors import ConfigError, InputError, IssueError, SendError
 from dispatch.jobs.build import render_and_store, require_issue
 from dispatch.jobs.common import donation_link_base
@@ -152,6 +153,7 @@ def relay_target(settings: Settings) -> SmtpTarget:
 
 
 def _factory(db: Database, settings: Settings, issue: Issue) -> MessageFactory:
+    verify_payment_link(settings, db)
     variants = issue_store.get_variants(db, issue.id)
     if not variants:
         raise IssueError(
