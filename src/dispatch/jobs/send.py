@@ -209,6 +209,16 @@ def send_running(db: Database) -> bool:
 # -- the send ---------------------------------------------------------------------------
 
 
+def _built_empty(issue: Issue) -> bool:
+    """A draft digest that a build (which always sets the window) left with no stories."""
+    return (
+        issue.status == "draft"
+        and issue.kind == "digest"
+        and issue.window_start is not None
+        and not issue.articles
+    )
+
+
 def send_issue(
     db: Database,
     settings: Settings,
@@ -224,6 +234,14 @@ def send_issue(
     options = options or SendOptions()
     started = time.monotonic()
     issue = require_issue(db, issue_id)
+    if _built_empty(issue):
+        # `build --force` may keep an empty draft, and an editor may drop every story; mailing
+        # every reader an empty digest is never what the editor meant.
+        raise IssueError(
+            f"Issue {issue_id} has no articles, so it is not sent",
+            f"Restore stories into it (see dispatch issue show {issue_id}), or run "
+            "dispatch build when there is news.",
+        )
     target = relay_target(settings)
     signer = signer_from_settings(settings)  # None unless DKIM is configured
     if issue.status == "draft" and issue.kind == "digest" and issue.articles:
