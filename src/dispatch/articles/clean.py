@@ -34,6 +34,7 @@ from dispatch.articles.htmlblocks import (
     normalise_space,
     split_blocks,
 )
+from dispatch.articles.limits import check_markup
 from dispatch.articles.urls import SAFE_LINK_SCHEMES, is_http_url, resolve_url
 
 ALLOWED_TAGS = frozenset(
@@ -93,9 +94,11 @@ def sanitise_html(markup: str, base_url: str = "", containers: bool = False) -> 
 
     ``containers`` keeps div/section/article tags (attribute-free) for the block splitter, which
     turns their children into blocks and drops them; the final output never has them.
+    Raises MarkupTooComplex (see ``limits``) before parsing markup too big or deep to sanitise.
     """
     if not markup or not markup.strip():
         return ""
+    check_markup(markup)
     # Headings the email does not use become the nearest allowed level, not loose text.
     markup = _HEADING_OPEN.sub(
         lambda m: f"<{m.group(1)}h{'2' if m.group(2) == '1' else '4'}", markup
@@ -120,7 +123,9 @@ def sanitise_html(markup: str, base_url: str = "", containers: bool = False) -> 
 
 
 def strip_tags(markup: str) -> str:
-    """Plain text of a fragment: tags (and script/style content) removed, entities decoded."""
+    """Plain text of a fragment: tags (and script/style content) removed, entities decoded.
+    Raises MarkupTooComplex like :func:`sanitise_html`."""
+    check_markup(markup)
     text = nh3.clean(markup, tags=set(), clean_content_tags={"script", "style"})
     return html.unescape(text)
 

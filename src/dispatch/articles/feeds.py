@@ -38,7 +38,14 @@ from dispatch.articles.clean import (
     sanitise_html,
     strip_tags,
 )
-from dispatch.articles.options import Candidate, CollectOptions, SourceWarning
+from dispatch.articles.limits import MarkupTooComplex
+from dispatch.articles.options import (
+    PARTIAL,
+    UNDATED,
+    Candidate,
+    CollectOptions,
+    SourceWarning,
+)
 from dispatch.articles.urls import canonical_url, is_http_url, redact_url, resolve_url
 from dispatch.errors import SourceError
 from dispatch.models import Article
@@ -164,6 +171,7 @@ def parse_feed(
                 source,
                 f"the feed is not well-formed XML ({_bozo_reason(exception)}); "
                 f"kept the {len(entries)} item(s) that could be read",
+                PARTIAL,
             )
         )
     feed_link = parsed.get("feed", {}).get("link", "") or ""
@@ -175,16 +183,32 @@ def parse_feed(
         if published is None:
             undated += 1
             continue
-        candidates.append(_candidate(entry, published, source, base, feed_link, options, patterns))
+        try:
+            candidates.append(
+                _candidate(entry, published, source, base, feed_link, options, patterns)
+            )
+        except MarkupTooComplex as exc:
+            warnings.append(
+                SourceWarning(source, f"left out the item {_item_name(entry)}: {exc}", PARTIAL)
+            )
     if undated:
+        everything = not candidates and undated == len(entries)
         warnings.append(
             SourceWarning(
                 source,
-                f"left out {undated} item(s) with no published or updated date "
-                "(an undated item cannot be placed in a week)",
+                f"none of its {undated} item(s) has a published or updated date"
+                if everything
+                else f"left out {undated} item(s) with no published or updated date",
+                UNDATED if everything else PARTIAL,
             )
         )
     return candidates, warnings
+
+
+def _item_name(entry: Any) -> str:
+    """How a warning names an item: its link or id, shortened (its title may be the problem)."""
+    name = str(entry.get("link") or entry.get("id") or "(no link)")
+    return repr(name if len(name) <= 100 else name[:99] + "…")
 
 
 def _bozo_reason(exception: object) -> str:

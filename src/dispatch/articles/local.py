@@ -38,7 +38,8 @@ from dispatch.articles.clean import (
 )
 from dispatch.articles.frontmatter import FrontMatterError, split_front_matter
 from dispatch.articles.htmlblocks import normalise_space
-from dispatch.articles.options import Candidate, CollectOptions, SourceWarning
+from dispatch.articles.limits import MarkupTooComplex, check_size
+from dispatch.articles.options import PARTIAL, Candidate, CollectOptions, SourceWarning
 from dispatch.articles.urls import canonical_url, is_http_url
 from dispatch.models import Article
 
@@ -49,6 +50,9 @@ _NAME_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?!\d)")
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 _TEXT_META = re.compile(r"^(url|date|image)\s*:\s*(\S.*)$", re.IGNORECASE)
 _MAX_FILE_BYTES = 5 * 1024 * 1024
+# Python-Markdown recurses once per level of list or quote nesting: a line indented this deep
+# (spaces, tabs, ">") is broken or hostile, and would exhaust the stack or take seconds.
+_TOO_DEEP_MARKDOWN = re.compile(r"^[ \t>]{256}", re.MULTILINE)
 
 
 class UnusableFile(Exception):
@@ -76,7 +80,7 @@ def collect_folder(
         try:
             candidates.append(read_article(path, guid, source, options, patterns, warnings))
         except UnusableFile as exc:
-            warnings.append(SourceWarning(str(path), f"{exc}; the file was skipped"))
+            warnings.append(SourceWarning(str(path), f"{exc}; the file was skipped", PARTIAL))
     return candidates, warnings
 
 
@@ -89,6 +93,20 @@ def read_article(
     warnings: list[SourceWarning],
 ) -> Candidate:
     """One local article file as a candidate. Raises UnusableFile when the file cannot be used."""
+    try:
+        return _read_article(path, guid, source, options, patterns, warnings)
+    except MarkupTooComplex as exc:
+        raise UnusableFile(str(exc)) from exc
+
+
+def _read_article(
+    path: Path,
+    guid: str,
+    source: str,
+    options: CollectOptions,
+    patterns: tuple[Any, ...],
+    warnings: list[SourceWarning],
+) -> Candidate:
     try:
         if path.stat().st_size > _MAX_FILE_BYTES:
             raise UnusableFile("the file is larger than 5 MB")
@@ -104,7 +122,7 @@ def read_article(
         fields = _text_fields(text)
 
     def warn(message: str) -> None:
-        warnings.append(SourceWarning(str(path), message))
+        warnings.append(SourceWarning(str(path), message, PARTIAL))
 
     url = ""
     raw_url = fields.get("url")
@@ -158,9 +176,16 @@ def _markdown_fields(text: str) -> dict[str, Any]:
                 fields["title"] = heading_text
             if clean_title(str(fields["title"])) == heading_text:
                 del lines[first]
-    fields["body_html"] = markdown.markdown(
-        "\n".join(lines), extensions=["extra", "sane_lists"], output_format="html"
-    )
+    source = "\n".join(lines)
+    check_size(source, "Markdown")  # raw HTML passes through Markdown: bound it before, too
+    if _TOO_DEEP_MARKDOWN.search(source):
+        raise UnusableFile("its Markdown nests lists or quotes more than a hundred levels deep")
+    try:
+        fields["body_html"] = markdown.markdown(
+            source, extensions=["extra", "sane_lists"], output_format="html"
+        )
+    except RecursionError as exc:
+        raise UnusableFile("its Markdown nests too deeply to read") from exc
     return fields
 
 

@@ -21,12 +21,18 @@ class CollectOptions:
     now: datetime | None = None  # tz-aware UTC; caps file modification times in the future
 
 
+#: SourceWarning kinds: the source gave nothing usable / some of it was left out / its items
+#: had no date. A build with no articles tells these apart ("could not be read" vs "no dates").
+UNREADABLE, PARTIAL, UNDATED = "unreadable", "partial", "undated"
+
+
 @dataclass(frozen=True)
 class SourceWarning:
     """One source (or one file of a folder source) that could not be used, or only partly."""
 
     source: str
     message: str
+    kind: str = UNREADABLE
 
     def __str__(self) -> str:
         return f"{redact_url(self.source)}: {self.message}"
