@@ -25,9 +25,8 @@ def test_subscribe_then_confirm_from_the_email(live_web, browser_page, smtp_serv
     page.get_by_label("Your name").fill("Rita Reader")
     page.get_by_role("button", name="Subscribe").click()
     page.get_by_role("heading", name="Check your inbox").wait_for()
+    live_web.app.extensions["dispatch"].outbox.join(timeout=30)  # the signup's work is queued
     assert status_of(db, "reader@example.org") == "pending"
-
-    live_web.app.extensions["dispatch"].outbox.join(timeout=30)
     [mail] = smtp_server.to("reader@example.org")
     html = mail.parsed().get_body(("html",)).get_content()
     link = re.search(rf'href="({re.escape(live_web.url)}/confirm/[A-Za-z0-9_-]+)"', html).group(1)

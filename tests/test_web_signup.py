@@ -1,10 +1,12 @@
 """Double opt-in through Flask's test client, with confirmation emails going to the aiosmtpd
-fixture: CSRF, honeypot, rate limit, the same answer for every address, scanner-safe confirm
+fixture: CSRF, honeypot, rate limit, the same answer for every address (given before the
+address is looked up), limits per address and for the whole service, scanner-safe confirm
 pages, expiry and single use, and which statuses a confirmation may overturn."""
 
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 
@@ -55,8 +57,8 @@ def test_new_address_is_pending_until_the_confirm_button_is_pressed(app, client,
                                                                      smtp_server):
     response = subscribe(client, "Nia@Example.org", "Nia Okafor")
     assert response.status_code == 200 and "Check your inbox" in response.get_data(as_text=True)
-    assert status_of(db, "nia@example.org") == "pending"
     [mail] = mails_to(app, smtp_server, "nia@example.org")
+    assert status_of(db, "nia@example.org") == "pending"
     message = mail.parsed()
     assert message["Subject"] == "Please confirm your subscription to The Riverside Ledger"
     assert "Nia Okafor" not in mail.data.decode("utf-8", "replace")  # the form's text is not echoed
@@ -79,14 +81,75 @@ def test_new_address_is_pending_until_the_confirm_button_is_pressed(app, client,
     assert client.get(f"/confirm/{token}").status_code == 404
 
 
-def test_every_valid_address_gets_the_same_answer(app, client, db, smtp_server):
+def test_every_address_is_answered_before_it_is_looked_up(app, client, db, smtp_server):
+    """The page (and so its timing) cannot depend on who subscribes: it is produced while the
+    outbox, where every lookup and email happens, is still busy with something else."""
     subs.import_subscribers(db, [("old@example.org", "Old", ())], "test")
-    fresh = subscribe(client, "fresh@example.org").get_data(as_text=True)
-    known = subscribe(client, "old@example.org").get_data(as_text=True)
-    assert fresh == known
-    assert mails_to(app, smtp_server, "old@example.org") == []  # an active reader is left alone
-    assert len(mails_to(app, smtp_server, "fresh@example.org")) == 1
+    gate = threading.Event()
+    outbox = app.extensions["dispatch"].outbox
+    outbox.submit(lambda: gate.wait(30))  # the outbox thread is busy until the gate opens
+    try:
+        fresh = subscribe(client, "fresh@example.org")
+        known = subscribe(client, "old@example.org")
+        assert fresh.status_code == known.status_code == 200
+        assert fresh.get_data(as_text=True) == known.get_data(as_text=True)
+        # Nothing about either address has been looked at or written yet.
+        assert status_of(db, "fresh@example.org") is None
+        assert db.execute("SELECT COUNT(*) FROM confirmations").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM signup_mail").fetchone()[0] == 0
+        assert smtp_server.messages == []
+    finally:
+        gate.set()
+    [confirmation] = mails_to(app, smtp_server, "fresh@example.org")
+    assert "confirm" in confirmation.parsed()["Subject"]
+    assert status_of(db, "fresh@example.org") == "pending"
+    # The active reader learns it from their inbox, not from the page.
+    [note] = mails_to(app, smtp_server, "old@example.org")
+    assert note.parsed()["Subject"] == "You are already subscribed to The Riverside Ledger"
+    assert "/confirm/" not in note.data.decode("utf-8", "replace")
     assert status_of(db, "old@example.org") == "active"
+
+
+def test_already_subscribed_notes_are_limited_like_confirmations(app, client, db, smtp_server):
+    subs.import_subscribers(db, [("old@example.org", "Old", ())], "test")
+    for _ in range(3):
+        subscribe(client, "old@example.org")
+    assert len(mails_to(app, smtp_server, "old@example.org")) == 1
+
+
+def test_signup_emails_have_an_hourly_cap_for_the_whole_service(make_web_app, smtp_server, db,
+                                                                 caplog):
+    """100 signups from 100 client addresses must not mail 100 people: the cap is counted in
+    the database, so a second worker process (a second app on the same file) shares it."""
+    env = {"DISPATCH_SMTP_URL": smtp_server.url, "DISPATCH_SIGNUP_MAILS_PER_HOUR": "3"}
+    workers = [make_web_app(**env), make_web_app(**env)]
+    for n in range(6):
+        app = workers[n % 2]
+        client = app.test_client()
+        response = client.post(
+            "/subscribe", data={"csrf_token": csrf(client), "email": f"victim{n}@example.org"},
+            environ_overrides={"REMOTE_ADDR": f"198.51.100.{n + 1}"},
+        )
+        assert response.status_code == 200
+        app.extensions["dispatch"].outbox.join(timeout=30)
+    assert len(smtp_server.messages) == 3
+    assert "DISPATCH_SIGNUP_MAILS_PER_HOUR" in caplog.text
+    assert "victim" not in caplog.text  # no addresses in the log
+    assert db.execute("SELECT COUNT(*) FROM confirmations").fetchone()[0] == 3
+
+
+def test_per_address_limit_is_shared_by_worker_processes(make_web_app, smtp_server):
+    first, second = (make_web_app(DISPATCH_SMTP_URL=smtp_server.url) for _ in range(2))
+    for app in (first, second, first):
+        subscribe(app.test_client(), "twice@example.org")
+        app.extensions["dispatch"].outbox.join(timeout=30)
+    assert len(smtp_server.to("twice@example.org")) == 1
+
+
+def test_signup_email_cap_must_be_positive(make_web_app, smtp_server):
+    app = make_web_app(DISPATCH_SMTP_URL=smtp_server.url, DISPATCH_SIGNUP_MAILS_PER_HOUR="0")
+    response = subscribe(app.test_client(), "x@example.org")
+    assert response.status_code == 503
 
 
 def test_missing_or_wrong_csrf_token_is_refused(app, client, db, smtp_server):
@@ -211,10 +274,12 @@ def test_relay_down_still_shows_the_same_page_and_logs_without_the_address(
 
 def test_unconfirmed_signups_are_not_kept(app, client, db, smtp_server):
     subscribe(client, "typo@example.org")
+    mails_to(app, smtp_server, "typo@example.org")
     assert status_of(db, "typo@example.org") == "pending"
     db.execute("UPDATE confirmations SET expires_at = '2000-01-01T00:00:00+00:00'")
     db.execute("UPDATE subscribers SET created_at = '2000-01-01T00:00:00+00:00'")
     subscribe(client, "someone-else@example.org")  # any signup purges what expired
+    mails_to(app, smtp_server, "someone-else@example.org")
     assert status_of(db, "typo@example.org") is None
     assert db.execute("SELECT COUNT(*) FROM confirmations WHERE email = 'typo@example.org'"
                       ).fetchone()[0] == 0

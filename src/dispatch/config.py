@@ -114,6 +114,9 @@ class Settings:
     )
     confirm_hours: int = field(default=48, metadata={"env": "DISPATCH_CONFIRM_HOURS"})
     web_proxies: int = field(default=0, metadata={"env": "DISPATCH_WEB_PROXIES"})
+    signup_mails_per_hour: int = field(
+        default=50, metadata={"env": "DISPATCH_SIGNUP_MAILS_PER_HOUR"}
+    )
     sources: tuple[str, ...] = field(default=(), metadata={"env": "DISPATCH_SOURCES"})
     templates_dir: Path | None = field(default=None, metadata={"env": "DISPATCH_TEMPLATES"})
     window_days: int = field(default=7, metadata={"env": "DISPATCH_WINDOW_DAYS"})

@@ -40,7 +40,9 @@ def verify_webhook(
     except stripe.SignatureVerificationError as exc:
         # The library's messages say which check failed and contain no secret.
         raise WebhookError(f"The signature was refused: {exc.user_message or exc}") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        # After the signature check the library reads the body as an event: a signed body
+        # that is JSON but not an object (a list, a number) fails there with these.
         raise WebhookError("The delivery is not a JSON Stripe event") from exc
     event = json.loads(payload)
     if not isinstance(event, dict) or not event.get("id") or not event.get("type"):

@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -30,8 +29,9 @@ from dispatch.config import Settings
 from dispatch.errors import ConfigError
 from dispatch.jobs.common import donation_link_base
 from dispatch.jobs.donations import record_checkout_session, record_refund
-from dispatch.jobs.send import message_config, relay_target
+from dispatch.jobs.send import message_config
 from dispatch.mailer import Outcome, SmtpConnection
+from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Persona, RenderedVariant, StatusActor, Subscriber, statuses_from
 from dispatch.render.message import MessageFactory, Recipient
 from dispatch.render.placeholders import fill_placeholders
@@ -40,8 +40,7 @@ from dispatch.store import Database, utcnow
 from dispatch.store import donations as donation_store
 from dispatch.store import web as store
 from dispatch.store.web import ArchivedIssue
-from dispatch.subscribers import clean_name, envelope_address, normalize_address
-from dispatch.webhooks import verify_webhook
+from dispatch.webhooks import WebhookError, verify_webhook
 
 log = logging.getLogger("dispatch.web")
 
@@ -52,9 +51,6 @@ UNSUBSCRIBABLE = statuses_from(StatusActor.READER, "unsubscribed")  # models.STA
 RESUBSCRIBABLE = statuses_from(StatusActor.READER, "active")
 #: Statuses a used confirmation link turns into active (complained never gets a link: signup).
 REACTIVATED_BY_CONFIRMATION = statuses_from(StatusActor.CONFIRMATION, "active")
-#: Per address: at most one confirmation email per RESEND_MINUTES, DAILY_MAX a day.
-RESEND_MINUTES = 10
-DAILY_MAX = 5
 _ADDRESS = re.compile(r"[^\s<>@'\"]+@[^\s<>@'\"]+")
 
 
@@ -125,14 +121,15 @@ def donation_redirect(db: Database, settings: Settings, token: str) -> str | Non
 
 
 class Outbox:
-    """Sends mail on one background thread, so a signup answers at once and always alike."""
+    """Runs signups' work (lookups, limits, email) on one background thread per process, so
+    the form answers at once and always alike (see jobs.signup)."""
 
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-outbox")
         self._futures: set[Future[Any]] = set()
         self._lock = threading.Lock()
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, job: Callable[[], object]) -> None:
         future = self._executor.submit(job)
         with self._lock:
             self._futures.add(future)
@@ -142,7 +139,7 @@ class Outbox:
         with self._lock:
             self._futures.discard(future)
         if future.exception() is not None:
-            log.error("sending a confirmation email failed: %s", future.exception())
+            log.error("a signup's background work failed: %s", future.exception())
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for every queued email (tests, and shutdown)."""
@@ -164,68 +161,31 @@ def _confirm_hours(settings: Settings) -> int:
     return settings.confirm_hours
 
 
-@dataclass(frozen=True)
-class SignupResult:
-    """What a signup did; never shown to the visitor (the page is always the same)."""
-
-    action: str  # 'mailed' | 'already_active' | 'refused' | 'throttled'
-
-
-def request_signup(
-    db: Database,
-    settings: Settings,
-    renderer: Renderer,
-    outbox: Outbox,
-    email: str,
-    name: str,
-    confirm_url: Callable[[str], str],
-) -> SignupResult:
-    """Record a signup and queue its confirmation email (see the module docstring).
-
-    Raises InputError for an address that is not valid (said on the form; that reveals
-    nothing about who subscribes). ``confirm_url(token)`` makes the link the email carries.
-    """
-    address = normalize_address(email[:320])
-    name = clean_name(name)
-    now = utcnow()
-    store.purge_confirmations(db, now)
-    state = store.signup_state(db, address)
-    if state == "active":
-        return SignupResult("already_active")
-    if state == "complained":
-        return SignupResult("refused")
-    if (store.confirmations_since(db, address, now - timedelta(minutes=RESEND_MINUTES))
-            or store.confirmations_since(db, address, now - timedelta(days=1)) >= DAILY_MAX):
-        return SignupResult("throttled")
-    token = secrets.token_urlsafe(32)
-    hours = _confirm_hours(settings)
-    # Built now, so a broken template or setting fails this request rather than silently later.
-    data = confirmation_message(db, settings, renderer, address, confirm_url(token), hours)
-    sender = envelope_address(message_config(db, settings).from_address)
-    target = relay_target(settings)
-    if state == "new":
-        store.add_pending_subscriber(db, address, name)
-    store.add_confirmation(db, _hash(token), address, name, now + timedelta(hours=hours))
-    outbox.submit(lambda: _deliver(settings, target, sender, envelope_address(address), data))
-    return SignupResult("mailed")
-
-
 def confirmation_message(
     db: Database, settings: Settings, renderer: Renderer, address: str, url: str, hours: int
 ) -> bytes:
     """The confirmation email. It never repeats the name typed into the form (anyone can type
     anything there, and this mail goes to an address not yet confirmed)."""
     subject = f"Please confirm your subscription to {settings.outlet_name}"
-    html, text = renderer.render_email(
-        "confirm", {"subject": subject, "preheader": "One click and you are subscribed.",
-                    "confirm_url": url, "hours": hours},
-    )
+    return signup_message(db, settings, renderer, address, "confirm", subject, {
+        "preheader": "One click and you are subscribed.", "confirm_url": url, "hours": hours,
+    })
+
+
+def signup_message(
+    db: Database, settings: Settings, renderer: Renderer, address: str, template: str,
+    subject: str, context: dict[str, Any],
+) -> bytes:
+    """An email the signup form sends (``templates/<template>.html`` and ``.txt``)."""
+    html, text = renderer.render_email(template, {"subject": subject, **context})
     # Not list mail: no List-Id, no List-Unsubscribe (there is nothing to leave yet).
     config = replace(message_config(db, settings), public_url="", list_id="", list_mail=False)
     variant = RenderedVariant(Persona.NON_DONOR.value, subject, html, text)
-    factory = MessageFactory("confirm", {variant.persona: variant}, config)
-    key = "confirm-" + secrets.token_hex(6)
-    return factory.build(variant.persona, Recipient(email=address, key=key, unsub_token="signup"))
+    factory = MessageFactory(template, {variant.persona: variant}, config)
+    key = f"{template}-" + secrets.token_hex(6)
+    data = factory.build(variant.persona, Recipient(email=address, key=key, unsub_token="signup"))
+    signer = signer_from_settings(settings)  # DKIM-signed like every other kind of mail
+    return signer.sign(data) if signer is not None else data
 
 
 def _deliver(settings: Settings, target: Any, sender: str, recipient: str, data: bytes) -> None:
@@ -307,18 +267,37 @@ def handle_webhook(
 ) -> WebhookResult:
     """Verify one delivery and feed it to the same upserts as `donations sync`.
 
-    Raises ConfigError without a signing secret, WebhookError for a refused delivery, and
-    DonationError for an event the store cannot take (another Stripe mode); the event is then
-    not marked handled, so Stripe's retry gets another chance once that is fixed.
+    Raises ConfigError without a signing secret, WebhookError for a refused delivery (also a
+    signed one that is not a well-formed event), and DonationError for an event the store
+    cannot take (another Stripe mode); the event is then not marked handled, so Stripe's retry
+    gets another chance once that is fixed.
     """
     event = verify_webhook(payload, sig_header, webhook_secret(settings))
-    event_id, kind = str(event["id"]), str(event["type"])
-    obj = (event.get("data") or {}).get("object") or {}
+    event_id, kind = event["id"], event["type"]
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(event_id, str) or not isinstance(kind, str) or not isinstance(obj, dict):
+        raise WebhookError("The delivery is signed but is not a Stripe event (id, type or "
+                           "data.object missing or of the wrong type)")
+    event_id, kind = event_id[:200], kind[:200]
     if kind not in _SESSION_EVENTS and kind not in _REFUND_EVENTS and kind != "charge.refunded":
         return WebhookResult(event_id, kind, "ignored")
+    try:
+        return _record_event(db, event_id, kind, obj, bool(event.get("livemode")))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # A signed event whose object lacks a field or has one of the wrong type: say which
+        # event, never its content (it carries personal data).
+        raise WebhookError(
+            f"Event {event_id} ({kind}) is signed but malformed: its data.object could not "
+            f"be read ({type(exc).__name__})"
+        ) from exc
+
+
+def _record_event(
+    db: Database, event_id: str, kind: str, obj: dict[str, Any], livemode: bool
+) -> WebhookResult:
     if store.stripe_event_seen(db, event_id):
         return WebhookResult(event_id, kind, "duplicate")
-    livemode = bool(event.get("livemode"))
     if kind in _SESSION_EVENTS:
         outcome = record_checkout_session(
             db, obj, "webhook", payment_failed=_SESSION_EVENTS[kind]
@@ -329,7 +308,7 @@ def handle_webhook(
         # charge.refunded carries the refunds only on older API versions; otherwise the next
         # `donations sync` (or the refund.* events) brings them.
         outcomes = [record_refund(db, refund, livemode=livemode)
-                    for refund in ((obj.get("refunds") or {}).get("data") or [])]
+                    for refund in (obj.get("refunds") or {}).get("data") or []]
         outcome = "new" if "new" in outcomes else "updated" if "updated" in outcomes else (
             "unchanged" if outcomes else "ignored")
     if outcome != "ignored":  # an ignored event may count after a sync: let Stripe retry it

@@ -2,23 +2,95 @@
 
 Every status change is a guarded UPDATE (``WHERE status IN (...)``), so a repeated or late
 request can only repeat what was done. Confirmation tokens are stored as SHA-256 hashes.
+
+A request's writes meet other writers (an import, a send): ``connect_web`` waits a short while
+for the lock, and ``retry_when_locked`` tries a few more times before giving up with
+DatabaseBusyError (the web service answers 503 with Retry-After, never a 500).
 """
 
 from __future__ import annotations
 
+import logging
+import random
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
 
+from dispatch.errors import StoreError
 from dispatch.models import StatusActor, Subscriber
-from dispatch.store import Database, to_db_time, utcnow
+from dispatch.store import Database, connect, to_db_time, utcnow
 from dispatch.store.subscribers import (
     address_hash,
     apply_status_change,
     get_subscriber,
     new_unsub_token,
 )
+
+log = logging.getLogger("dispatch.web")
+T = TypeVar("T")
+
+# -- waiting for other writers ---------------------------------------------------------------
+
+
+class DatabaseBusyError(StoreError):
+    """Another writer held the database through every attempt of a web request's write."""
+
+    default_hint = "Try again in a few seconds."
+
+
+@dataclass(frozen=True)
+class WritePatience:
+    """How long a web write waits for another writer: SQLite's own busy wait per attempt
+    (``busy_ms``), then a pause before each further attempt. The defaults give up after about
+    five seconds, well inside gunicorn's 30-second worker timeout."""
+
+    busy_ms: int = 1500
+    pauses: tuple[float, ...] = (0.1, 0.4)
+    retry_after: int = 10  # seconds, said to the client with the 503
+
+
+def connect_web(path: Path, patience: WritePatience) -> Database:
+    """A connection for one web request, waiting at most ``busy_ms`` per attempt for a lock."""
+    conn = connect(path)
+    conn.execute(f"PRAGMA busy_timeout={int(patience.busy_ms)}")
+    return Database(conn, path)
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether a SQLite error is another connection's lock (SQLITE_BUSY or SQLITE_LOCKED)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def retry_when_locked(call: Callable[[], T], patience: WritePatience, what: str) -> T:
+    """``call()``, tried again after a short pause while the database is locked by another
+    writer; DatabaseBusyError when every attempt met the lock. ``call`` must be safe to
+    repeat (each write is one transaction, or guarded so that repeating it changes nothing)."""
+    for attempt, pause in enumerate((*patience.pauses, None), start=1):
+        try:
+            return call()
+        except sqlite3.OperationalError as exc:
+            if not is_locked(exc):
+                raise
+            if pause is None:
+                log.warning("%s: the database stayed locked by another writer through %d "
+                            "attempts; giving up", what, attempt)
+                raise DatabaseBusyError(
+                    "The database is busy with another writer (an import or a send)"
+                ) from exc
+            log.info("%s: the database is locked by another writer; retrying (attempt %d)",
+                     what, attempt + 1)
+            time.sleep(pause * random.uniform(1.0, 1.5))  # jitter: workers do not retry in step
+    raise AssertionError("unreachable")
+
 
 # -- unsubscribe / resubscribe -------------------------------------------------------------
 
@@ -84,27 +156,6 @@ def signup_state(db: Database, email: str) -> str:
     return "forgotten" if suppressed else "new"
 
 
-def add_pending_subscriber(db: Database, email: str, name: str) -> bool:
-    """Insert a pending subscriber (source 'signup'); False when the address already exists."""
-    now = to_db_time(utcnow())
-    with db.transaction() as conn:
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO subscribers (email, name, status, unsub_token, source,"
-            " created_at, updated_at, status_changed_at) VALUES (?, ?, 'pending', ?, 'signup',"
-            " ?, ?, ?)",
-            (email, name, new_unsub_token(), now, now, now),
-        )
-        return cur.rowcount == 1
-
-
-def confirmations_since(db: Database, email: str, since: datetime) -> int:
-    row = db.execute(
-        "SELECT COUNT(*) FROM confirmations WHERE email = ? AND created_at >= ?",
-        (email, to_db_time(since)),
-    ).fetchone()
-    return int(row[0])
-
-
 def add_confirmation(
     db: Database, token_hash: str, email: str, name: str, expires_at: datetime
 ) -> None:
@@ -114,6 +165,71 @@ def add_confirmation(
             " VALUES (?, ?, ?, ?, ?)",
             (token_hash, email, name, to_db_time(utcnow()), to_db_time(expires_at)),
         )
+
+
+@dataclass(frozen=True)
+class MailLimits:
+    """Signup emails allowed: per address, one per ``resend`` and ``daily`` a day; for the
+    whole service, ``per_hour`` in any hour (0: none)."""
+
+    resend: timedelta
+    daily: int
+    per_hour: int
+
+
+@dataclass(frozen=True)
+class NewConfirmation:
+    """A confirmation link about to be mailed (only its token's hash is stored)."""
+
+    token_hash: str
+    name: str
+    expires_at: datetime
+    add_pending: bool  # a new address: stored as 'pending' until the link is used
+
+
+def reserve_signup_mail(
+    db: Database, email: str, limits: MailLimits, now: datetime,
+    confirmation: NewConfirmation | None = None,
+) -> str:
+    """Count one signup email against the limits and, when it may go, store its confirmation,
+    all in one transaction shared by every worker process. Returns 'ok' (send it), 'address'
+    (this address had its share) or 'global' (the service's hourly cap is reached); nothing is
+    stored unless 'ok'. Rows older than a day are dropped on the way."""
+    key = address_hash(email)
+    when = to_db_time(now)
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM signup_mail WHERE sent_at < ?",
+                     (to_db_time(now - timedelta(days=1)),))
+        recent, today = conn.execute(
+            "SELECT COUNT(*) FILTER (WHERE sent_at >= ?), COUNT(*) FROM signup_mail"
+            " WHERE email_hash = ?",
+            (to_db_time(now - limits.resend), key),
+        ).fetchone()
+        if recent or today >= limits.daily:
+            return "address"
+        hour = conn.execute(
+            "SELECT COUNT(*) FROM signup_mail WHERE sent_at >= ?",
+            (to_db_time(now - timedelta(hours=1)),),
+        ).fetchone()[0]
+        if hour >= limits.per_hour:
+            return "global"
+        conn.execute("INSERT INTO signup_mail (email_hash, kind, sent_at) VALUES (?, ?, ?)",
+                     (key, "confirm" if confirmation else "already", when))
+        if confirmation is not None:
+            if confirmation.add_pending:
+                conn.execute(
+                    "INSERT OR IGNORE INTO subscribers (email, name, status, unsub_token,"
+                    " source, created_at, updated_at, status_changed_at) VALUES (?, ?,"
+                    " 'pending', ?, 'signup', ?, ?, ?)",
+                    (email, confirmation.name, new_unsub_token(), when, when, when),
+                )
+            conn.execute(
+                "INSERT INTO confirmations (token_hash, email, name, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (confirmation.token_hash, email, confirmation.name, when,
+                 to_db_time(confirmation.expires_at)),
+            )
+    return "ok"
 
 
 def open_confirmation(db: Database, token_hash: str, now: datetime) -> sqlite3.Row | None:

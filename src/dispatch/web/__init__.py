@@ -4,7 +4,8 @@ webhook, double opt-in signup and the public archive. The only package that impo
 ``create_app(settings)`` builds the WSGI app; ``wsgi_app()`` does the same from the environment
 and ``.env`` for a production server::
 
-    gunicorn -w 4 -b 127.0.0.1:8000 -c python:dispatch.web.gunicorn_conf 'dispatch.web:wsgi_app()'
+    DISPATCH_WEB_PROXIES=1 gunicorn -w 4 -b 127.0.0.1:8000 \
+        -c python:dispatch.web.gunicorn_conf 'dispatch.web:wsgi_app()'
 
 Each route parses the request and calls one use case in ``dispatch.jobs.web``.
 """
@@ -16,7 +17,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
@@ -27,15 +29,18 @@ from dispatch.errors import DispatchError, WebError
 from dispatch.jobs.common import renderer_from
 from dispatch.jobs.web import Outbox
 from dispatch.render.templates import Renderer
-from dispatch.store import Database, connect, open_db
+from dispatch.store import Database, open_db
+from dispatch.store.web import DatabaseBusyError, WritePatience, connect_web, retry_when_locked
 from dispatch.web.security import (
     RateLimiter,
+    add_hsts,
     add_security_headers,
     install_log_redaction,
     no_store,
 )
 
 log = logging.getLogger("dispatch.web")
+T = TypeVar("T")
 
 #: POSTs to /subscribe per client address and window (seconds), per worker process.
 SIGNUP_LIMIT = (5, 600.0)
@@ -43,7 +48,7 @@ SIGNUP_LIMIT = (5, 600.0)
 MAX_BODY = 512 * 1024
 
 GUNICORN_COMMAND = (
-    "gunicorn -w 4 -b 127.0.0.1:8000 -c python:dispatch.web.gunicorn_conf "
+    "DISPATCH_WEB_PROXIES=1 gunicorn -w 4 -b 127.0.0.1:8000 -c python:dispatch.web.gunicorn_conf "
     "'dispatch.web:wsgi_app()'"
 )
 
@@ -52,25 +57,36 @@ GUNICORN_COMMAND = (
 class WebState:
     """What the routes share: settings, the page renderer, the confirmation outbox and the
     signup rate limit. The store is migrated once (lazily, after a server forks its workers)
-    and each request gets its own connection, closed when the request ends."""
+    and each request gets its own connection, closed when the request ends; ``patience`` says
+    how long a request's write waits for another writer (an import, a send)."""
 
     settings: Settings
     db_path: Path
     renderer: Renderer
     outbox: Outbox = field(default_factory=Outbox)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(*SIGNUP_LIMIT))
+    patience: WritePatience = field(default_factory=WritePatience)
     _migrated: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def db(self) -> Database:
         """This request's connection to the store."""
         if "dispatch_db" not in g:
-            with self._lock:
-                if not self._migrated:
-                    open_db(self.db_path).close()
-                    self._migrated = True
-            g.dispatch_db = Database(connect(self.db_path), self.db_path)
+            g.dispatch_db = self.connect(self.patience)
         return g.dispatch_db  # type: ignore[no-any-return]
+
+    def connect(self, patience: WritePatience) -> Database:
+        """A new connection to the migrated store (the caller closes it)."""
+        with self._lock:
+            if not self._migrated:
+                open_db(self.db_path, create=True).close()  # a signup may start the list
+                self._migrated = True
+        return connect_web(self.db_path, patience)
+
+    def write(self, call: Callable[[], T], what: str) -> T:
+        """Run a use case that writes, again after a short pause while another writer holds
+        the database; DatabaseBusyError (a 503 with Retry-After) if it never lets go."""
+        return retry_when_locked(call, self.patience, what)
 
     def close(self) -> None:
         self.outbox.join()
@@ -118,11 +134,15 @@ def create_app(settings: Settings, db_path: Path | None = None) -> Flask:
         app.register_blueprint(module.bp)
 
     app.after_request(add_security_headers)
+    if settings.public_url.startswith("https://"):
+        app.after_request(add_hsts)
+    app.after_request(_relative_redirect)
     # Flask logs unhandled errors as "Exception on <path>" on this logger: no tokens there.
     install_log_redaction(app.logger.name)
     app.teardown_appcontext(_close_db)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DispatchError, _dispatch_error)
+    app.register_error_handler(DatabaseBusyError, _busy)
 
     @app.get("/")
     def home() -> Response:
@@ -154,6 +174,32 @@ def _dispatch_error(exc: DispatchError) -> Response:
     return no_store(page("error", status=503, code=503, title="Temporarily unavailable",
                          message="Something on our side is not set up right. Please try again "
                                  "later."))
+
+
+def _busy(exc: DatabaseBusyError) -> Response:
+    """Another writer kept the database through every retry: ask the client to come back (a
+    mail provider's one-click POST and Stripe retry on a 5xx); nothing was recorded."""
+    retry_after = str(state().patience.retry_after)
+    if request.path.startswith("/stripe/") or request.form.get("List-Unsubscribe"):
+        response = Response("busy, try again\n", status=503, mimetype="text/plain")
+    else:
+        response = page("error", status=503, code=503, title="Busy for a moment",
+                        message="We could not record that just now because the service is busy. "
+                                "Nothing was changed: please try again in a few seconds.")
+    response.headers["Retry-After"] = retry_after
+    return no_store(response)
+
+
+def _relative_redirect(response: Response) -> Response:
+    """A redirect to this service itself (e.g. ``/archive`` to ``/archive/``) points at a path,
+    never at the request's Host header, which a visitor (or a poisoned cache) controls."""
+    location = response.headers.get("Location")
+    if location and 300 <= response.status_code < 400:
+        parts = urlsplit(location)
+        if parts.netloc and parts.netloc == request.host:
+            path = parts.path or "/"
+            response.headers["Location"] = f"{path}?{parts.query}" if parts.query else path
+    return response
 
 
 _MESSAGES = {

@@ -42,7 +42,8 @@ def unsubscribe_get(token: str) -> Response:
 @bp.post("/u/<token>")
 def unsubscribe_post(token: str) -> Response:
     """One-click (``List-Unsubscribe=One-Click`` from a mail provider) or the page's button."""
-    subscriber = jobs.unsubscribe(state().db(), token)
+    web = state()
+    subscriber = web.write(lambda: jobs.unsubscribe(web.db(), token), "unsubscribe")
     if subscriber is None:
         abort(404)
     if request.form.get("List-Unsubscribe") == "One-Click" and "action" not in request.form:
@@ -52,7 +53,8 @@ def unsubscribe_post(token: str) -> Response:
 
 @bp.post("/u/<token>/resubscribe")
 def resubscribe(token: str) -> Response:
-    subscriber = jobs.resubscribe(state().db(), token)
+    web = state()
+    subscriber = web.write(lambda: jobs.resubscribe(web.db(), token), "resubscribe")
     if subscriber is None:
         abort(404)
     return _unsubscribe_page(token, subscriber, just_changed="resubscribed")
@@ -65,7 +67,8 @@ def donate(token: str) -> Response:
     if request.method == "HEAD":  # link checkers: no click counted, nothing revealed
         return no_store(Response(status=204))
     web = state()
-    target = jobs.donation_redirect(web.db(), web.settings, token)
+    target = web.write(lambda: jobs.donation_redirect(web.db(), web.settings, token),
+                       "donation click")
     if target is None:
         abort(404)
     response = Response(status=303, headers={"Location": target})

@@ -46,6 +46,16 @@ def add_security_headers(response: R) -> R:
     return response
 
 
+#: Sent when DISPATCH_PUBLIC_URL is https: browsers then refuse plain http to this host for a
+#: year (no includeSubDomains: other services of the outlet's domain may not be on https).
+HSTS = "max-age=31536000"
+
+
+def add_hsts(response: R) -> R:
+    response.headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
+
+
 def no_store(response: R) -> R:
     """For pages behind a personal token and forms: never cached by a browser or proxy."""
     response.headers["Cache-Control"] = "no-store"

@@ -3,16 +3,20 @@ and ``/confirm/<token>`` (a page with a button; only the POST activates, so a ma
 that fetches the link confirms no one).
 
 Whatever the address (new, already subscribed, unsubscribed, suppressed), a valid submission
-gets the same "check your inbox" page, so the form tells no one who subscribes.
+gets the same "check your inbox" page, and gets it before anything is looked up: the address's
+work (lookup, limits, email) is queued on the outbox thread (jobs.signup), so neither the page
+nor its timing tells anyone who subscribes.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, Response, abort, request, url_for
 
 from dispatch.errors import InputError
+from dispatch.jobs import signup as signup_jobs
 from dispatch.jobs import web as jobs
 from dispatch.web import page, state
 from dispatch.web.security import CSRF_FIELD, csrf_ok, csrf_token, no_store
@@ -52,13 +56,15 @@ def subscribe_post() -> Response:
     if request.form.get(HONEYPOT_FIELD):
         return _check_inbox()  # a bot: tell it what a person would see, do nothing
     try:
-        jobs.request_signup(
-            web.db(), web.settings, web.renderer, web.outbox, email, name,
-            confirm_url=lambda token: _public_url("signup.confirm_get", token=token),
-        )
+        signup = signup_jobs.accept_signup(web.settings, email, name)
     except InputError:
         return _form(422, error="Please check the email address: it does not look valid.",
                      email=email[:320], name=name[:200])
+    link = _public_url("signup.confirm_get", token="T")[:-1]  # + the token, made later
+    web.outbox.submit(partial(
+        signup_jobs.run_signup, partial(web.connect, signup_jobs.BACKGROUND_PATIENCE),
+        web.settings, web.renderer, signup, link.__add__,
+    ))
     return _check_inbox()
 
 
@@ -73,7 +79,8 @@ def confirm_get(token: str) -> Response:
 
 @bp.post("/confirm/<token>")
 def confirm_post(token: str) -> Response:
-    outcome = jobs.confirm_signup(state().db(), token)
+    web = state()
+    outcome = web.write(lambda: jobs.confirm_signup(web.db(), token), "confirm")
     if outcome is None:
         return no_store(page("confirm", status=404, valid=False,
                              subscribe_url=url_for("signup.subscribe_get")))

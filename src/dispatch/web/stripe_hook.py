@@ -2,8 +2,9 @@
 upserts as `dispatch donations sync`. Answers at once: nothing here calls the network.
 
 Status codes are for Stripe: 200 handled, repeated or ignored; 400 refused (unsigned, tampered,
-stale, not an event, or an event of the other Stripe mode); 503 when STRIPE_WEBHOOK_SECRET is
-not set (Stripe retries, and the log says what to set).
+stale, not an event, a signed but malformed event, or an event of the other Stripe mode); 503
+when STRIPE_WEBHOOK_SECRET is not set (Stripe retries, and the log says what to set) or when
+another writer kept the database locked through every retry (Retry-After; Stripe retries).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ def webhook() -> Response | tuple[Response, int]:
     web = state()
     payload = request.get_data(cache=False, as_text=False)
     try:
-        result = jobs.handle_webhook(
-            web.db(), web.settings, payload, request.headers.get("Stripe-Signature")
+        signature = request.headers.get("Stripe-Signature")
+        result = web.write(
+            lambda: jobs.handle_webhook(web.db(), web.settings, payload, signature), "webhook"
         )
     except ConfigError as exc:
         log.error("Stripe webhook refused: %s", exc)

@@ -1,0 +1,280 @@
+"""Issue 9, web side: writes that meet another writer's lock on the real SQLite file (a second
+connection holding BEGIN IMMEDIATE, as an import does), signed but malformed webhook bodies,
+redirects that never follow the Host header, and HSTS."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dispatch.store import donations
+from dispatch.store import subscribers as subs
+from dispatch.store import web as web_store
+from dispatch.store.web import WritePatience
+from tests.plugins.web import WEBHOOK_SECRET, seed_sent_issue, web_env
+from tests.test_web_webhook import LINK_ID, event, session_object, signed
+
+#: Short waits so a test holding the lock through every attempt ends quickly.
+QUICK = WritePatience(busy_ms=50, pauses=(0.01, 0.01), retry_after=7)
+
+
+@pytest.fixture
+def sent(db, make_settings):
+    donations.save_payment_link(
+        db,
+        link_id=LINK_ID,
+        url="https://buy.stripe.com/test_dispatch123",
+        kind="custom",
+        livemode=False,
+    )
+    return seed_sent_issue(db, make_settings(**web_env()), [("ana@example.org", "Ana")])
+
+
+@pytest.fixture
+def app(make_web_app, sent):
+    app = make_web_app()
+    app.extensions["dispatch"].patience = QUICK
+    assert app.test_client().get("/archive/").status_code == 200  # the store is migrated
+    return app
+
+
+class WriteLock:
+    """Another process's write transaction on the same database file (what an import holds)."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.conn.execute("COMMIT")
+            self.held = False
+
+    def close(self) -> None:
+        self.release()
+        self.conn.close()
+
+
+@pytest.fixture
+def write_lock(db_path):
+    locks: list[WriteLock] = []
+
+    def hold() -> WriteLock:
+        locks.append(WriteLock(db_path))
+        return locks[-1]
+
+    yield hold
+    for lock in locks:
+        lock.close()
+
+
+class ReleaseOnRetry(logging.Handler):
+    """Lets the lock go when the web service says it is retrying: the first attempt surely met
+    the lock, and a retry is what gets the write through."""
+
+    def __init__(self, lock: WriteLock) -> None:
+        super().__init__(logging.INFO)
+        self.write_lock = lock
+        self.retries = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "retrying" in record.getMessage():
+            self.retries += 1
+            self.write_lock.release()
+
+
+@pytest.fixture
+def release_on_retry():
+    logger = logging.getLogger("dispatch.web")
+    handlers: list[ReleaseOnRetry] = []
+    old_level = logger.level
+
+    def install(lock: WriteLock) -> ReleaseOnRetry:
+        handlers.append(ReleaseOnRetry(lock))
+        logger.addHandler(handlers[-1])
+        logger.setLevel(logging.INFO)
+        return handlers[-1]
+
+    yield install
+    for handler in handlers:
+        logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+def status_of(db, email: str) -> str | None:
+    sub = subs.get_subscriber(db, email)
+    return sub.status.value if sub else None
+
+
+# -- 9.3: a write that meets a lock waits and retries -----------------------------------------
+
+
+def test_one_click_unsubscribe_during_an_import_is_retried_and_recorded(
+    app, db, sent, write_lock, release_on_retry
+):
+    token = sent.readers["ana@example.org"].unsub_token
+    watcher = release_on_retry(write_lock())
+    response = app.test_client().post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert watcher.retries >= 1  # the first attempt met the lock
+    assert status_of(db, "ana@example.org") == "unsubscribed"
+
+
+def test_donation_click_during_an_import_is_retried_and_counted(
+    app, db, sent, write_lock, release_on_retry
+):
+    token = sent.readers["ana@example.org"].token
+    watcher = release_on_retry(write_lock())
+    response = app.test_client().get(f"/d/{token}")
+    assert response.status_code == 303
+    assert watcher.retries >= 1
+    assert web_store.click_count(db, token) == 1
+
+
+def test_a_lock_held_through_every_retry_is_an_honest_503_and_nothing_is_lost(
+    app, db, sent, write_lock, caplog
+):
+    token = sent.readers["ana@example.org"].unsub_token
+    client = app.test_client()
+    lock = write_lock()
+    one_click = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert one_click.status_code == 503 and one_click.headers["Retry-After"] == "7"
+    assert one_click.mimetype == "text/plain"
+    button = client.post(f"/u/{token}")
+    assert button.status_code == 503 and button.headers["Retry-After"] == "7"
+    assert "try again" in button.get_data(as_text=True)
+    click = client.get(f"/d/{sent.readers['ana@example.org'].token}")
+    assert click.status_code == 503
+    assert "stayed locked" in caplog.text
+    lock.release()
+    assert status_of(db, "ana@example.org") == "active"  # nothing half-done
+    # The client's retry (as Retry-After asks) goes through.
+    again = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert again.status_code == 200
+    assert status_of(db, "ana@example.org") == "unsubscribed"
+
+
+def test_webhook_during_a_held_lock_is_503_then_recorded_once_on_stripes_retry(
+    app, db, sent, write_lock
+):
+    payload = event(
+        "checkout.session.completed", session_object(sent.readers["ana@example.org"].token)
+    )
+    client = app.test_client()
+    lock = write_lock()
+    busy = client.post("/stripe/webhook", data=payload, headers=signed(payload))
+    assert busy.status_code == 503 and busy.headers["Retry-After"]
+    lock.release()
+    retried = client.post("/stripe/webhook", data=payload, headers=signed(payload))
+    assert retried.status_code == 200 and retried.get_json()["outcome"] == "new"
+    again = client.post("/stripe/webhook", data=payload, headers=signed(payload))
+    assert again.get_json()["outcome"] == "duplicate"
+    assert len(donations.list_donations(db)) == 1
+
+
+def test_a_lock_released_by_another_thread_a_moment_later(app, db, sent, write_lock):
+    """The plain case from the issue: the import commits a moment later; with the default
+    patience the unsubscribe simply goes through."""
+    import threading
+
+    app.extensions["dispatch"].patience = WritePatience()
+    token = sent.readers["ana@example.org"].unsub_token
+    lock = write_lock()
+    releaser = threading.Timer(0.3, lock.release)
+    releaser.start()
+    try:
+        response = app.test_client().post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
+    finally:
+        releaser.join()
+    assert response.status_code == 200
+    assert status_of(db, "ana@example.org") == "unsubscribed"
+
+
+# -- 9.9: signed but malformed webhook bodies ---------------------------------------------------
+
+MALFORMED = {
+    "a list": [1, 2],
+    "a number": 7,
+    "object is a string": {
+        "id": "evt_m1",
+        "type": "checkout.session.completed",
+        "data": {"object": "cs_test"},
+    },
+    "object is a list": {"id": "evt_m2", "type": "refund.created", "data": {"object": [1]}},
+    "data is a list": {"id": "evt_m3", "type": "checkout.session.completed", "data": []},
+    "id is an object": {
+        "id": {"x": 1},
+        "type": "checkout.session.completed",
+        "data": {"object": {}},
+    },
+    "refund with wrong types": {
+        "id": "evt_m4",
+        "type": "refund.created",
+        "data": {
+            "object": {"id": 5, "amount": "lots", "currency": 3, "payment_intent": [], "status": {}}
+        },
+    },
+    "refunds not a list": {
+        "id": "evt_m5",
+        "type": "charge.refunded",
+        "data": {"object": {"refunds": "all"}},
+    },
+}
+
+
+@pytest.mark.parametrize("body", list(MALFORMED))
+def test_signed_but_malformed_body_is_a_clear_400_logged_without_secrets(
+    app, db, sent, caplog, body
+):
+    payload = json.dumps(MALFORMED[body]).encode()
+    headers = signed(payload)
+    caplog.set_level(logging.INFO, logger="dispatch.web")
+    response = app.test_client().post("/stripe/webhook", data=payload, headers=headers)
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "invalid signature or payload"}
+    assert "Stripe webhook refused" in caplog.text
+    assert WEBHOOK_SECRET not in caplog.text
+    assert headers["Stripe-Signature"].split("v1=")[1] not in caplog.text
+    assert donations.list_donations(db) == []
+    assert not web_store.stripe_event_seen(db, "evt_m4")
+
+
+# -- 9.10: redirects and HSTS -------------------------------------------------------------------
+
+
+def test_archive_without_slash_redirects_to_a_path_never_to_the_host_header(make_web_app):
+    client = make_web_app(public_url="https://news.example.org").test_client()
+    response = client.get("/archive", headers={"Host": "evil.example"})
+    assert 300 <= response.status_code < 400
+    assert response.headers["Location"] == "/archive/"
+    with_query = client.get("/archive?page=2", headers={"Host": "evil.example"})
+    assert with_query.headers["Location"] == "/archive/?page=2"
+
+
+def test_donation_redirect_to_stripe_is_left_absolute(app, sent):
+    response = app.test_client().get(
+        f"/d/{sent.readers['ana@example.org'].token}", headers={"Host": "evil.example"}
+    )
+    assert response.headers["Location"].startswith("https://buy.stripe.com/")
+
+
+def test_hsts_only_when_the_public_url_is_https(make_web_app):
+    secure = make_web_app(public_url="https://news.example.org").test_client()
+    for path in ("/", "/archive/", "/subscribe", "/healthz", "/u/nope"):
+        assert secure.get(path).headers["Strict-Transport-Security"] == "max-age=31536000"
+    plain = make_web_app(public_url="http://localhost").test_client()
+    assert "Strict-Transport-Security" not in plain.get("/").headers
+
+
+def test_patience_gives_up_well_inside_gunicorns_timeout():
+    from dispatch.web import gunicorn_conf
+
+    patience = WritePatience()
+    attempts = len(patience.pauses) + 1
+    worst = attempts * patience.busy_ms / 1000 + sum(patience.pauses) * 1.5
+    assert worst < gunicorn_conf.timeout / 3  # computed, not timed
