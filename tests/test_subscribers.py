@@ -41,6 +41,12 @@ def test_example_csv_imports_cleanly(run_cli):
         "suppressed": 0,
         "invalid": 0,
         "invalid_rows": [],
+        "rows": 12,
+        "layout": "plain",
+        "encoding": "utf-8",
+        "delimiter": ",",
+        "ignored_columns": [],
+        "dry_run": False,
     }
     people = listed(run_cli)
     assert people["chloe.lefevre@example.com"]["name"] == "Lefèvre, Chloé"
@@ -116,11 +122,18 @@ def test_empty_file_and_header_only_file_are_clear_errors(tmp_path, run_cli):
         assert "has no subscriber rows" in result.output
 
 
-def test_non_utf8_file_is_a_clear_error_naming_the_line(tmp_path, run_cli):
-    path = write(tmp_path, "a@example.org,Ana\nb@example.org,Jos\xe9\n".encode("latin-1"))
+def test_windows_1252_file_is_read_as_such(tmp_path, run_cli):
+    path = write(tmp_path, "a@example.org,Ana\nb@example.org,Jos\xe9 S\xe3o\n".encode("cp1252"))
+    report = import_json(run_cli, path)
+    assert report["added"] == 2 and report["encoding"] == "cp1252"
+    assert listed(run_cli)["b@example.org"]["name"] == "José São"
+
+
+def test_a_file_that_is_not_text_is_a_clear_error_naming_the_line(tmp_path, run_cli):
+    path = write(tmp_path, b"a@example.org,Ana\n" + bytes(range(256)) * 4)
     result = run_cli("subscribers", "import", str(path))
     assert result.exit_code == 1
-    assert "is not UTF-8 text" in result.output and "line 2" in result.output
+    assert "is not text" in result.output and "line 3" in result.output
     assert "Traceback" not in result.output
 
 
@@ -180,7 +193,7 @@ def test_forget_erases_the_person_and_keeps_them_off_the_list(tmp_path, run_cli,
     assert import_json(run_cli, write(tmp_path, "zed@example.org,Zed\n"))["suppressed"] == 1
 
 
-def test_unsubscribe_unknown_address_is_an_error(run_cli):
+def test_unsubscribe_unknown_address_is_an_error(run_cli, db):
     result = run_cli("subscribers", "unsubscribe", "nobody@example.org")
     assert result.exit_code == 1 and "not a subscriber" in result.output
 

@@ -29,30 +29,59 @@ def subscribers() -> None:
 @subscribers.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print counts and invalid rows as JSON.")
+@click.option(
+    "--map",
+    "mapping",
+    metavar="FIELD=COLUMN,…",
+    help="Which column is which, for a layout Dispatch does not know "
+    "(fields: email, name, first_name, last_name, tags, language, optin_time, optin_ip, "
+    "source, status).",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would change; store nothing.")
 @pass_app
-def import_(app: App, file: Path, as_json: bool) -> None:
-    """Import a CSV of `email,name[,tags…]` (header row optional, UTF-8).
+def import_(app: App, file: Path, as_json: bool, mapping: str | None, dry_run: bool) -> None:
+    """Import a subscriber CSV: `email,name[,tags…]` or another tool's export.
 
-    New addresses are added as active; known ones get their name and tags updated. Nobody who
-    unsubscribed, bounced, complained or asked to be forgotten is ever resubscribed (they are
-    counted as suppressed). Bad rows are reported with their line number; good rows still go in.
+    Reads Mailchimp (audience, unsubscribed and cleaned exports), Substack, Ghost, listmonk,
+    Buttondown and beehiiv exports and spreadsheets saved by Excel: comma, semicolon or tab,
+    UTF-8, UTF-16 or Windows-1252 are found by themselves. Names, first names, tags, language
+    and consent (opt-in time, IP, source) go to fields of their own. New addresses are added as
+    active unless the file says the old tool would not mail them (then unsubscribed or
+    bounced). Nobody who unsubscribed, bounced, complained or asked to be forgotten is ever
+    resubscribed (counted as suppressed). Bad rows are reported with their line number; good
+    rows still go in, in short batches. An unknown layout lists its columns: name them with
+    --map.
 
     \b
     Example:
       dispatch subscribers import subscribers/example.csv
-      dispatch subscribers import list.csv --json
+      dispatch subscribers import mailchimp-export.csv --dry-run
+      dispatch subscribers import list.csv --map 'email=E-mail,name=Full name' --json
     """
-    report = jobs.import_file(app.db(), file)
+    report = jobs.import_file(app.db(create=True), file, mapping, dry_run=dry_run)
     if as_json:
         echo_json(report.as_json())
         return
+    verb = "Would import" if dry_run else "Imported"
     click.echo(
-        f"Imported {file}: {report.added} added, {report.updated} updated, {report.unchanged} "
-        f"unchanged, {report.suppressed} suppressed, {report.invalid} invalid."
+        f"{verb} {file} ({report.layout} layout, {report.encoding}, "
+        f"{_DELIMITER_NAMES.get(report.delimiter, report.delimiter)}-separated): "
+        f"{report.rows} rows: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.suppressed} suppressed, "
+        f"{report.invalid} invalid." + (" Nothing was stored." if dry_run else "")
     )
+    if report.ignored_columns:
+        click.echo(
+            f"  Columns not imported: {', '.join(report.ignored_columns)} "
+            "(--map tags=<column> keeps one as tags).",
+            err=True,
+        )
     for row in report.invalid_rows:
         shown = f" {row.email}" if row.email else ""
         click.echo(f"  line {row.line}:{shown}: {row.reason}", err=True)
+
+
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
 @subscribers.command("list")
@@ -71,7 +100,17 @@ def list_(app: App, status: str, as_json: bool) -> None:
     if as_json:
         echo_json(
             [
-                {"email": s.email, "name": s.name, "status": s.status.value, "tags": list(s.tags)}
+                {
+                    "email": s.email,
+                    "status": s.status.value,
+                    "name": s.name,
+                    "first_name": s.first_name,
+                    "tags": list(s.tags),
+                    "language": s.language,
+                    "consent_at": s.consent_at,
+                    "consent_ip": s.consent_ip,
+                    "consent_source": s.consent_source,
+                }
                 for s in people
             ]
         )

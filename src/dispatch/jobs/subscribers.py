@@ -11,14 +11,27 @@ from dispatch.errors import InputError
 from dispatch.models import StatusActor, Subscriber, SubscriberStatus
 from dispatch.store import Database
 from dispatch.store import subscribers as store
-from dispatch.subscribers import InvalidRow, iter_csv, normalize_address, write_csv
+from dispatch.subscribers import (
+    CsvRow,
+    InvalidRow,
+    SubscriberFile,
+    normalize_address,
+    write_csv,
+)
+from dispatch.subscribers.exports import parse_mapping
 
 
 @dataclass
 class ImportReport(store.ImportCounts):
-    """The store's counts, plus the rows that never reached it."""
+    """The store's counts, plus the rows that never reached it and what the file was."""
 
     invalid_rows: list[InvalidRow] = field(default_factory=list)
+    rows: int = 0  # data records in the file: every one is counted exactly once above
+    layout: str = "plain"
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    ignored_columns: list[str] = field(default_factory=list)
+    dry_run: bool = False
 
     @property
     def invalid(self) -> int:
@@ -34,22 +47,50 @@ class ImportReport(store.ImportCounts):
             "invalid_rows": [
                 {"line": r.line, "email": r.email, "reason": r.reason} for r in self.invalid_rows
             ],
+            "rows": self.rows,
+            "layout": self.layout,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "ignored_columns": self.ignored_columns,
+            "dry_run": self.dry_run,
         }
 
 
-def import_file(db: Database, path: Path) -> ImportReport:
-    """Import a subscriber CSV: good rows in, bad rows reported, suppression always wins."""
+def import_file(
+    db: Database, path: Path, mapping: str | None = None, *, dry_run: bool = False
+) -> ImportReport:
+    """Import a subscriber file: good rows in (in short batches), bad rows reported,
+    suppression always wins. Every record of the file is counted once, or the import says so."""
+    source = SubscriberFile(path, parse_mapping(mapping) if mapping else None)
     invalid: list[InvalidRow] = []
 
-    def good_rows() -> Iterator[tuple[str, str, tuple[str, ...]]]:
-        for item in iter_csv(path):
+    def good_rows() -> Iterator[CsvRow]:
+        for item in source.rows():
             if isinstance(item, InvalidRow):
                 invalid.append(item)
             else:
-                yield item.email, item.name, item.tags
+                yield item
 
-    counts = store.import_subscribers(db, good_rows(), source=f"import:{path.name}")
-    return ImportReport(**asdict(counts), invalid_rows=invalid)
+    counts = store.import_subscribers(
+        db, good_rows(), source=f"import:{path.name}", dry_run=dry_run
+    )
+    report = ImportReport(
+        **asdict(counts),
+        invalid_rows=invalid,
+        rows=source.records,
+        layout=source.layout.name if source.layout else "plain",
+        encoding=source.encoding,
+        delimiter=source.delimiter,
+        ignored_columns=source.ignored,
+        dry_run=dry_run,
+    )
+    accounted = report.added + report.updated + report.unchanged + report.suppressed
+    if accounted + report.invalid != report.rows:
+        raise InputError(
+            f"{path}: {report.rows} rows read but {accounted + report.invalid} accounted for",
+            "This is a bug in Dispatch; the rows stored so far are complete. Please report it.",
+        )
+    return report
 
 
 def _address(email: str) -> str:
