@@ -26,6 +26,10 @@ ORDER BY given_at, d.id
 """
 
 
+#: Addresses are stored lower-cased: '= lower(?)' uses the UNIQUE index (NOCASE scanned).
+ACTIVE_PAYER = "SELECT id, email FROM subscribers WHERE email = lower(?) AND status = 'active'"
+
+
 def candidates(db: Database, since: str) -> list[sqlite3.Row]:
     """Paid, not fully refunded donations given at or after ``since`` not thanked yet."""
     return db.execute(_CANDIDATES, (since,)).fetchall()
@@ -41,10 +45,7 @@ def recipient_for(db: Database, donation_id: int) -> sqlite3.Row | None:
     if row is None:
         return None
     if row["payer_email"]:
-        found = db.execute(
-            "SELECT id, email FROM subscribers WHERE email = ? COLLATE NOCASE"
-            " AND status = 'active'", (row["payer_email"],),
-        ).fetchone()
+        found = db.execute(ACTIVE_PAYER, (row["payer_email"],)).fetchone()
         if found is not None:
             return found
     if row["subscriber_id"] is not None and not row["possibly_forwarded"]:
