@@ -121,6 +121,7 @@ class Settings:
     templates_dir: Path | None = field(default=None, metadata={"env": "DISPATCH_TEMPLATES"})
     window_days: int = field(default=7, metadata={"env": "DISPATCH_WINDOW_DAYS"})
     excerpt_words: int = field(default=60, metadata={"env": "DISPATCH_EXCERPT_WORDS"})
+    max_articles: int = field(default=30, metadata={"env": "DISPATCH_MAX_ARTICLES"})
     boilerplate_patterns: tuple[str, ...] = field(
         default=(), metadata={"env": "DISPATCH_BOILERPLATE_PATTERNS", "split": "lines"}
     )
@@ -185,6 +186,8 @@ class Settings:
             )
         if "smtp_concurrency" in values and values["smtp_concurrency"] == 0:
             raise ConfigError("DISPATCH_SMTP_CONCURRENCY must be at least 1")
+        if "max_articles" in values and values["max_articles"] == 0:
+            raise ConfigError("DISPATCH_MAX_ARTICLES must be at least 1")
         return cls(**values)  # type: ignore[arg-type]
 
     # -- checked access -----------------------------------------------------------------

@@ -40,14 +40,40 @@ def _print_build(result: BuildResult) -> None:
         return
     issue = result.issue
     verb = "Rebuilt" if result.replaced_draft else "Built"
+    if not issue.articles:
+        click.echo(
+            f"{verb} issue {issue.id} with 0 articles ({span}), because of --force: nothing "
+            f"was new ({result.found} found, {result.already_sent} already sent, "
+            f"{result.outside_window} outside the window). It is kept as a draft, and "
+            f"`dispatch send` refuses it while it has no articles. Build again when there is "
+            f"news, or discard it: dispatch issue delete {issue.id}"
+        )
+        return
     click.echo(f"{verb} issue {issue.id} with {len(issue.articles)} articles ({span}):")
     for number, article in enumerate(issue.articles, 1):
-        date = f"{article.published:%a %d %b}" if article.published else "undated"
-        click.echo(f"  {number:>2}. {article.title}  [{date}]")
+        click.echo(f"  {number:>2}. {article.title}  [{_date(article)}]")
+    if result.left_out:
+        _print_left_out(result)
     click.echo(f"Subject: {issue.subject}")
     click.echo(
         f"Next: dispatch preview {issue.id} --out preview/   then   dispatch send {issue.id}"
     )
+
+
+def _date(article) -> str:
+    return f"{article.published:%a %d %b}" if article.published else "undated"
+
+
+def _print_left_out(result: BuildResult, shown: int = 10) -> None:
+    left = result.left_out
+    click.echo(
+        f"Left out {len(left)} older article(s): an issue holds at most {result.max_articles} "
+        "(DISPATCH_MAX_ARTICLES); the newest were kept. Left out:"
+    )
+    for article in left[:shown]:
+        click.echo(f"      {article.title}  [{_date(article)}]")
+    if len(left) > shown:
+        click.echo(f"      … and {len(left) - shown} more")
 
 
 @click.command()
@@ -88,7 +114,9 @@ def build(
 
     The window is, by default, everything since the last issue went out (or the last 7 days,
     DISPATCH_WINDOW_DAYS). Articles an earlier sent issue carried are left out; the same story
-    from two sources counts once. Rebuilding a draft keeps its pins, drops and note.
+    from two sources counts once; an issue holds at most DISPATCH_MAX_ARTICLES (default 30),
+    the newest. Rebuilding a draft keeps its pins, drops, note and the subject and preheader
+    you set.
 
     \b
     Example:
@@ -100,7 +128,7 @@ def build(
     if until is not None and until.hour == until.minute == 0:
         until_dt = _utc(until + timedelta(days=1))
     result = build_issue(
-        app.db(),
+        app.db(create=True),
         app.settings,
         sources=sources,
         since=_utc(since),
@@ -123,6 +151,7 @@ def build(
                 "since": result.since.isoformat(),
                 "until": result.until.isoformat(),
                 "warnings": result.warnings,
+                "left_out": [_article_json(a) for a in result.left_out],
             }
         )
     else:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from dispatch.articles import CollectOptions, collect_articles
+from dispatch.articles import CollectOptions, SourceWarning, collect_articles
 from dispatch.config import Settings
 from dispatch.donations import verify_payment_link
 from dispatch.errors import ConfigError, IssueError, SourceError
@@ -29,6 +29,8 @@ class BuildResult:
     outside_window: int = 0
     warnings: list[str] = field(default_factory=list)
     replaced_draft: bool = False
+    left_out: list[Article] = field(default_factory=list)  # over DISPATCH_MAX_ARTICLES, oldest
+    max_articles: int = 0
 
 
 def issue_id_for(moment: datetime) -> str:
@@ -122,12 +124,8 @@ def build_issue(
         found=len(collected.articles),
         warnings=[str(w) for w in collected.warnings],
     )
-    failed = {w.source for w in collected.warnings}
-    if not collected.articles and failed >= set(chosen_sources):
-        raise SourceError(
-            "No source could be read: " + "; ".join(result.warnings),
-            "Check the addresses in --source or DISPATCH_SOURCES; nothing was built.",
-        )
+    if not collected.articles:
+        _raise_if_no_source_gave_articles(chosen_sources, collected.warnings)
     sent_guids, sent_urls = issue_store.sent_article_keys(db)
     chosen: list[Article] = []
     for article in map(_defused, collected.articles):
@@ -144,6 +142,18 @@ def build_issue(
         return result
 
     flags = _carry_flags(db, target_id) if existing is not None else {}
+    own_subject, own_preheader = (
+        _editor_texts(db, settings, target_id) if existing else (None, None)
+    )
+    subject = subject or own_subject
+    preheader = preheader if preheader is not None else own_preheader
+    chosen, result.left_out = cap_articles(
+        chosen,
+        settings.max_articles,
+        pinned={guid for guid, flag in flags.items() if flag["pinned"]},
+        dropped={guid for guid, flag in flags.items() if flag["dropped"]},
+    )
+    result.max_articles = settings.max_articles
     if existing is not None:
         issue_store.delete_draft(db, target_id)
         result.replaced_draft = True
@@ -158,8 +168,82 @@ def build_issue(
         window_end=window_end,
     )
     issue_store.apply_flags(db, target_id, flags)
+    if flags:
+        # The carried pins and drops changed the top of the issue: the subject and preheader
+        # Dispatch writes follow what the reader will see first, not the build's raw order.
+        shown = issue_store.get_issue(db, target_id)
+        assert shown is not None
+        changes = {}
+        if not subject:
+            changes["subject"] = default_subject(settings.outlet_name, shown.articles)
+        if preheader is None:
+            changes["preheader"] = default_preheader(shown.articles)
+        issue_store.update_issue_fields(db, target_id, **changes)
     result.issue = render_and_store(db, settings, target_id, now=now)
     return result
+
+
+def _editor_texts(db: Database, settings: Settings, issue_id: str) -> tuple[str | None, str | None]:
+    """(subject, preheader) of a draft where the editor wrote them; None where Dispatch did
+    (then they equal what Dispatch would write for the draft's articles as they stand)."""
+    draft = issue_store.get_issue(db, issue_id)
+    if draft is None:
+        return None, None
+    subject: str | None = draft.subject
+    if subject == default_subject(settings.outlet_name, draft.articles):
+        subject = None
+    preheader: str | None = draft.preheader
+    if preheader == default_preheader(draft.articles):
+        preheader = None
+    return subject, preheader
+
+
+def cap_articles(
+    articles: list[Article],
+    limit: int,
+    pinned: Collection[str] = (),
+    dropped: Collection[str] = (),
+) -> tuple[list[Article], list[Article]]:
+    """(kept, left out): at most ``limit`` articles in the issue, newest first. The editor's
+    pins always stay; articles the editor dropped stay (still dropped) without taking room.
+    ``articles`` is sorted newest first; the kept ones keep that order."""
+    if len(articles) <= limit:
+        return articles, []
+    room = max(limit - sum(1 for a in articles if a.guid in pinned), 0)
+    kept, left_out = [], []
+    for article in articles:
+        if article.guid in pinned or article.guid in dropped:
+            kept.append(article)
+        elif room:
+            kept.append(article)
+            room -= 1
+        else:
+            left_out.append(article)
+    return kept, left_out
+
+
+def _raise_if_no_source_gave_articles(
+    sources: Sequence[str], warnings: Sequence[SourceWarning]
+) -> None:
+    """No article at all: say why when every source failed or gave only undated items, naming
+    them; a source that was read and was simply quiet leads to "nothing new" instead."""
+    unreadable = {w.source for w in warnings if w.kind == "unreadable"}
+    undated = {w.source: w for w in warnings if w.kind == "undated"}
+    if not set(sources) <= unreadable | set(undated):
+        return
+    if not undated:
+        raise SourceError(
+            "No source could be read: " + "; ".join(str(w) for w in warnings),
+            "Check the addresses in --source or DISPATCH_SOURCES; nothing was built.",
+        )
+    problems = [f"{w}" for w in undated.values()]
+    problems += [str(w) for w in warnings if w.source in unreadable]
+    raise SourceError(
+        "No article has a date, so none can be placed in a week: " + "; ".join(problems),
+        "Each feed item needs a <pubDate> (RSS) or <published>/<updated> (Atom); ask whoever "
+        "runs the feed to add them, or use a folder of article files with a `date:` line. "
+        "Nothing was built.",
+    )
 
 
 def _defused(article: Article) -> Article:
