@@ -147,6 +147,10 @@ class Settings:
     stripe_max_retries: int = field(default=2, metadata={"env": "STRIPE_MAX_NETWORK_RETRIES"})
     currency: str = field(default="usd", metadata={"env": "DISPATCH_CURRENCY"})
     donation_product: str = field(default="", metadata={"env": "DISPATCH_DONATION_PRODUCT"})
+    dns_servers: tuple[str, ...] = field(default=(), metadata={"env": "DISPATCH_DNS_SERVERS"})
+    relay_dkim_selector: str = field(
+        default="", metadata={"env": "DISPATCH_RELAY_DKIM_SELECTOR"}
+    )
 
     # -- construction -------------------------------------------------------------------
 
@@ -281,6 +285,49 @@ def load_settings(
 
     ``environ`` defaults to ``os.environ``; this is the one place that reads it.
     """
+    return Settings.from_mapping(_merged_environment(env_file, use_dotenv, environ, overrides))
+
+
+def load_settings_leniently(
+    env_file: Path | None = None,
+    use_dotenv: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Settings, dict[str, ConfigError]]:
+    """Settings with every malformed variable left at its default, and what was wrong with each
+    (keyed by variable name; ".env" for an unreadable settings file): `dispatch doctor` reports
+    a bad setting as a failed check instead of stopping at the first one."""
+    problems: dict[str, ConfigError] = {}
+    try:
+        merged = _merged_environment(env_file, use_dotenv, environ, None)
+    except ConfigError as exc:
+        problems[".env"] = exc
+        merged = _merged_environment(None, False, environ, None)
+    known = set(all_env_names())
+    values = {k: v for k, v in merged.items() if k in known}
+    for name in sorted(values):
+        try:
+            Settings.from_mapping({name: values[name]})
+        except ConfigError as exc:
+            problems[name] = exc
+    values = {k: v for k, v in values.items() if k not in problems}
+    while True:  # a rule about several variables together: drop the one its message names
+        try:
+            return Settings.from_mapping(values), problems
+        except ConfigError as exc:
+            named = [n for n in sorted(values, key=len, reverse=True) if n in exc.message]
+            if not named:
+                problems["settings"] = exc
+                return Settings(), problems
+            problems[named[0]] = exc
+            del values[named[0]]
+
+
+def _merged_environment(
+    env_file: Path | None,
+    use_dotenv: bool,
+    environ: Mapping[str, str] | None,
+    overrides: Mapping[str, str] | None,
+) -> dict[str, str]:
     merged: dict[str, str] = {}
     if use_dotenv:
         path = env_file if env_file is not None else Path.cwd() / ".env"
@@ -294,4 +341,4 @@ def load_settings(
     merged.update(os.environ if environ is None else environ)
     if overrides:
         merged.update(overrides)
-    return Settings.from_mapping(merged)
+    return merged
