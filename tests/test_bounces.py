@@ -14,41 +14,19 @@ import pytest
 from dispatch.bounces import classify, parse_dispatch_message_id, parse_imap_url
 from dispatch.bounces.mailboxes import ImapSource
 from dispatch.errors import ConfigError, InputError
-from dispatch.store import Database, ledger
 from dispatch.store import bounces as bounce_store
-from dispatch.store import issues as issue_store
 from dispatch.store import subscribers as subscriber_store
 from tests.conftest import skip_or_fail
-
-FIXTURES = Path(__file__).parent / "fixtures" / "dsn"
-PEOPLE = ["ana", "ben", "cleo", "dev", "eve"]  # subscriber and delivery ids 1..5 in this order
-
-
-def fixture(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def send_issue(db: Database, issue_id: str) -> None:
-    """An issue whose ledger is fixed and whose rows the relay accepted."""
-    issue_store.create_issue(db, issue_id, subject=f"Issue {issue_id}")
-    ledger.fix_deliveries(db, issue_id, {}, "non_donor")
-    # The send engine's own path to 'sent' needs an SMTP run; here the state is the premise.
-    db.execute("UPDATE deliveries SET state = 'sent' WHERE issue_id = ?", (issue_id,))
-
-
-@pytest.fixture
-def mailing(db: Database) -> Database:
-    subscriber_store.import_subscribers(
-        db, [(f"{p}@example.test", p.title(), ()) for p in PEOPLE], "test"
-    )
-    send_issue(db, "2026-W48")
-    return db
-
-
-def status_of(db: Database, person: str) -> str:
-    sub = subscriber_store.get_subscriber(db, f"{person}@example.test")
-    assert sub is not None
-    return sub.status.value
+from tests.plugins.bounces import (
+    FIXTURES,
+    PEOPLE,
+    Reader,
+    delivery_id,
+    fixture,
+    send_issue,
+    soft_bounce_for,
+    status_of,
+)
 
 
 def make_maildir(path: Path, names: list[str]) -> mailbox.Maildir:
@@ -67,18 +45,39 @@ ALL = sorted(p.name for p in FIXTURES.glob("*.eml"))
 @pytest.mark.parametrize(
     "name,address,kind,status,original",
     [
-        ("rfc3464-hard-5.1.1.eml", "ben@example.test", "hard", "5.1.1",
-         "<2026-W48.2.3f9a1c2b7d4e@outlet.test>"),
-        ("rfc3464-soft-4.2.2.eml", "cleo@example.test", "soft", "4.2.2",
-         "<2026-W48.3.8e2d4a6c1b90@outlet.test>"),
-        ("postfix-hard.eml", "dev@example.test", "hard", "5.2.1",
-         "<2026-W48.test-5d41a2.c0ffee123456@outlet.test>"),
-        ("exim-plain.eml", "eve@example.test", "hard", "5.1.1",
-         "<2026-W48.5.71be05c3a9d2@outlet.test>"),
+        (
+            "rfc3464-hard-5.1.1.eml",
+            "ben@example.test",
+            "hard",
+            "5.1.1",
+            "<2026-W48.2.3f9a1c2b7d4e@outlet.test>",
+        ),
+        (
+            "rfc3464-soft-4.2.2.eml",
+            "cleo@example.test",
+            "soft",
+            "4.2.2",
+            "<2026-W48.3.8e2d4a6c1b90@outlet.test>",
+        ),
+        (
+            "postfix-hard.eml",
+            "dev@example.test",
+            "hard",
+            "5.2.1",
+            "<2026-W48.test-5d41a2.c0ffee123456@outlet.test>",
+        ),
+        (
+            "exim-plain.eml",
+            "eve@example.test",
+            "hard",
+            "5.1.1",
+            "<2026-W48.5.71be05c3a9d2@outlet.test>",
+        ),
     ],
 )
-def test_classify_reads_kind_address_status_and_original_id(name, address, kind, status,
-                                                            original) -> None:
+def test_classify_reads_kind_address_status_and_original_id(
+    name, address, kind, status, original
+) -> None:
     bounce = classify(fixture(name))
     assert bounce is not None
     [failure] = bounce.failures
@@ -116,17 +115,23 @@ def test_maildir_hard_bounces_suppress_soft_ones_count(mailing, run_cli, tmp_pat
     result = run_cli("bounces", "process", "--maildir", str(tmp_path / "bounces"), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert {k: report[k] for k in ("messages", "hard", "soft", "ignored", "unmatched",
-                                   "suppressed")} == {
-        "messages": 5, "hard": 3, "soft": 1, "ignored": 1, "unmatched": 0, "suppressed": 3}
+    assert {
+        k: report[k] for k in ("messages", "hard", "soft", "ignored", "unmatched", "suppressed")
+    } == {"messages": 5, "hard": 3, "soft": 1, "ignored": 1, "unmatched": 0, "suppressed": 3}
     assert report["by_issue"] == {"2026-W48": {"hard": 3, "soft": 1}}
     assert [status_of(mailing, p) for p in PEOPLE] == [
-        "active", "bounced", "active", "bounced", "bounced"]
+        "active",
+        "bounced",
+        "active",
+        "bounced",
+        "bounced",
+    ]
     # Matched rows: by Message-ID (ben = delivery 2, cleo = 3, eve = 5); dev's bounce quotes a
     # test copy's id, so it falls back to the address and dev's latest delivery (4).
     rows = mailing.execute(
         "SELECT s.email, b.delivery_id, b.issue_id, b.kind FROM bounces b"
-        " JOIN subscribers s ON s.id = b.subscriber_id ORDER BY s.email").fetchall()
+        " JOIN subscribers s ON s.id = b.subscriber_id ORDER BY s.email"
+    ).fetchall()
     assert [tuple(r) for r in rows] == [
         ("ben@example.test", 2, "2026-W48", "hard"),
         ("cleo@example.test", 3, "2026-W48", "soft"),
@@ -152,12 +157,14 @@ def test_reprocessing_the_same_mailbox_changes_nothing(mailing, run_cli, tmp_pat
     assert len(mailbox.Maildir(tmp_path / "bounces", create=False)) == 5  # --keep: all still there
 
 
-def test_a_bounced_subscriber_stays_bounced_whatever_an_import_says(mailing, run_cli,
-                                                                   tmp_path) -> None:
+def test_a_bounced_subscriber_stays_bounced_whatever_an_import_says(
+    mailing, run_cli, tmp_path
+) -> None:
     make_maildir(tmp_path / "bounces", ["rfc3464-hard-5.1.1.eml"])
     run_cli("bounces", "process", "--maildir", str(tmp_path / "bounces"))
     counts = subscriber_store.import_subscribers(
-        mailing, [("ben@example.test", "Ben Okafor", ())], "import:again.csv")
+        mailing, [Reader("ben@example.test", "Ben Okafor")], "import:again.csv"
+    )
     assert counts.suppressed == 1
     assert status_of(mailing, "ben") == "bounced"
 
@@ -173,8 +180,9 @@ def test_human_output_names_the_suppressed(mailing, run_cli, tmp_path) -> None:
 
 def test_dry_run_records_and_moves_nothing(mailing, run_cli, tmp_path) -> None:
     box = make_maildir(tmp_path / "bounces", ALL)
-    result = run_cli("bounces", "process", "--maildir", str(tmp_path / "bounces"), "--dry-run",
-                     "--json")
+    result = run_cli(
+        "bounces", "process", "--maildir", str(tmp_path / "bounces"), "--dry-run", "--json"
+    )
     report = json.loads(result.output)
     assert (report["hard"], report["soft"], report["ignored"], report["suppressed"]) == (3, 1, 1, 3)
     assert mailing.execute("SELECT COUNT(*) FROM bounces").fetchone()[0] == 0
@@ -205,11 +213,19 @@ def test_bounce_for_an_unknown_address_is_unmatched(mailing, run_cli, tmp_path) 
     raw = raw.replace(b"<2026-W48.5.71be05c3a9d2@outlet.test>", b"<abc@elsewhere.test>")
     box = mailbox.Maildir(tmp_path / "bounces", create=True)
     box.add(raw)
-    report = json.loads(run_cli("bounces", "process", "--maildir", str(tmp_path / "bounces"),
-                                "--json").output)
+    report = json.loads(
+        run_cli("bounces", "process", "--maildir", str(tmp_path / "bounces"), "--json").output
+    )
     assert (report["unmatched"], report["hard"]) == (1, 0)
-    assert report["bounces"] == [{"address": "zed@elsewhere.test", "kind": "hard", "issue": "",
-                                  "status": "5.1.1", "result": "unmatched"}]
+    assert report["bounces"] == [
+        {
+            "address": "zed@elsewhere.test",
+            "kind": "hard",
+            "issue": "",
+            "status": "5.1.1",
+            "result": "unmatched",
+        }
+    ]
 
 
 def test_message_id_of_another_issue_falls_back_to_the_address(mailing, tmp_path) -> None:
@@ -226,21 +242,6 @@ def test_message_id_of_another_issue_falls_back_to_the_address(mailing, tmp_path
 
 
 # -- soft bounces in a row -------------------------------------------------------------------
-
-
-def soft_bounce_for(issue: str, delivery_id: int, dsn_id: str) -> bytes:
-    raw = fixture("rfc3464-soft-4.2.2.eml")
-    raw = raw.replace(b"<2026-W48.3.8e2d4a6c1b90@outlet.test>",
-                      f"<{issue}.{delivery_id}.8e2d4a6c1b90@outlet.test>".encode())
-    return raw.replace(b"<202612020730.B2Q7Uq0a3Jf9@relay.example.test>",
-                       f"<{dsn_id}@relay.example.test>".encode())
-
-
-def delivery_id(db: Database, issue: str, person: str) -> int:
-    return db.execute(
-        "SELECT d.id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
-        " WHERE d.issue_id = ? AND s.email = ?", (issue, f"{person}@example.test")
-    ).fetchone()[0]
 
 
 def test_soft_bounces_on_consecutive_issues_reach_the_limit(mailing, run_cli, tmp_path) -> None:
@@ -262,8 +263,9 @@ def test_soft_bounces_on_consecutive_issues_reach_the_limit(mailing, run_cli, tm
     assert bounce_store.counts_by_issue(mailing)["2026-W48"] == {"hard": 0, "soft": 2}
 
 
-def test_soft_bounces_with_a_clean_issue_between_do_not_suppress(mailing, tmp_path,
-                                                                make_settings) -> None:
+def test_soft_bounces_with_a_clean_issue_between_do_not_suppress(
+    mailing, tmp_path, make_settings
+) -> None:
     from dispatch.jobs.bounces import process_bounces
 
     for issue in ("2026-W49", "2026-W50"):
@@ -280,22 +282,22 @@ def test_soft_bounces_with_a_clean_issue_between_do_not_suppress(mailing, tmp_pa
 # -- mailbox selection and IMAP ------------------------------------------------------------------
 
 
-def test_the_configured_mailbox_is_read_when_no_option_is_given(mailing, run_cli,
-                                                               tmp_path) -> None:
+def test_the_configured_mailbox_is_read_when_no_option_is_given(mailing, run_cli, tmp_path) -> None:
     make_maildir(tmp_path / "bounces", ["exim-plain.eml"])
-    result = run_cli("bounces", "process", "--json",
-                     env={"DISPATCH_BOUNCE_MAILBOX": str(tmp_path / "bounces")})
+    result = run_cli(
+        "bounces", "process", "--json", env={"DISPATCH_BOUNCE_MAILBOX": str(tmp_path / "bounces")}
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["hard"] == 1
 
 
-def test_no_mailbox_at_all_is_a_clear_error(run_cli) -> None:
+def test_no_mailbox_at_all_is_a_clear_error(db, run_cli) -> None:
     result = run_cli("bounces", "process")
     assert result.exit_code == 1
     assert "Name one mailbox" in result.output and "DISPATCH_BOUNCE_MAILBOX" in result.output
 
 
-def test_a_folder_that_is_not_a_maildir_is_refused(run_cli, tmp_path) -> None:
+def test_a_folder_that_is_not_a_maildir_is_refused(db, run_cli, tmp_path) -> None:
     result = run_cli("bounces", "process", "--maildir", str(tmp_path))
     assert result.exit_code == 1 and "is not a Maildir folder" in result.output
 
@@ -303,7 +305,12 @@ def test_a_folder_that_is_not_a_maildir_is_refused(run_cli, tmp_path) -> None:
 def test_imap_url_is_parsed_and_never_shows_the_password() -> None:
     target = parse_imap_url("imaps://bounces%40outlet.test:s3cr%3At@imap.outlet.test/Bounces")
     assert (target.host, target.port, target.user, target.password, target.folder) == (
-        "imap.outlet.test", 993, "bounces@outlet.test", "s3cr:t", "Bounces")
+        "imap.outlet.test",
+        993,
+        "bounces@outlet.test",
+        "s3cr:t",
+        "Bounces",
+    )
     assert "s3cr" not in repr(target)
     plain = parse_imap_url("imap://u:p@h")
     assert (plain.port, plain.folder, plain.tls) == (143, "INBOX", False)
@@ -373,19 +380,28 @@ def _self_signed(tmp: Path) -> Path:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    (tmp / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return tmp / "cert.pem"
 
 
@@ -417,8 +433,9 @@ def dovecot(monkeypatch: pytest.MonkeyPatch):
     maildir = tmp / "home" / "bounces@outlet.test" / "Maildir"
     maildir.parent.mkdir()
     mailbox.Maildir(maildir, create=True)
-    proc = subprocess.Popen([str(DOVECOT), "-F", "-c", str(conf)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(DOVECOT), "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -458,18 +475,28 @@ def test_imap_mailbox_is_processed_and_messages_marked_seen(mailing, run_cli, do
     result = run_cli("bounces", "process", "--json", env=env)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert (report["messages"], report["hard"], report["soft"], report["ignored"],
-            report["set_aside"]) == (5, 3, 1, 1, 4)
+    assert (
+        report["messages"],
+        report["hard"],
+        report["soft"],
+        report["ignored"],
+        report["set_aside"],
+    ) == (5, 3, 1, 1, 4)
     assert report["mailbox"] == "imaps://127.0.0.1/INBOX"
     assert "s3cret" not in result.output
     assert [status_of(mailing, p) for p in PEOPLE] == [
-        "active", "bounced", "active", "bounced", "bounced"]
+        "active",
+        "bounced",
+        "active",
+        "bounced",
+        "bounced",
+    ]
     # The four bounces are now seen; only the auto-reply is read again next time.
     again = json.loads(run_cli("bounces", "process", "--json", env=env).output)
     assert (again["messages"], again["ignored"], again["hard"]) == (1, 1, 0)
 
 
-def test_imap_wrong_password_is_a_clear_error_without_the_password(run_cli, dovecot) -> None:
+def test_imap_wrong_password_is_a_clear_error_without_the_password(db, run_cli, dovecot) -> None:
     port, _, _ = dovecot
     url = f"imaps://bounces%40outlet.test:not-the-password@127.0.0.1:{port}/INBOX"
     result = run_cli("bounces", "process", "--imap", url)

@@ -127,6 +127,20 @@ class Settings:
     )
     feed_timeout: float = field(default=20.0, metadata={"env": "DISPATCH_FEED_TIMEOUT"})
     prefill_email: bool = field(default=True, metadata={"env": "DISPATCH_PREFILL_EMAIL"})
+    prefill_email_in_link: bool = field(
+        default=False, metadata={"env": "DISPATCH_PREFILL_EMAIL_IN_LINK"}
+    )
+    appeal_headline: str = field(
+        default="Support our reporting", metadata={"env": "DISPATCH_APPEAL_HEADLINE"}
+    )
+    appeal_text: str = field(
+        default=(
+            "If this newsletter is useful to you, please consider a gift. Every contribution,"
+            " large or small, helps pay for the reporting in it."
+        ),
+        metadata={"env": "DISPATCH_APPEAL_TEXT"},
+    )
+    appeal_button: str = field(default="Donate now", metadata={"env": "DISPATCH_APPEAL_BUTTON"})
     donor_recent_days: int = field(default=30, metadata={"env": "DISPATCH_DONOR_RECENT_DAYS"})
     donor_lapsed_days: int = field(default=365, metadata={"env": "DISPATCH_DONOR_LAPSED_DAYS"})
     dkim_domain: str = field(default="", metadata={"env": "DISPATCH_DKIM_DOMAIN"})

@@ -17,6 +17,8 @@ from __future__ import annotations
 import email
 import email.header
 import hashlib
+import hmac
+import logging
 import re
 from dataclasses import dataclass
 from email import policy
@@ -28,10 +30,17 @@ from dispatch.errors import InputError
 
 HARD, SOFT = "hard", "soft"
 
+# flufl.bounce logs a detector's exception with its traceback before re-raising it; the caller
+# handles the exception, so the log record must not reach the terminal through logging's
+# last-resort handler.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
+
 _ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _MESSAGE_ID_LINE = re.compile(r"^Message-I[Dd]:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)", re.M | re.I)
-_DISPATCH_ID = re.compile(r"^<(?P<issue>[^.<>@]+)\.(?P<key>[^.<>@]+)\.(?P<mac>[0-9a-f]{6,64})@"
-                          r"(?P<domain>[^<>@\s]+)>$")
+_DISPATCH_ID = re.compile(
+    r"^<(?P<issue>[^.<>@]+)\.(?P<key>[^.<>@]+)\.(?P<mac>[0-9a-f]{6,64})@"
+    r"(?P<domain>[^<>@\s]+)>$"
+)
 _SPACE = re.compile(r"\s+")
 
 
@@ -67,6 +76,14 @@ class DispatchMessageId:
     def delivery_id(self) -> int | None:
         return int(self.key) if self.key.isdigit() else None
 
+    def is_signed_for(self, secret: bytes, issue_id: str) -> bool:
+        """Whether the id's HMAC is the one Dispatch made for ``issue_id`` with ``secret``
+        (as ``render.message.MessageFactory.message_id`` computes it)."""
+        digest = hmac.new(secret, f"{issue_id}\0{self.key}".encode(), hashlib.sha256)
+        return hmac.compare_digest(digest.hexdigest()[: len(self.mac)], self.mac) and (
+            len(self.mac) >= 12
+        )
+
 
 def parse_dispatch_message_id(value: str | None) -> DispatchMessageId | None:
     if not value:
@@ -78,45 +95,91 @@ def parse_dispatch_message_id(value: str | None) -> DispatchMessageId | None:
 
 
 def read_message(raw: bytes) -> Message:
+    """The parsed message; an empty file or one with no header at all is not mail."""
+    if not raw.strip():
+        raise InputError("The message is empty", "It was set aside; delete it.")
     try:
-        return email.message_from_bytes(raw, policy=policy.compat32)
+        msg = email.message_from_bytes(raw, policy=policy.compat32)
     except Exception as exc:  # the email package raises assorted errors on broken input
-        raise InputError(f"A mailbox message cannot be parsed: {exc}",
-                         "It is left in place; look at it by hand.") from exc
+        raise InputError(
+            f"The message cannot be parsed: {exc}", "It was set aside; look at it by hand."
+        ) from exc
+    if not msg.keys():
+        raise InputError(
+            "The message has no mail headers (not an email)",
+            "It was set aside; look at it by hand.",
+        )
+    return msg
 
 
-def _one_line(value: object) -> str:
+_ISO_VARIANT = re.compile(r"^(iso-?8859-\d+)-[ie]$")  # RFC 1556 Hebrew/Arabic -i/-e: same bytes
+
+
+def decode_text(data: bytes, charset: str | None) -> str:
+    """``data`` as text in ``charset``, leniently: an unknown or misused charset (unknown-8bit,
+    x-unknown, iso-8859-8-i, a bytes codec like base64) falls back to UTF-8, bad bytes replaced."""
+    name = _ISO_VARIANT.sub(r"\1", (charset or "utf-8").strip().strip('"').lower())
+    try:
+        return data.decode(name, "replace")
+    except (LookupError, TypeError, ValueError):
+        return data.decode("utf-8", "replace")
+
+
+def header_text(value: object) -> str:
+    """A header's text with RFC 2047 encoded words decoded leniently (see ``decode_text``)."""
+    if value is None:
+        return ""
+    text = str(value)
+    try:
+        chunks = email.header.decode_header(text)
+    except Exception:  # a malformed encoded word: keep the raw text
+        return text
+    return "".join(c if isinstance(c, str) else decode_text(c, cs) for c, cs in chunks)
+
+
+def one_line(value: object) -> str:
     return _SPACE.sub(" ", str(value or "")).strip()
 
 
-def _dsn_blocks(msg: Message) -> dict[str, tuple[str, str]]:
-    """Per-recipient (Status, Diagnostic-Code) from every message/delivery-status part."""
-    found: dict[str, tuple[str, str]] = {}
+def _dsn_blocks(msg: Message) -> dict[str, tuple[str, str, str]]:
+    """Per-recipient (Status, Diagnostic-Code, Action) from every message/delivery-status part."""
+    found: dict[str, tuple[str, str, str]] = {}
     for part in msg.walk():
         if part.get_content_type() != "message/delivery-status" or not part.is_multipart():
             continue
         for block in part.get_payload():
             if not isinstance(block, Message):
                 continue
-            recipient = block.get("final-recipient") or block.get("original-recipient")
+            recipient = one_line(block.get("final-recipient") or block.get("original-recipient"))
             if not recipient:
                 continue
             address = recipient.split(";", 1)[-1].strip().strip("<>").lower()
-            found.setdefault(address, (_one_line(block.get("status")),
-                                       _one_line(block.get("diagnostic-code")).split(";", 1)[-1]
-                                       .strip()))
+            found.setdefault(
+                address,
+                (
+                    one_line(block.get("status")),
+                    one_line(block.get("diagnostic-code")).split(";", 1)[-1].strip(),
+                    one_line(block.get("action")).lower(),
+                ),
+            )
     return found
 
 
+def _is_text(part: Message) -> bool:
+    maintype = part.get_content_maintype()
+    return maintype == "text" or (maintype == "multipart" and not part.is_multipart())
+
+
 def _text_of(msg: Message) -> str:
-    """All text/* parts, decoded leniently (bounce bodies are often mislabelled)."""
+    """All text/* parts, decoded leniently (bounce bodies are often mislabelled); a multipart
+    whose boundary is missing is read as the text it then is."""
     chunks = []
     for part in msg.walk():
-        if part.get_content_maintype() != "text":
+        if not _is_text(part):
             continue
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
-            chunks.append(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+            chunks.append(decode_text(payload, part.get_content_charset()))
     return "\n".join(chunks)
 
 
@@ -131,8 +194,8 @@ def _diagnostic_near(text: str, address: str) -> tuple[str, str]:
         for i in window:
             match = _ENHANCED.search(lines[i])
             if match:
-                context = " ".join(lines[max(0, i - 1): i + 2]) if i in near else lines[i]
-                return ".".join(match.groups()), _one_line(context)[:500]
+                context = " ".join(lines[max(0, i - 1) : i + 2]) if i in near else lines[i]
+                return ".".join(match.groups()), one_line(context)[:500]
     return "", ""
 
 
@@ -143,12 +206,14 @@ def original_message_id(msg: Message) -> str | None:
         if ctype == "message/rfc822" and part.is_multipart():
             inner = part.get_payload(0)
             if isinstance(inner, Message) and inner.get("message-id"):
-                return _one_line(inner["message-id"])
-        elif ctype in ("text/rfc822-headers", "text/plain"):
+                return one_line(inner["message-id"])
+        elif ctype in ("text/rfc822-headers", "text/plain") or (
+            _is_text(part) and part.get_content_maintype() == "multipart"
+        ):
             payload = part.get_payload(decode=True)
             if not isinstance(payload, bytes):
                 continue
-            text = payload.decode("utf-8", "replace")
+            text = decode_text(payload, part.get_content_charset())
             # A copy quoted in text: take a Dispatch-shaped id first, then any.
             ids = _MESSAGE_ID_LINE.findall(text)
             for candidate in ids:
@@ -160,7 +225,7 @@ def original_message_id(msg: Message) -> str | None:
 
 
 def message_key(msg: Message, raw: bytes) -> str:
-    own = _one_line(msg.get("message-id"))
+    own = one_line(msg.get("message-id"))
     if own:
         return own[:500]
     return "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -169,10 +234,15 @@ def message_key(msg: Message, raw: bytes) -> str:
 def classify(raw: bytes) -> Bounce | None:
     """The bounce in ``raw``, or None when it is not one (an auto-reply, a person's mail)."""
     msg = read_message(raw)
-    temporary, permanent = all_failures(msg)
+    return classify_message(msg, raw)
+
+
+def classify_message(msg: Message, raw: bytes) -> Bounce | None:
+    """``classify`` for a message already parsed (``raw`` gives the key when it has no id)."""
+    blocks = _dsn_blocks(msg)
+    temporary, permanent = _failed_addresses(msg, blocks)
     if not temporary and not permanent:
         return None
-    blocks = _dsn_blocks(msg)
     text = None
     failures: list[Failure] = []
     for raw_address, default_kind in [(a, SOFT) for a in sorted(temporary)] + [
@@ -182,7 +252,7 @@ def classify(raw: bytes) -> Bounce | None:
         if any(f.address == address for f in failures):
             continue
         if address in blocks:
-            status, diagnostic = blocks[address]
+            status, diagnostic, _ = blocks[address]
         else:
             if text is None:
                 text = _text_of(msg)
@@ -193,13 +263,42 @@ def classify(raw: bytes) -> Bounce | None:
     return Bounce(message_key(msg, raw), tuple(failures), original_message_id(msg))
 
 
+def _failed_addresses(
+    msg: Message, blocks: dict[str, tuple[str, str, str]]
+) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """(temporary, permanent) failed addresses: flufl.bounce's detectors, or where one of them
+    trips over a malformed message, the RFC 3464 blocks read here."""
+    if not one_line(msg.get("from")):
+        # flufl's Yale detector indexes the From address; with none it raises IndexError.
+        del msg["From"]
+        msg["From"] = "<>"
+    try:
+        return all_failures(msg)
+    except Exception:  # a detector's bug on odd input; the DSN fields still say what failed
+        temporary = {
+            a.encode("ascii", "replace")
+            for a, (_, _, action) in blocks.items()
+            if action == "delayed"
+        }
+        permanent = {
+            a.encode("ascii", "replace")
+            for a, (_, _, action) in blocks.items()
+            if action == "failed"
+        }
+        return frozenset(temporary), frozenset(permanent)
+
+
 #: The subject of the List-Unsubscribe mailto Dispatch puts in every copy: "unsubscribe <token>".
 _UNSUBSCRIBE_SUBJECT = re.compile(r"^\s*(?:re:\s*)?unsubscribe\s+([A-Za-z0-9_-]{16,200})\s*$", re.I)
 
 
 def unsubscribe_token(raw: bytes) -> str | None:
     """The unsubscribe token of a List-Unsubscribe mailto request, or None for other mail."""
-    msg = read_message(raw)
-    subject = str(email.header.make_header(email.header.decode_header(msg.get("Subject", ""))))
-    match = _UNSUBSCRIBE_SUBJECT.match(_one_line(subject))
+    return unsubscribe_token_of(read_message(raw))
+
+
+def unsubscribe_token_of(msg: Message) -> str | None:
+    """``unsubscribe_token`` for a parsed message (any Subject charset, known or not)."""
+    subject = header_text(msg.get("Subject"))
+    match = _UNSUBSCRIBE_SUBJECT.match(one_line(subject))
     return match.group(1) if match else None

@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, IssueError
-from dispatch.jobs.common import renderer_from, send_links
+from dispatch.jobs.common import renderer_from
 from dispatch.jobs.send import SendOptions, SendSummary, relay_target, send_issue
 from dispatch.mailer import check_relay
 from dispatch.models import Persona, RenderedVariant, format_money
-from dispatch.render.templates import Renderer
+from dispatch.render.templates import Links, Renderer
 from dispatch.store import Database, to_db_time
 from dispatch.store import campaigns as campaign_store
 from dispatch.store import donations as donation_store
@@ -60,7 +60,7 @@ def _render_thanks(renderer: Renderer, settings: Settings, issue_id: str, row,
         "preheader": f"Your gift of {format_money(row['amount_minor'], row['currency'])} "
                      "makes our reporting possible.",
         "greeting": "%%DISPATCH_GREETING%%",
-        "links": send_links(settings, issue_id),
+        "links": Links(),  # no "view in your browser": a thank-you is personal, not archived
         "amount": format_money(row["amount_minor"], row["currency"]),
         "monthly": row["checkout_mode"] == "subscription",
         "prompted_by": prompted,
@@ -135,7 +135,8 @@ def render_appeal(db: Database, settings: Settings, issue_id: str, subject: str,
     renderer = renderer_from(settings)
     context = {
         "subject": subject, "preheader": preheader, "greeting": "%%DISPATCH_GREETING%%",
-        "links": send_links(settings, issue_id), "dateline": f"{now:%d %B %Y}".lstrip("0"),
+        "links": Links(),  # the archive shows digests only: no "view in your browser" link
+        "dateline": f"{now:%d %B %Y}".lstrip("0"),
         "message_paragraphs": _paragraphs(message),
         "campaign": donation_store.active_campaign_progress(db, now),
     }
@@ -166,7 +167,7 @@ def send_appeal(
                           f"Will you support {settings.outlet_name}?")
     fixed = None
     if existing is None or existing.status == "draft":
-        preheader = "Independent reporting runs on readers like you."
+        preheader = settings.appeal_headline
         if existing is None:
             issue_store.create_issue(db, issue_id, kind="appeal", subject=subject,
                                      preheader=preheader, note=message)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dispatch.config import Settings, check_payment_link_shape, default_templates_dir
-from dispatch.render.templates import Links, Outlet, Renderer
+from dispatch.render.templates import AppealCopy, Links, Outlet, Renderer
 from dispatch.store import Database
 from dispatch.store import donations as donation_store
 
@@ -21,6 +21,9 @@ def renderer_from(settings: Settings) -> Renderer:
         settings.resolved_templates_dir(),
         outlet_from(settings),
         defaults_dir=default_templates_dir(),
+        appeal=AppealCopy(
+            settings.appeal_headline, settings.appeal_text, settings.appeal_button
+        ),
     )
 
 

@@ -87,6 +87,7 @@ class MessageConfig:
     unsubscribe_mailto: str = ""
     secret: bytes = b""
     list_mail: bool = True  # False for one-off mail (a signup confirmation): no List-* headers
+    greeting: str = "first"  # DISPATCH_GREETING: first, full or none
 
     @property
     def from_domain(self) -> str:
@@ -102,6 +103,7 @@ class Recipient:
     token: str = ""  # the donation token (client_reference_id)
     unsub_token: str = ""
     key: str = ""
+    first_name: str = ""  # greeted by it when DISPATCH_GREETING is first (the default)
 
 
 # A compiled body: pre-encoded bytes, or a line to fill (literal text and placeholder keys).
@@ -293,7 +295,7 @@ class MessageFactory:
         variant = self._variants.get(persona) or self._variants[self._fallback]
         name = clean_header_value(recipient.name)
         plain = {
-            "GREETING": greeting_for(name),
+            "GREETING": greeting_for(name, recipient.first_name, self.config.greeting),
             "NAME": name,
             "EMAIL": recipient.email,
             "DONATE_URL": self.donate_url(recipient),

@@ -12,7 +12,7 @@ import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,18 @@ class Outlet:
 
 
 @dataclass(frozen=True)
+class AppealCopy:
+    """The standard appeal's wording (DISPATCH_APPEAL_*): the outlet's own claims, not ours."""
+
+    headline: str = "Support our reporting"
+    text: str = (
+        "If this newsletter is useful to you, please consider a gift. Every contribution,"
+        " large or small, helps pay for the reporting in it."
+    )
+    button: str = "Donate now"
+
+
+@dataclass(frozen=True)
 class Links:
     """The links of one copy: placeholders when rendering for the send, real URLs in previews."""
 
@@ -57,6 +69,17 @@ def _longdate(value: datetime | None) -> str:
     if value is None:
         return ""
     return f"{value:%A} {value.day} {value:%B %Y}"
+
+
+def _day(value: str | date | None) -> str:
+    """An ISO date (a campaign's end) as readers write it: 31 December 2026."""
+    if not value:
+        return ""
+    try:
+        day = value if isinstance(value, date) else date.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return f"{day.day} {day:%B %Y}"
 
 
 def _wrap(value: str, width: int = 72) -> str:
@@ -73,11 +96,18 @@ def _money(minor_units: int, currency: str) -> str:
 class Renderer:
     """Renders issues and other emails from a templates folder over the bundled defaults."""
 
-    def __init__(self, templates_dir: Path, outlet: Outlet, defaults_dir: Path | None = None):
+    def __init__(
+        self,
+        templates_dir: Path,
+        outlet: Outlet,
+        defaults_dir: Path | None = None,
+        appeal: AppealCopy | None = None,
+    ):
         search = [str(templates_dir)]
         if defaults_dir is not None and defaults_dir != templates_dir:
             search.append(str(defaults_dir))
         self.outlet = outlet
+        self.appeal = appeal or AppealCopy()
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(search),
             autoescape=jinja2.select_autoescape(["html", "htm", "xml"]),
@@ -88,6 +118,7 @@ class Renderer:
         )
         self.env.filters["longdate"] = _longdate
         self.env.filters["wrap"] = _wrap
+        self.env.filters["day"] = _day
         self.env.filters["money"] = _money
 
     # -- generic -------------------------------------------------------------------------
@@ -95,7 +126,7 @@ class Renderer:
     def render_template(self, name: str, context: Mapping[str, Any]) -> str:
         try:
             template = self.env.get_template(name)
-            return template.render({"outlet": self.outlet, **context})
+            return template.render({"outlet": self.outlet, "appeal_copy": self.appeal, **context})
         except jinja2.TemplateNotFound as exc:
             raise RenderError(f"The template {exc.name} was not found") from exc
         except jinja2.TemplateSyntaxError as exc:

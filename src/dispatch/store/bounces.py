@@ -1,13 +1,16 @@
-"""Bounces read back from the mailbox (``bounces``) and the subscriber status they lead to.
+"""Bounces and complaints read back from the mailbox and the subscriber status they lead to.
 
 A bounce is recorded once per DSN (``message_key`` is unique), so reading the same mailbox
 twice changes nothing. A hard bounce, or ``limit`` soft bounces in a row, moves an active (or
-pending) subscriber to ``bounced``, which no import overturns (see store.subscribers).
+pending) subscriber to ``bounced``, which no import overturns (see store.subscribers). A spam
+complaint (``complaints``, once per report) moves them to ``complained``. Both changes go
+through store.subscribers.apply_status_change (models.STATUS_CHANGES decides what is allowed).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from dispatch.models import StatusActor
@@ -52,16 +55,32 @@ def subscriber_id_for(db: Database, email: str) -> int | None:
     return None if row is None else int(row["id"])
 
 
-def is_active(db: Database, subscriber_id: int) -> bool:
-    """Whether a bounce could still suppress this subscriber (active or pending)."""
+def status_of(db: Database, subscriber_id: int) -> str | None:
     row = db.execute("SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
-    return row is not None and row["status"] in ("active", "pending")
+    return None if row is None else str(row["status"])
 
 
 def is_recorded(db: Database, message_key: str) -> bool:
-    return db.execute(
-        "SELECT 1 FROM bounces WHERE message_key = ?", (message_key,)
-    ).fetchone() is not None
+    return (
+        db.execute("SELECT 1 FROM bounces WHERE message_key = ?", (message_key,)).fetchone()
+        is not None
+    )
+
+
+def is_complaint_recorded(db: Database, message_key: str) -> bool:
+    return (
+        db.execute("SELECT 1 FROM complaints WHERE message_key = ?", (message_key,)).fetchone()
+        is not None
+    )
+
+
+def soft_limit_reached(
+    db: Database, subscriber_id: int, limit: int, also_bounced: Collection[str] = ()
+) -> bool:
+    """``_soft_limit_reached`` for the dry run: ``also_bounced`` are issues whose bounces the
+    run would have recorded by now."""
+    with db.lock:
+        return _soft_limit_reached(db.conn, subscriber_id, limit, also_bounced)
 
 
 def record_bounce(
@@ -83,8 +102,7 @@ def record_bounce(
         inserted = conn.execute(
             "INSERT OR IGNORE INTO bounces (message_key, delivery_id, issue_id, subscriber_id,"
             " kind, diagnostic, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (message_key, ref.delivery_id, ref.issue_id, ref.subscriber_id, kind,
-             diagnostic, now),
+            (message_key, ref.delivery_id, ref.issue_id, ref.subscriber_id, kind, diagnostic, now),
         ).rowcount
         if not inserted or ref.subscriber_id is None:
             return bool(inserted), False
@@ -96,7 +114,9 @@ def record_bounce(
     return True, bool(changed)
 
 
-def _soft_limit_reached(conn: sqlite3.Connection, subscriber_id: int, limit: int) -> bool:
+def _soft_limit_reached(
+    conn: sqlite3.Connection, subscriber_id: int, limit: int, also_bounced: Collection[str] = ()
+) -> bool:
     """Whether the last ``limit`` issues mailed to this subscriber each bounced (soft or hard).
 
     "In a row" is over issues, newest first, counting only issues that reached them (rows the
@@ -113,12 +133,62 @@ def _soft_limit_reached(conn: sqlite3.Connection, subscriber_id: int, limit: int
         return False
     issues = [r["issue_id"] for r in recent]
     marks = ",".join("?" * len(issues))
-    bounced = conn.execute(
-        f"SELECT COUNT(DISTINCT issue_id) FROM bounces WHERE subscriber_id = ?"
-        f" AND issue_id IN ({marks})",
-        (subscriber_id, *issues),
-    ).fetchone()[0]
-    return int(bounced) >= limit
+    bounced = {
+        row[0]
+        for row in conn.execute(
+            f"SELECT DISTINCT issue_id FROM bounces WHERE subscriber_id = ?"
+            f" AND issue_id IN ({marks})",
+            (subscriber_id, *issues),
+        )
+    }
+    return len((bounced | set(also_bounced)) & set(issues)) >= limit
+
+
+def record_complaint(
+    db: Database,
+    *,
+    message_key: str,
+    ref: DeliveryRef,
+    feedback_type: str,
+    reporter: str,
+) -> tuple[bool, bool]:
+    """Record one spam complaint and mark the subscriber ``complained``, in one transaction.
+
+    Returns (recorded, changed): ``recorded`` is False when this report was recorded before;
+    ``changed`` is True when this complaint moved the subscriber to ``complained``.
+    """
+    now = to_db_time(utcnow())
+    with db.transaction() as conn:
+        inserted = conn.execute(
+            "INSERT OR IGNORE INTO complaints (message_key, delivery_id, issue_id, subscriber_id,"
+            " feedback_type, reporter, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                message_key,
+                ref.delivery_id,
+                ref.issue_id or None,
+                ref.subscriber_id,
+                feedback_type,
+                reporter,
+                now,
+            ),
+        ).rowcount
+        if not inserted or ref.subscriber_id is None:
+            return bool(inserted), False
+        changed = apply_status_change(  # models.STATUS_CHANGES: anything but complained
+            conn, StatusActor.COMPLAINT, "complained", "id", ref.subscriber_id
+        )
+    return True, bool(changed)
+
+
+def complaint_counts_by_issue(db: Database) -> dict[str, int]:
+    """``{issue: complaints}`` (reports that named an issue)."""
+    return {
+        row["issue_id"]: int(row["n"])
+        for row in db.execute(
+            "SELECT issue_id, COUNT(*) AS n FROM complaints WHERE issue_id IS NOT NULL"
+            " GROUP BY issue_id ORDER BY issue_id"
+        )
+    }
 
 
 def counts_by_issue(db: Database) -> dict[str, dict[str, int]]:
