@@ -88,6 +88,10 @@ def _to_float(name: str, value: str) -> float:
     return number
 
 
+#: DISPATCH_GREETING: greet by first name (else the full name), by full name, or nobody by name.
+GREETINGS = ("first", "full", "none")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting Dispatch reads; `.env.example` documents each one (env name in metadata)."""
@@ -96,6 +100,7 @@ class Settings:
     from_address: str = field(default="", metadata={"env": "DISPATCH_FROM"})
     reply_to: str = field(default="", metadata={"env": "DISPATCH_REPLY_TO"})
     outlet_name: str = field(default="Our newsroom", metadata={"env": "DISPATCH_OUTLET_NAME"})
+    greeting: str = field(default="first", metadata={"env": "DISPATCH_GREETING"})
     postal_address: str = field(default="", metadata={"env": "DISPATCH_POSTAL_ADDRESS"})
     list_id: str = field(default="", metadata={"env": "DISPATCH_LIST_ID"})
     smtp_url: Secret = field(
@@ -204,6 +209,10 @@ class Settings:
             )
         if "smtp_concurrency" in values and values["smtp_concurrency"] == 0:
             raise ConfigError("DISPATCH_SMTP_CONCURRENCY must be at least 1")
+        if "greeting" in values and values["greeting"] not in GREETINGS:
+            raise ConfigError(
+                f"DISPATCH_GREETING is {values['greeting']!r}", "Set it to first, full or none."
+            )
         if "max_articles" in values and values["max_articles"] == 0:
             raise ConfigError("DISPATCH_MAX_ARTICLES must be at least 1")
         return cls(**values)  # type: ignore[arg-type]

@@ -115,6 +115,7 @@ class DeliveryRun:
         recipient = Recipient(
             email=row.email,
             name=row.name,
+            first_name=row.first_name,
             token=row.token,
             unsub_token=row.unsub_token,
             key=str(row.id),

@@ -146,6 +146,7 @@ def message_config(db: Database, settings: Settings) -> MessageConfig:
         prefill_email=settings.prefill_email and settings.prefill_email_in_link,
         unsubscribe_mailto=mailto,
         secret=secret,
+        greeting=settings.greeting,
     )
 
 
@@ -395,6 +396,7 @@ def send_test_copies(
             recipient = Recipient(
                 email=address,
                 name=known.name if known else "",
+                first_name=known.first_name if known else "",
                 token="test-" + secrets.token_hex(8),
                 unsub_token=known.unsub_token if known else "test-copy",
                 key="test-" + secrets.token_hex(6),

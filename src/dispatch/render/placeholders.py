@@ -8,10 +8,23 @@ from collections.abc import Mapping
 from dispatch.models import PLACEHOLDERS
 
 
-def greeting_for(name: str) -> str:
-    """The greeting line of a copy: by first name where we have one."""
-    cleaned = " ".join(name.split())
-    return f"Dear {cleaned}," if cleaned else "Dear reader,"
+def _one_line(value: str) -> str:
+    """Line breaks and control characters become single spaces (names come from imports)."""
+    text = "".join(" " if (ord(ch) < 32 or ord(ch) == 127 or ch in "\u2028\u2029\x85") else ch
+                   for ch in value)  # fmt: skip
+    return " ".join(text.split())
+
+
+def greeting_for(name: str, first_name: str = "", mode: str = "first") -> str:
+    """The greeting line of a copy (DISPATCH_GREETING): ``first`` greets by first name where an
+    import gave one, else by the full name ("Dear Ada," rather than "Dear Ada Lovelace,");
+    ``full`` by the full name; ``none`` greets everyone as "Dear reader,". A name is never
+    split by guessing: naming orders differ."""
+    if mode == "none":
+        return "Dear reader,"
+    chosen = _one_line(first_name) if mode == "first" else ""
+    chosen = chosen or _one_line(name)
+    return f"Dear {chosen}," if chosen else "Dear reader,"
 
 
 def fill_placeholders(body: str, values: Mapping[str, str], *, is_html: bool) -> str:

@@ -35,6 +35,7 @@ class Claimed:
     unsub_token: str
     variant: str
     attempts: int
+    first_name: str = ""  # greeted by it (DISPATCH_GREETING=first)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def retry_failed(db: Database, issue_id: str) -> int:
 
 _SELECT = (
     "SELECT d.id, d.subscriber_id, d.email, d.token, d.variant, d.attempts,"
-    " s.name, s.unsub_token, s.status FROM deliveries d"
+    " s.name, s.first_name, s.unsub_token, s.status FROM deliveries d"
     " LEFT JOIN subscribers s ON s.id = d.subscriber_id"
 )
 
@@ -204,6 +205,7 @@ def claim(db: Database, issue_id: str, after: int, limit: int) -> tuple[list[Cla
                 unsub_token=r["unsub_token"],
                 variant=r["variant"],
                 attempts=r["attempts"],
+                first_name=r["first_name"] or "",
             )
         )
     if skip:
