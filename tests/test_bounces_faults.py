@@ -309,3 +309,39 @@ def test_every_fixture_reads_without_error(name) -> None:
     from dispatch.jobs.bounces import read_one
 
     read_one(fixture(name))
+
+
+def test_imap_unreadable_message_is_copied_aside_and_flagged(mailing, run_cli, dovecot) -> None:
+    """Against the real Dovecot of test_bounces: the empty message goes to Dispatch-unreadable
+    and is not read again; the bounce beside it is processed."""
+    import imaplib
+    import ssl
+
+    port, maildir, hand_over = dovecot
+    box = mailbox.Maildir(maildir, create=False)
+    box.add(fixture("rfc3464-hard-5.1.1.eml"))
+    box.add(b"X-Spam: yes\n")  # headers only, no From, no body: read, not a bounce
+    box.add(JUNK)
+    hand_over()
+    env = {
+        "DISPATCH_BOUNCE_MAILBOX": f"imaps://bounces%40outlet.test:s3cret-imap@127.0.0.1:{port}/INBOX"
+    }
+    report = process_env(run_cli, env)
+    assert (report["hard"], report["unreadable"], report["ignored"]) == (1, 1, 1)
+    assert report["unreadable_folder"] == "the IMAP folder Dispatch-unreadable"
+    again = process_env(run_cli, env)
+    assert (again["messages"], again["unreadable"]) == (1, 0)
+    imap = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ssl.create_default_context())
+    imap.login("bounces@outlet.test", "s3cret-imap")
+    status, data = imap.select('"Dispatch-unreadable"', readonly=True)
+    assert status == "OK" and data[0] == b"1"
+    _, parts = imap.fetch("1", "(BODY.PEEK[])")
+    # IMAP gives CRLF line ends, and Dovecot stores a NUL as 0x80.
+    assert parts[0][1] == JUNK.replace(b"\x00", b"\x80").replace(b"\n", b"\r\n")
+    imap.logout()
+
+
+def process_env(run_cli, env: dict[str, str]) -> dict:
+    result = run_cli("bounces", "process", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)

@@ -3,6 +3,8 @@ soft bounces made to measure. The `mailing` fixture is the real store with that 
 
 from __future__ import annotations
 
+import mailbox
+import socket
 from pathlib import Path
 from typing import NamedTuple
 
@@ -11,6 +13,7 @@ import pytest
 from dispatch.store import Database, ledger
 from dispatch.store import issues as issue_store
 from dispatch.store import subscribers as subscriber_store
+from tests.conftest import skip_or_fail
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "dsn"
 PEOPLE = ["ana", "ben", "cleo", "dev", "eve"]  # subscriber and delivery ids 1..5 in this order
@@ -74,3 +77,137 @@ def delivery_id(db: Database, issue: str, person: str) -> int:
         " WHERE d.issue_id = ? AND s.email = ?",
         (issue, f"{person}@example.test"),
     ).fetchone()[0]
+
+
+# -- a real IMAP server ------------------------------------------------------------------------
+
+DOVECOT = Path("/usr/sbin/dovecot")
+DOVECOT_CONF = """\
+base_dir = {tmp}/run
+state_dir = {tmp}/state
+log_path = {tmp}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <{tmp}/cert.pem
+ssl_key = <{tmp}/key.pem
+auth_mechanisms = plain
+passdb {{
+  driver = static
+  args = password=s3cret-imap
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={tmp}/home/%u
+}}
+mail_location = maildir:~/Maildir
+default_internal_user = dovecot
+default_login_user = dovenull
+service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    port = {port}
+    ssl = yes
+  }}
+}}
+"""
+
+
+def _self_signed(tmp: Path) -> Path:
+    """A certificate for 127.0.0.1 (and its key) that the test then trusts via SSL_CERT_FILE."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return tmp / "cert.pem"
+
+
+@pytest.fixture
+def dovecot(monkeypatch: pytest.MonkeyPatch):
+    """A real IMAP server (Debian's dovecot-imapd) on a free loopback port with its own config;
+    yields (port, the bounce user's Maildir)."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    if not DOVECOT.exists():
+        skip_or_fail("Dovecot is not installed (apt-get install dovecot-imapd)")
+    if os.geteuid() != 0:
+        skip_or_fail("Dovecot's test instance needs root to start")
+    # Not under tmp_path: pytest's base folder is 0700, and Dovecot reads mail as 'nobody'.
+    tmp = Path(tempfile.mkdtemp(prefix="dispatch-imap-"))
+    tmp.chmod(0o755)
+    for sub in ("run", "state", "home"):
+        (tmp / sub).mkdir(parents=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(_self_signed(tmp)))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = tmp / "dovecot.conf"
+    conf.write_text(DOVECOT_CONF.format(tmp=tmp, port=port))
+    maildir = tmp / "home" / "bounces@outlet.test" / "Maildir"
+    maildir.parent.mkdir()
+    mailbox.Maildir(maildir, create=True)
+    proc = subprocess.Popen(
+        [str(DOVECOT), "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log_file = tmp / "dovecot.log"
+                    log = log_file.read_text() if log_file.exists() else ""
+                    out = proc.stdout.read().decode() if proc.poll() is not None else ""
+                    pytest.fail(f"dovecot did not start: {out}{log}")
+                time.sleep(0.1)
+
+        def hand_over() -> None:  # mail is read by the unprivileged mail user
+            for path in [maildir.parent, *maildir.parent.rglob("*")]:
+                shutil.chown(path, "nobody", "nogroup")
+
+        yield port, maildir, hand_over
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
