@@ -22,8 +22,9 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.header import Header
-from email.utils import formataddr, formatdate
+from email.utils import format_datetime, formataddr
 from urllib.parse import quote
 
 from dispatch.errors import ConfigError, RenderError
@@ -178,11 +179,13 @@ _date_cache: tuple[int, bytes] = (0, b"")
 
 
 def _now_date() -> bytes:
-    """The Date header value for now (formatted once per second, not once per message)."""
+    """The Date header value for now, zone "+0000" (RFC 5322 calls "GMT" obsolete), formatted
+    once per second, not once per message."""
     global _date_cache
     second = int(time.time())
     if _date_cache[0] != second:
-        _date_cache = (second, formatdate(second, usegmt=True).encode())
+        moment = datetime.fromtimestamp(second, UTC)
+        _date_cache = (second, format_datetime(moment).encode())
     return _date_cache[1]
 
 
