@@ -73,8 +73,8 @@ def test_editor_can_set_subject_note_and_reorder(run_cli, write_feed, tmp_path) 
         == 0
     )
     assert run_cli("issue", "move", issue, "3", "--to", "1").exit_code == 0
-    assert run_cli("issue", "drop", issue, "2").exit_code == 0
-    assert run_cli("issue", "drop", issue, "2").exit_code == 1  # already dropped
+    assert run_cli("issue", "drop", issue, "1").exit_code == 0  # numbers stay the articles'
+    assert run_cli("issue", "drop", issue, "1").exit_code == 1  # already dropped
     shown = json.loads(run_cli("issue", "show", issue, "--json").stdout)
     assert shown["subject"] == "Line one Bcc: x@evil.test"  # one line, never a header break
     kept = [a["title"] for a in shown["articles"] if not a["dropped"]]

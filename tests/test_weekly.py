@@ -115,3 +115,103 @@ def test_uncertain_copies_left_by_a_crash_do_not_hold_up_later_weeks(
     assert "--skip-uncertain" in result.output
     assert "Built " in result.output and "Sent 3, failed 0" in result.output
     assert issue_store.get_issue(db, old).status == "sending"  # left for the editor to decide
+
+
+def import_people(run_cli, tmp_path: Path) -> None:
+    csv = tmp_path / "people.csv"
+    csv.write_text("email,name\n" + "".join(f"{e},{n}\n" for e, n in PEOPLE), "utf-8")
+    assert run_cli("subscribers", "import", str(csv)).exit_code == 0
+
+
+def test_weekly_sends_the_editors_draft_from_an_earlier_week_as_edited(
+    db, run_cli, smtp_server, weekly_env, tmp_path, make_settings
+):
+    from dispatch.jobs import editing
+    from dispatch.jobs.build import build_issue
+
+    import_people(run_cli, tmp_path)
+    now = datetime.now(UTC)
+    site = tmp_path / "site"
+    write_article(site, "bridge", "Bridge reopens", now - timedelta(days=9))
+    write_article(site, "market", "Market returns", now - timedelta(days=8, hours=12))
+    write_article(site, "choir", "Choir sings", now - timedelta(days=8))
+    settings = make_settings(DISPATCH_SOURCES=str(site))
+    draft = build_issue(db, settings, now=now - timedelta(days=7)).issue
+    numbers = {e["title"]: e["number"] for e in editing.article_list(db, draft.id)}
+    editing.set_article(db, settings, draft.id, numbers["Market returns"], dropped=True)
+    editing.edit_issue(db, settings, draft.id, subject="What the editor chose")
+    write_article(site, "later", "A later story", now - timedelta(hours=3))
+
+    result = run_cli("weekly", "--json", env=weekly_env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["action"] == "sent" and data["from_draft"] is True
+    assert data["issue"] == draft.id
+    assert any(f"Sending the editor's draft {draft.id}" in m for m in data["messages"])
+    assert [i.id for i in issue_store.list_issues(db)] == [draft.id]  # nothing new was built
+    assert len(smtp_server.messages) == 3
+    message = smtp_server.messages[0].parsed()
+    assert message["Subject"] == "What the editor chose"
+    body = message.get_body(("plain",)).get_content()
+    assert "Choir sings" in body and "Market returns" not in body
+    assert "A later story" not in body  # next week's, once this draft has gone out
+
+    again = json.loads(run_cli("weekly", "--json", env=weekly_env).output)
+    assert again["action"] == "already_sent" and len(smtp_server.messages) == 3
+
+
+def test_weekly_sends_the_latest_draft_and_names_the_older_ones(
+    db, run_cli, smtp_server, weekly_env, tmp_path, make_settings
+):
+    from dispatch.jobs.build import build_issue
+
+    import_people(run_cli, tmp_path)
+    now = datetime.now(UTC)
+    site = tmp_path / "site"
+    write_article(site, "old", "Old story", now - timedelta(days=20))
+    write_article(site, "newer", "Newer story", now - timedelta(days=10))
+    settings = make_settings(DISPATCH_SOURCES=str(site))
+    for issue_id, days in (("old-draft", 20), ("latest-draft", 10)):
+        build_issue(
+            db,
+            settings,
+            issue_id=issue_id,
+            since=now - timedelta(days=days + 1),
+            until=now - timedelta(days=days - 1),
+            now=now - timedelta(days=days - 1),
+        )
+    with db.transaction() as conn:  # built in that order, weeks apart
+        conn.execute(
+            "UPDATE issues SET created_at = '2026-01-01T00:00:00+00:00' WHERE id = 'old-draft'"
+        )
+    result = run_cli("weekly", env=weekly_env)
+    assert result.exit_code == 0, result.output
+    assert "Sending the editor's draft latest-draft" in result.output
+    assert "older unsent drafts remain (old-draft)" in result.output
+    assert "dispatch issue delete" in result.output
+    assert issue_store.get_issue(db, "latest-draft").status == "sent"
+    assert issue_store.get_issue(db, "old-draft").status == "draft"
+
+
+def test_an_empty_draft_is_not_sent_and_the_week_is_built(
+    db, run_cli, smtp_server, weekly_env, tmp_path
+):
+    import_people(run_cli, tmp_path)
+    write_article(tmp_path / "site", "news", "Fresh news", datetime.now(UTC) - timedelta(hours=5))
+    empty = run_cli(
+        "build",
+        "--force",
+        "--id",
+        "empty",
+        "--since",
+        "2000-01-01",
+        "--until",
+        "2000-01-02",
+        env=weekly_env,
+    )
+    assert empty.exit_code == 0, empty.output
+    assert issue_store.get_issue(db, "empty").articles == ()
+    result = run_cli("weekly", env=weekly_env)
+    assert result.exit_code == 0, result.output
+    assert "Built " in result.output and "Fresh news" in smtp_server.messages[0].parsed()["Subject"]
+    assert issue_store.get_issue(db, "empty").status == "draft"

@@ -1,4 +1,4 @@
-"""`dispatch issues` and `dispatch issue show|edit|pin|unpin|drop|restore|move`."""
+"""`dispatch issues` and `dispatch issue show|edit|pin|unpin|drop|restore|move|delete`."""
 
 from __future__ import annotations
 
@@ -62,9 +62,12 @@ def _show(app: App, issue_id: str) -> None:
     click.echo(f"Preheader: {issue_obj.preheader}")
     if issue_obj.note:
         click.echo(f"Note:      {issue_obj.note}")
-    for entry in editing.article_list(app.db(), issue_id):
+    listing = editing.article_list(app.db(), issue_id)
+    for entry in listing:
         marks = ("pinned " if entry["pinned"] else "") + ("DROPPED" if entry["dropped"] else "")
         click.echo(f"  {entry['number']:>2}. {entry['title']}  {marks}".rstrip())
+    if [e["number"] for e in listing] != sorted(e["number"] for e in listing):
+        click.echo("  (Numbers belong to the articles: pin, move and drop never change them.)")
 
 
 @issue.command("show")
@@ -159,6 +162,31 @@ def move(app: App, issue_id: str, number: int, to: int) -> None:
     """
     editing.move_article(app.db(), app.settings, issue_id, number, to)
     _show(app, issue_id)
+
+
+@issue.command("delete")
+@click.argument("issue_id", metavar="ISSUE")
+@click.option("--yes", is_flag=True, help="Do not ask; delete at once (for scripts).")
+@pass_app
+def delete(app: App, issue_id: str, yes: bool) -> None:
+    """Discard an unsent draft, after asking for a `y`.
+
+    Its stories become new again for the next `dispatch build`. A sent issue, or one whose
+    send has started, is never deleted.
+
+    \b
+    Example:
+      dispatch issue delete 2026-W47
+      dispatch issue delete 2026-W47 --yes
+    """
+    draft = editing.require_issue(app.db(), issue_id)
+    if not yes and draft.status == "draft":
+        click.confirm(
+            f"Delete the draft {draft.id} ({len(draft.articles)} articles: {draft.subject})?",
+            abort=True,
+        )
+    editing.delete_draft(app.db(), issue_id)
+    click.echo(f"Deleted the draft {issue_id}.")
 
 
 COMMANDS = [list_issues, issue]

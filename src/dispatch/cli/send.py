@@ -296,16 +296,18 @@ def _print_weekly(result: WeeklyResult) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print what happened as JSON.")
 @pass_app
 def weekly(app: App, as_json: bool) -> None:
-    """What cron runs: resume an interrupted send, or build and send this week's issue.
+    """What cron runs: resume an interrupted send, else send your latest unsent draft as you
+    left it, else build and send this week's issue.
 
     Does nothing when this ISO week's digest has gone out already, or when there is nothing
-    new; running it twice is harmless.
+    new; running it twice is harmless. `dispatch issue delete ISSUE` discards a draft you do
+    not want sent.
 
     \b
     Example:
-      dispatch weekly
-      # in crontab, Mondays at 07:00:
-      0 7 * * 1  cd /srv/newsletter && dispatch weekly >> weekly.log 2>&1
+      .venv/bin/dispatch weekly
+      # in crontab, Mondays at 07:00 (the folder that holds .env and .venv):
+      0 7 * * 1  cd /srv/dispatch && .venv/bin/dispatch weekly >> weekly.log 2>&1
     """
     result = run_weekly(app.db(), app.settings)
     if as_json:

@@ -11,7 +11,14 @@ from dispatch.jobs.build import (
     require_issue,
 )
 
-__all__ = ["article_list", "edit_issue", "move_article", "require_issue", "set_article"]
+__all__ = [
+    "article_list",
+    "delete_draft",
+    "edit_issue",
+    "move_article",
+    "require_issue",
+    "set_article",
+]
 from dispatch.models import Issue
 from dispatch.store import Database
 from dispatch.store import issues as issue_store
@@ -28,12 +35,13 @@ def _require_draft(db: Database, issue_id: str) -> Issue:
 
 
 def article_list(db: Database, issue_id: str) -> list[dict]:
-    """Articles in the order they will appear, numbered from 1. A dropped article keeps its
-    number and place (marked dropped), so `drop 3` then `restore 3` is the same article."""
+    """Articles in the order they will appear, each with its number. The number is the
+    article's, not its place: pin, move, drop and restore never change it, so `pin 3` then
+    `drop 5` means the articles shown as 3 and 5 before either command."""
     require_issue(db, issue_id)
     return [
         {
-            "number": number,
+            "number": row["number"],
             "id": row["id"],
             "title": row["title"],
             "url": row["url"],
@@ -41,7 +49,7 @@ def article_list(db: Database, issue_id: str) -> list[dict]:
             "pinned": bool(row["pinned"]),
             "dropped": bool(row["dropped"]),
         }
-        for number, row in enumerate(issue_store.article_rows(db, issue_id), 1)
+        for row in issue_store.article_rows(db, issue_id)
     ]
 
 
@@ -119,15 +127,44 @@ def set_article(
 
 
 def move_article(db: Database, settings: Settings, issue_id: str, number: int, to: int) -> Issue:
-    """Move article ``number`` to position ``to`` among the kept articles (both from 1)."""
+    """Move article ``number`` to place ``to`` among the kept articles (from 1, top first).
+    The order becomes plain positions (pins are folded in); numbers stay the articles'."""
     before = _require_draft(db, issue_id)
     listing = [e for e in article_list(db, issue_id) if not e["dropped"]]
     if not 1 <= to <= len(listing):
-        raise InputError(f"Position {to} is outside 1..{len(listing)}")
+        raise InputError(
+            f"Place {to} is outside 1..{len(listing)}",
+            "--to counts places from the top among the articles not dropped.",
+        )
     moving = _article_id(db, issue_id, number)
-    order = [e["id"] for e in listing if e["id"] != moving]
-    order.insert(to - 1, moving)
+    if all(e["id"] != moving for e in listing):
+        raise InputError(
+            f"Article {number} of {issue_id} is dropped",
+            f"Restore it first: dispatch issue restore {issue_id} {number}",
+        )
+    # Dropped articles keep their place among the others, so a restore puts one back where
+    # it was; ``to`` counts only the kept ones.
+    order = [e["id"] for e in article_list(db, issue_id) if e["id"] != moving]
+    kept = [e["id"] for e in listing if e["id"] != moving]
+    order.insert(order.index(kept[to - 1]) if to <= len(kept) else len(order), moving)
     for position, article_id in enumerate(order):
         issue_store.set_article_flags(db, issue_id, article_id, position=position, pinned=False)
     _follow_defaults(db, settings, before)
     return render_and_store(db, settings, issue_id)
+
+
+def delete_draft(db: Database, issue_id: str) -> Issue:
+    """Discard an unsent draft (its articles go back to being new for the next build).
+    Never a sent issue, nor one whose send has started: the ledger is the record of who got
+    what. Returns the issue as it was."""
+    issue = require_issue(db, issue_id)
+    if issue.status != "draft" or not issue_store.discard_draft(db, issue_id):
+        state = "sent" if issue.status == "sent" else "being sent (its send has started)"
+        raise IssueError(
+            f"Issue {issue_id} is {state}; only an unsent draft can be deleted",
+            f"A sent issue stays as the record of who got what; "
+            f"`dispatch status {issue_id}` shows it."
+            if issue.status == "sent"
+            else f"Finish the send with `dispatch send {issue_id}`; it resumes where it stopped.",
+        )
+    return issue

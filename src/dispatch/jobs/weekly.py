@@ -1,7 +1,9 @@
 """`dispatch weekly`: the one command cron runs, safe to run any number of times.
 
 In order: resume an issue whose send was interrupted; else do nothing if a digest already went
-out this ISO week; else build this week's issue and, if there was anything new, send it.
+out this ISO week; else send the editor's latest unsent draft, as the editor left it (built or
+edited in any week: rebuilding it would bring back the stories the editor dropped); else build
+this week's issue and, if there was anything new, send it. Older drafts are named, not sent.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class WeeklyResult:
     issue_id: str | None = None
     messages: list[str] = field(default_factory=list)
     summary: SendSummary | None = None
+    from_draft: bool = False  # "sent" an unsent draft the editor had prepared, not a new build
 
     def as_json(self) -> dict:
         return {
@@ -30,6 +33,7 @@ class WeeklyResult:
             "issue": self.issue_id,
             "messages": self.messages,
             "send": self.summary.as_json() if self.summary else None,
+            "from_draft": self.from_draft,
         }
 
 
@@ -75,6 +79,23 @@ def run_weekly(
             last.id,
             [*notes, f"This week's digest ({last.id}) has gone out already; nothing to do."],
         )
+    drafts = [d for d in issue_store.unsent_drafts(db) if d.articles]
+    if drafts:
+        draft, older = drafts[0], drafts[1:]
+        if older:
+            notes.append(
+                f"Note: older unsent drafts remain ({', '.join(d.id for d in older)}); "
+                "discard each with `dispatch issue delete ISSUE`."
+            )
+        notes.append(
+            f"Sending the editor's draft {draft.id} as it stands ({len(draft.articles)} articles, "
+            f"built {draft.created_at:%Y-%m-%d %H:%M} UTC): {draft.subject}"
+        )
+        summary = send_issue(db, settings, draft.id, options, progress=progress)
+        notes.append(
+            f"Sent {summary.sent_now}, failed {summary.failed_now}, in {summary.seconds:.1f} s."
+        )
+        return WeeklyResult("sent", draft.id, notes, summary, from_draft=True)
     built = build_issue(db, settings, now=now)
     messages = [*notes, *(f"Warning: {w}" for w in built.warnings)]
     if built.issue is None:

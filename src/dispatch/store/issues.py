@@ -122,9 +122,12 @@ def list_issues(db: Database, kind: str | None = None) -> list[Issue]:
 
 
 def article_rows(db: Database, issue_id: str) -> list[sqlite3.Row]:
-    """Every article of an issue with its editing flags (pinned, dropped, position)."""
+    """Every article of an issue with its editing flags (pinned, dropped, position), in the
+    order it appears, each with its ``number``: its place in the issue as built (1 = the first
+    stored), which pin, move and drop never change, so a number always means the same article."""
     return db.execute(
-        "SELECT id, position, pinned, dropped, guid, url, title, published FROM issue_articles"
+        "SELECT id, position, pinned, dropped, guid, url, title, published,"
+        " ROW_NUMBER() OVER (ORDER BY id) AS number FROM issue_articles"
         " WHERE issue_id = ? ORDER BY pinned DESC, position, id",
         (issue_id,),
     ).fetchall()
@@ -233,6 +236,30 @@ def delete_draft(db: Database, issue_id: str) -> None:
     """Remove a draft (articles and variants go with it); sent or sending issues are kept."""
     with db.transaction() as conn:
         conn.execute("DELETE FROM issues WHERE id = ? AND status = 'draft'", (issue_id,))
+
+
+def discard_draft(db: Database, issue_id: str) -> bool:
+    """Delete an unsent draft with its articles and variants, in one statement that also
+    checks it: never an issue that is sending or sent, nor one with ledger rows (a send that
+    has started). True when it was deleted."""
+    with db.transaction() as conn:
+        cursor = conn.execute(
+            "DELETE FROM issues WHERE id = ? AND status = 'draft'"
+            " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE issue_id = ?)",
+            (issue_id, issue_id),
+        )
+        return cursor.rowcount > 0
+
+
+def unsent_drafts(db: Database, kind: str = "digest") -> list[Issue]:
+    """Drafts of ``kind`` not sent, newest build first, each with its kept articles."""
+    rows = db.execute(
+        "SELECT id FROM issues WHERE kind = ? AND status = 'draft'"
+        " ORDER BY created_at DESC, id DESC",
+        (kind,),
+    ).fetchall()
+    drafts = [get_issue(db, row["id"]) for row in rows]
+    return [d for d in drafts if d is not None]
 
 
 def apply_flags(db: Database, issue_id: str, flags: dict[str, dict]) -> None:
