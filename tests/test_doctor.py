@@ -5,6 +5,7 @@ an HTTP server for the public URL. Nothing is mocked."""
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +55,43 @@ def web_server() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def relay_tls(tmp_path: Path) -> ssl.SSLContext:
+    """A server TLS context with a self-made certificate for localhost (not trusted)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context
 
 
 @pytest.fixture
@@ -352,3 +390,36 @@ def test_public_url_that_does_not_answer_warns(run_cli, dns_server):
     found = checks(run_cli("doctor", "--json", env=env))
     assert found["public_url"]["status"] == "warn"
     assert "does not answer" in found["public_url"]["detail"]
+
+
+def test_starttls_and_login_are_both_tried(run_cli, dns_server, relay_tls):
+    from aiosmtpd.smtp import AuthResult
+
+    from dispatch.devsmtp import start_controller
+    from tests.plugins.smtp import FaultySmtpHandler
+
+    def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001
+        return AuthResult(success=auth_data.password == b"s3cret", handled=False)
+
+    handler = FaultySmtpHandler()
+    controller = start_controller(
+        handler,
+        tls_context=relay_tls,
+        require_starttls=True,
+        authenticator=authenticator,
+    )
+    try:
+        base = f"smtp://news:s3cret@127.0.0.1:{controller.port}"
+        env = {"DISPATCH_DNS_SERVERS": dns_server.address}
+        found = checks(
+            run_cli("doctor", "--json", env={**env, "DISPATCH_SMTP_URL": base + "?verify=false"})
+        )
+        assert found["relay"]["status"] == "ok"
+        assert "STARTTLS, logged in" in found["relay"]["detail"]
+        # The self-made certificate is not trusted unless told: the check fails and says why.
+        found = checks(run_cli("doctor", "--json", env={**env, "DISPATCH_SMTP_URL": base}))
+        assert found["relay"]["status"] == "fail"
+        assert "TLS with the relay" in found["relay"]["detail"]
+        assert handler.received == []
+    finally:
+        controller.stop()

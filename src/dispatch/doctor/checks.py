@@ -78,12 +78,14 @@ def from_error(name: str, exc: DispatchError) -> CheckResult:
 
 @dataclass(frozen=True)
 class Check:
-    """A check to run: ``run`` returns its result; ``on_timeout`` is reported if it is late."""
+    """A check to run: ``run`` returns its result; if it is late, ``on_timeout`` is its status
+    and ``waiting_for`` names what did not answer."""
 
     name: str
     run: Callable[[], CheckResult]
     limit: float
     on_timeout: Status = Status.FAIL
+    waiting_for: str = "the check"
 
 
 def _guarded(check: Check) -> CheckResult:
@@ -130,7 +132,7 @@ def run_checks(checks: Sequence[Check], total: float = TOTAL_LIMIT) -> list[Chec
                 result = CheckResult(
                     check.name,
                     check.on_timeout,
-                    f"no answer within {limit:g} s",
+                    f"no answer from {check.waiting_for} within {limit:g} s",
                     "Check the network and the setting this check uses; rerun.",
                 )
             out.append(result)

@@ -42,6 +42,17 @@ LIMITS = {
     "unsubscribe": 5.0,
 }
 
+#: What a late check was waiting for, for its report.
+WAITING_FOR = {
+    "relay": "the relay",
+    "spf": "DNS",
+    "dkim": "DNS",
+    "dmarc": "DNS",
+    "public_url": "the public URL",
+    "payment_link": "Stripe",
+    "templates": "the templates (still rendering)",
+}
+
 _DNS = ("DISPATCH_FROM", "DISPATCH_DNS_SERVERS")
 _DKIM = (
     "DISPATCH_DKIM_DOMAIN",
@@ -289,7 +300,7 @@ def run_doctor(
         if bad:
             run = _failing(name, bad[0])
         status = c.Status.WARN if name in lenient else c.Status.FAIL
-        planned.append(c.Check(name, run, LIMITS[name], on_timeout=status))
+        planned.append(c.Check(name, run, LIMITS[name], status, WAITING_FOR.get(name, name)))
     found = c.run_checks(planned, total=total)
     results = [_settings_check(problems), *found, size]
     return DoctorReport(c.apply_bulk_rule(results, readers))
