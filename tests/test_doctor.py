@@ -423,3 +423,13 @@ def test_starttls_and_login_are_both_tried(run_cli, dns_server, relay_tls):
         assert handler.received == []
     finally:
         controller.stop()
+
+
+def test_a_digest_without_an_unsubscribe_link_warns(run_cli, tmp_path, dns_server):
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "digest.txt").write_text("{% for a in issue.articles %}{{ a.title }}\n{% endfor %}")
+    env = {"DISPATCH_TEMPLATES": str(folder), "DISPATCH_DNS_SERVERS": dns_server.address}
+    found = checks(run_cli("doctor", "--json", env=env))
+    assert found["templates"]["status"] == "warn"
+    assert "no unsubscribe link" in found["templates"]["detail"]

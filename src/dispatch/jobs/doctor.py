@@ -25,7 +25,7 @@ from dispatch.jobs.common import donation_link_base, renderer_from
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.mailer.probe import probe_relay
 from dispatch.mailer.url import parse_smtp_url
-from dispatch.models import Article, Issue
+from dispatch.models import PLACEHOLDERS, Article, Issue
 from dispatch.store import Database
 from dispatch.store import subscribers as subscriber_store
 from dispatch.subscribers import parse_mailbox
@@ -211,6 +211,16 @@ def check_templates(settings: Settings) -> c.CheckResult:
             "templates",
             f"the digest renders empty for {', '.join(empty)}",
             "Check digest.html and digest.txt in DISPATCH_TEMPLATES.",
+        )
+    link = PLACEHOLDERS["UNSUBSCRIBE_URL"]
+    unlinked = [v.persona for v in variants if link not in v.html or link not in v.text]
+    if unlinked:
+        return c.warn(
+            "templates",
+            f"the digest has no unsubscribe link in its body for {', '.join(unlinked)} "
+            "(HTML or text); only the List-Unsubscribe header offers one",
+            f"Put {{{{ links.unsubscribe }}}} (it renders as {link}) in digest.html and "
+            "digest.txt.",
         )
     where = settings.templates_dir or "the bundled templates"
     return c.ok(
