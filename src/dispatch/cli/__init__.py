@@ -64,6 +64,7 @@ def cli(ctx: click.Context, env_file: Path | None, no_dotenv: bool, debug: bool)
     The weekly routine:
       dispatch build                  # collect this week's articles into an issue
       dispatch preview 2026-W48 --out preview/
+      dispatch doctor                 # relay, DNS records, links: ready to send?
       dispatch send 2026-W48          # resumable; rerun after any interruption
       dispatch donations sync && dispatch report
 
