@@ -345,3 +345,53 @@ def process_env(run_cli, env: dict[str, str]) -> dict:
     result = run_cli("bounces", "process", "--json", env=env)
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
+
+
+def dma_bounce(*failures: tuple[str, str]) -> bytes:
+    """A bounce as the DragonFly Mail Agent writes it (dma's mail.c), quoting Dispatch's copy."""
+    body = "".join(
+        f"There was an error delivering your mail to <{address}>.\n\n{error}\n\n"
+        for address, error in failures
+    )
+    return (
+        "Received: from MAILER-DAEMON\n\tid 3f2a1\n\tby relay.outlet.test (DragonFly Mail Agent"
+        " v0.13);\n\tFri, 27 Nov 2026 07:00:20 +0000\n"
+        "X-Original-To: <bounces@outlet.test>\nFrom: MAILER-DAEMON <>\nTo: bounces@outlet.test\n"
+        "Subject: Mail delivery failed\nMessage-Id: <dma-3f2a1@relay.outlet.test>\n"
+        "Date: Fri, 27 Nov 2026 07:00:20 +0000\n\n"
+        "This is the DragonFly Mail Agent v0.13 at relay.outlet.test.\n\n"
+        f"{body}"
+        "Original message follows.\n\n"
+        "From: news@outlet.test\nMessage-ID: <2026-W48.9.0a1b2c3d4e5f@outlet.test>\n"
+        "Subject: This week\n\nDear reader,\n"
+    ).encode()
+
+
+def test_dragonfly_mail_agent_bounces_are_read(mailing, run_cli, tmp_path) -> None:
+    """flufl.bounce has no detector for dma's format; bounces.detectors.DragonFly reads it."""
+    from dispatch.bounces import classify
+
+    raw = dma_bounce(
+        (
+            "ben@example.test",
+            "mx.example.test [192.0.2.25] did not like our RCPT TO:\n"
+            "550 5.1.1 <ben@example.test>: Recipient address rejected: User unknown",
+        ),
+        (
+            "cleo@example.test",
+            "mx.example.test [192.0.2.25] did not like our RCPT TO:\n"
+            "452 4.2.2 <cleo@example.test>: Mailbox full",
+        ),
+        ("dev@example.test", "Could not deliver for the last 432000 seconds. Giving up."),
+    )
+    bounce = classify(raw)
+    assert bounce is not None
+    assert [(f.address, f.kind, f.status) for f in bounce.failures] == [
+        ("cleo@example.test", "soft", "4.2.2"),
+        ("dev@example.test", "soft", ""),
+        ("ben@example.test", "hard", "5.1.1"),
+    ]
+    box = write_maildir(tmp_path / "bounces", {"1.a.host": raw})
+    report = process(run_cli, "--maildir", str(box))
+    assert (report["hard"], report["soft"], report["suppressed"]) == (1, 2, 1)
+    assert status_of(mailing, "ben") == "bounced"

@@ -5,7 +5,13 @@ DSNs and the many non-standard formats: Exim, qmail, old Postfix, Exchange, ...)
 reports a failure as permanent or temporary from the DSN's ``Action`` alone, so the
 per-recipient ``Status`` (RFC 3463 enhanced code) refines it: ``Action: failed`` with
 ``Status: 4.2.2`` (a full mailbox the relay gave up on) is a soft bounce, not a hard one. For
-non-DSN formats the first enhanced status code in the text decides the same way.
+non-DSN formats the enhanced status code next to the address decides the same way. Formats
+flufl.bounce lacks (DragonFly's dma) are read by ``bounces.detectors``; where a flufl detector
+trips over a malformed message, the RFC 3464 fields decide.
+
+Mail is not trusted to be well formed: charsets Python lacks (``iso-8859-8-i``,
+``unknown-8bit``) decode leniently, a multipart with a missing boundary is read as text, and
+only an empty file or one without any header is refused (``InputError``).
 
 The original message is found through its ``Message-ID`` (in a message/rfc822 or
 text/rfc822-headers part, or a copy quoted in plain text); Dispatch's ids look like
@@ -26,6 +32,7 @@ from email.message import Message
 
 from flufl.bounce import all_failures
 
+from dispatch.bounces.detectors import DragonFly
 from dispatch.errors import InputError
 
 HARD, SOFT = "hard", "soft"
@@ -183,13 +190,32 @@ def _text_of(msg: Message) -> str:
     return "\n".join(chunks)
 
 
-def _diagnostic_near(text: str, address: str) -> tuple[str, str]:
-    """(enhanced status, diagnostic) from a plain-text bounce: the first code within a few lines
-    of the failed address, else the first code anywhere."""
+def _diagnostic_near(text: str, address: str, others: set[str]) -> tuple[str, str]:
+    """(enhanced status, diagnostic) from a plain-text bounce: the first code on the failed
+    address's line or the few after it (then the two before), never past a line naming
+    another failed address (``others``); with no others, else the first code in the text."""
     lines = text.splitlines()
-    near = [i for i, line in enumerate(lines) if address in line.lower()]
-    windows = [range(max(0, i - 2), min(len(lines), i + 4)) for i in near]
-    windows.append(range(len(lines)))
+    lowered = [line.lower() for line in lines]
+    near = [i for i, line in enumerate(lowered) if address in line]
+
+    def own(i: int) -> bool:
+        return not any(other in lowered[i] for other in others)
+
+    windows = []
+    for i in near:
+        after = []
+        for j in range(i, min(len(lines), i + 4)):
+            if j > i and not own(j):
+                break
+            after.append(j)
+        before = []
+        for j in range(i - 1, max(-1, i - 3), -1):
+            if not own(j):
+                break
+            before.append(j)
+        windows.append(after + before)
+    if not others:
+        windows.append(list(range(len(lines))))
     for window in windows:
         for i in window:
             match = _ENHANCED.search(lines[i])
@@ -245,6 +271,7 @@ def classify_message(msg: Message, raw: bytes) -> Bounce | None:
         return None
     text = None
     failures: list[Failure] = []
+    addresses = {a.decode("ascii", "replace").strip().lower() for a in temporary | permanent}
     for raw_address, default_kind in [(a, SOFT) for a in sorted(temporary)] + [
         (a, HARD) for a in sorted(permanent)
     ]:
@@ -256,7 +283,7 @@ def classify_message(msg: Message, raw: bytes) -> Bounce | None:
         else:
             if text is None:
                 text = _text_of(msg)
-            status, diagnostic = _diagnostic_near(text, address)
+            status, diagnostic = _diagnostic_near(text, address, addresses - {address})
         # A permanent failure whose status says "temporary" (4.x.x) is soft; never the reverse.
         kind = SOFT if status.startswith("4") else default_kind
         failures.append(Failure(address, kind, status, diagnostic[:500]))
@@ -266,26 +293,25 @@ def classify_message(msg: Message, raw: bytes) -> Bounce | None:
 def _failed_addresses(
     msg: Message, blocks: dict[str, tuple[str, str, str]]
 ) -> tuple[frozenset[bytes], frozenset[bytes]]:
-    """(temporary, permanent) failed addresses: flufl.bounce's detectors, or where one of them
-    trips over a malformed message, the RFC 3464 blocks read here."""
+    """(temporary, permanent) failed addresses: flufl.bounce's detectors, then ours for formats
+    it lacks, or where one of them trips over a malformed message, the RFC 3464 blocks."""
     if not one_line(msg.get("from")):
         # flufl's Yale detector indexes the From address; with none it raises IndexError.
         del msg["From"]
         msg["From"] = "<>"
     try:
-        return all_failures(msg)
+        temporary, permanent = all_failures(msg)
+        if temporary or permanent:
+            return temporary, permanent
+        return DragonFly().process(msg)  # formats flufl.bounce lacks (bounces.detectors)
     except Exception:  # a detector's bug on odd input; the DSN fields still say what failed
-        temporary = {
-            a.encode("ascii", "replace")
-            for a, (_, _, action) in blocks.items()
-            if action == "delayed"
-        }
-        permanent = {
-            a.encode("ascii", "replace")
-            for a, (_, _, action) in blocks.items()
-            if action == "failed"
-        }
-        return frozenset(temporary), frozenset(permanent)
+
+        def acted(what: str) -> frozenset[bytes]:
+            return frozenset(
+                a.encode("ascii", "replace") for a, b in blocks.items() if b[2] == what
+            )
+
+        return acted("delayed"), acted("failed")
 
 
 #: The subject of the List-Unsubscribe mailto Dispatch puts in every copy: "unsubscribe <token>".
