@@ -82,7 +82,7 @@ def main() -> None:
         size = 0
         for run in range(args.runs + 1):  # run 0 warms caches and imports
             settings = Settings.from_mapping({"DISPATCH_DB": str(folder / f"run{run}.sqlite3")})
-            with open_db(settings.db_path) as db:
+            with open_db(settings.db_path, create=True) as db:
                 inline_times.clear()
                 start = time.perf_counter()
                 result = build_issue(db, settings, sources=[str(feed)], now=now)

@@ -52,7 +52,7 @@ def child(argv: list[str]) -> None:
         dkim_key.write_bytes(generate_key("rsa", 2048))
     settings = setup.settings_for(db_path, port, dkim_key)
     rss_before = _peak_rss_mb()
-    with open_db(db_path) as db:
+    with open_db(db_path, create=True) as db:
         start = time.perf_counter()
         summary = send_job.send_issue(db, settings, issue_id)
         seconds = time.perf_counter() - start

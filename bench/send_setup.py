@@ -72,7 +72,7 @@ def sample_message_size(folder: Path) -> int:
     """The size of one personal copy of the bundled sample issue (the demo's four articles)."""
     site = Path(str(resources.files("dispatch") / "sample" / "site"))
     settings = settings_for(folder / "sample.sqlite3")
-    with open_db(settings.db_path) as db:
+    with open_db(settings.db_path, create=True) as db:
         result = build_issue(db, settings, sources=[str(site)],
                              now=datetime(2026, 11, 21, 9, tzinfo=UTC))
         assert result.issue is not None
@@ -103,7 +103,7 @@ def add_subscribers(db: Database, count: int, active: int) -> None:
 def prepare(folder: Path, subscribers: int, active: int, articles: int) -> Prepared:
     db_path = folder / f"bench-{subscribers}.sqlite3"
     settings = settings_for(db_path)
-    with open_db(db_path) as db:
+    with open_db(db_path, create=True) as db:
         issue_id = build_bench_issue(db, settings, folder, articles)
         add_subscribers(db, subscribers, active)
         factory = _factory(db, settings, _issue(db, issue_id))
@@ -182,7 +182,7 @@ def naive_rate(db_path: Path, issue_id: str, count: int) -> float:
     from dispatch.jobs.common import renderer_from
 
     settings = settings_for(db_path)
-    with open_db(db_path) as db:
+    with open_db(db_path, create=True) as db:
         issue = _issue(db, issue_id)
         renderer = renderer_from(settings)
         start = time.perf_counter()
@@ -227,7 +227,7 @@ def dkim_costs(message: bytes, ours: int = 300, theirs: int = 20) -> dict[str, f
 
 def one_message(db_path: Path, issue_id: str) -> bytes:
     settings = settings_for(db_path)
-    with open_db(db_path) as db:
+    with open_db(db_path, create=True) as db:
         factory: MessageFactory = _factory(db, settings, _issue(db, issue_id))
         return factory.build("non_donor", sample_recipient())
 

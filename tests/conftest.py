@@ -48,7 +48,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def db(db_path: Path) -> Iterator[Database]:
-    database = open_db(db_path)
+    database = open_db(db_path, create=True)
     yield database
     database.close()
 
@@ -67,9 +67,12 @@ def make_settings(db_path: Path) -> Callable[..., Settings]:
 
 @pytest.fixture
 def run_cli(db_path: Path) -> Callable[..., Result]:
-    """Invoke the real CLI in-process with --no-dotenv and an explicit environment."""
+    """Invoke the real CLI in-process with --no-dotenv and an explicit environment, for an
+    outlet whose database exists (tests of a missing one point DISPATCH_DB elsewhere)."""
 
     def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
+        if not db_path.exists():
+            open_db(db_path, create=True).close()
         full_env = {"DISPATCH_DB": str(db_path), "DISPATCH_FROM": "Test Outlet <news@outlet.test>"}
         full_env.update(env or {})
         from dispatch.cli import cli  # imported here so a broken command breaks only CLI tests

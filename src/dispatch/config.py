@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
@@ -184,7 +184,9 @@ class Settings:
                 continue
             raw = raw.strip()
             kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-            if kind == "Secret":
+            if name == "DISPATCH_DB":
+                values[f.name] = sqlite_path(raw)
+            elif kind == "Secret":
                 values[f.name] = Secret(raw)
             elif kind in ("Path", "Path | None"):
                 values[f.name] = Path(raw).expanduser()
@@ -251,6 +253,21 @@ def default_templates_dir() -> Path:
         return _REPO_TEMPLATES
     packaged = Path(__file__).resolve().parent / "templates"
     return packaged
+
+
+def sqlite_path(value: str) -> Path:
+    """DISPATCH_DB as a path or a SQLAlchemy-style URL: ``sqlite:///relative.db`` or
+    ``sqlite:////absolute/path.db`` (three slashes, then the path)."""
+    if not value.lower().startswith("sqlite:"):
+        return Path(value).expanduser()
+    rest = value[len("sqlite:") :]
+    if not rest.startswith("///") or not rest[3:] or "?" in rest or rest[3:] == ":memory:":
+        raise ConfigError(
+            f"DISPATCH_DB is {value!r}, which does not name a database file",
+            "Write it as a path, sqlite:///relative/dispatch.sqlite3 or "
+            "sqlite:////absolute/dispatch.sqlite3 (in .env or the environment).",
+        )
+    return Path(unquote(rest[3:])).expanduser()
 
 
 def check_payment_link_shape(url: str) -> str:

@@ -34,10 +34,12 @@ class App:
     def settings(self, value: Settings) -> None:
         self._settings = value
 
-    def db(self) -> Database:
-        """The store named by DISPATCH_DB, opened and migrated once per invocation."""
+    def db(self, *, create: bool = False) -> Database:
+        """The store named by DISPATCH_DB, opened and migrated once per invocation. Only the
+        commands that start an outlet (build, subscribers import) pass ``create=True``: any
+        other refuses a missing database rather than work on a stray empty one."""
         if self._db is None:
-            self._db = open_db(self.settings.db_path)
+            self._db = open_db(self.settings.db_path, create=create)
         return self._db
 
     def close(self) -> None:

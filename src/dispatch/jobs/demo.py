@@ -78,7 +78,7 @@ def run_demo(workdir: Path, echo: Callable[[str], None] = print) -> DemoResult:
     workdir = workdir.resolve()
     prepare_workdir(workdir)
     settings = demo_settings(workdir)
-    with open_db(settings.db_path) as db:
+    with open_db(settings.db_path, create=True) as db:
         since, until = SAMPLE_WINDOW
         echo(f"1. Building an issue from the sample site ({since:%d %b} to {until:%d %b %Y})")
         built = build_issue(db, settings, sources=SAMPLE_SOURCES, since=since, until=until)

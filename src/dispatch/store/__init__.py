@@ -75,21 +75,72 @@ class Database:
         self.close()
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A raw connection with Dispatch's pragmas; autocommit mode (explicit transactions)."""
+def _where(path: Path) -> str:
+    """The database's absolute path, and what a relative DISPATCH_DB was relative to."""
+    if path.is_absolute():
+        return str(path)
+    return f"{Path.cwd() / path} (DISPATCH_DB {str(path)!r} is relative to the current folder)"
+
+
+def _check_place(path: Path, create: bool) -> None:
+    """Refuse, naming DISPATCH_DB and the path, instead of creating a stray database or folder."""
+    if path.is_dir():
+        raise StoreError(
+            f"DISPATCH_DB points to the folder {_where(path)}, not to a database file",
+            f"Set DISPATCH_DB to a file, such as {path.absolute() / 'dispatch.sqlite3'}.",
+        )
+    if not path.parent.is_dir():
+        raise StoreError(
+            f"The folder of DISPATCH_DB does not exist: {path.parent.absolute()}",
+            "Create that folder, or set DISPATCH_DB (in .env or the environment) to the "
+            "outlet's database file.",
+        )
+    if not create and not path.exists():
+        raise StoreError(
+            f"No Dispatch database was found at {_where(path)}",
+            "Run dispatch in the outlet's folder (where its .env is), or set DISPATCH_DB to the "
+            "database file; `dispatch build`, `dispatch subscribers import` and `dispatch demo` "
+            "start a new one.",
+        )
+
+
+def _not_a_database(path: Path, exc: sqlite3.Error) -> StoreError:
+    return StoreError(
+        f"DISPATCH_DB points to {_where(path)}, which is not a SQLite database ({exc})",
+        "Set DISPATCH_DB to the outlet's database file (dispatch.sqlite3), or move the file that "
+        "is there out of the way.",
+    )
+
+
+def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
+    """A raw connection with Dispatch's pragmas; autocommit mode (explicit transactions).
+
+    With ``create=False`` the file must already exist (SQLite opens it read-write, never
+    creating it); the folder is never created."""
+    _check_place(path, create)
+    target: str | Path = path
+    if not create:
+        target = f"{path.absolute().as_uri()}?mode=rw"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn = sqlite3.connect(
+            target, isolation_level=None, check_same_thread=False, timeout=30.0, uri=not create
+        )
     except (sqlite3.Error, OSError) as exc:
         raise StoreError(
-            f"Cannot open the database {path}: {exc}",
+            f"Cannot open the database {_where(path)}: {exc}",
             "Check DISPATCH_DB and that its folder is writable.",
         ) from exc
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise
+        raise _not_a_database(path, exc) from exc
     return conn
 
 
@@ -160,11 +211,16 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
-def open_db(path: Path) -> Database:
-    """Open (creating if needed) and migrate the store at ``path``."""
-    conn = connect(path)
+def open_db(path: Path, *, create: bool = False) -> Database:
+    """Open and migrate the store at ``path``. Only the commands that start an outlet (build,
+    subscribers import, demo) pass ``create=True``; every other one refuses a missing file
+    rather than work on a stray empty database."""
+    conn = connect(path, create=create)
     try:
         migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise _not_a_database(path, exc) from exc
     except BaseException:
         conn.close()
         raise
