@@ -344,22 +344,26 @@ def load_settings_leniently(
         merged = _merged_environment(None, False, environ, None)
     known = set(all_env_names())
     values = {k: v for k, v in merged.items() if k in known}
-    for name in sorted(values):
-        try:
-            Settings.from_mapping({name: values[name]})
-        except ConfigError as exc:
-            problems[name] = exc
-    values = {k: v for k, v in values.items() if k not in problems}
-    while True:  # a rule about several variables together: drop the one its message names
+    while True:  # each error names its variable: set that one aside and try again
         try:
             return Settings.from_mapping(values), problems
         except ConfigError as exc:
             named = [n for n in sorted(values, key=len, reverse=True) if n in exc.message]
+            if not named:  # find the culprit by trying each variable on its own
+                named = [n for n in sorted(values) if not _parses({n: values[n]})][:1]
             if not named:
                 problems["settings"] = exc
                 return Settings(), problems
             problems[named[0]] = exc
             del values[named[0]]
+
+
+def _parses(env: Mapping[str, str]) -> bool:
+    try:
+        Settings.from_mapping(env)
+    except ConfigError:
+        return False
+    return True
 
 
 def _merged_environment(
