@@ -178,7 +178,7 @@ def detect(header: Sequence[str]) -> Layout | None:
 
 
 def parse_mapping(text: str) -> dict[str, str]:
-    """``email=E-mail,name=Full name`` -> {"email": "e-mail", "name": "full name"}."""
+    """``email=E-mail,name=Full name`` -> {"email": "E-mail", "name": "Full name"}."""
     mapping: dict[str, str] = {}
     for part in text.split(","):
         if not part.strip():
@@ -194,7 +194,7 @@ def parse_mapping(text: str) -> dict[str, str]:
             raise InputError(
                 f"--map names an unknown field {key!r}", f"Fields: {', '.join(MAP_FIELDS)}."
             )
-        mapping[key] = column.strip().lower()
+        mapping[key] = column.strip()
     if "email" not in mapping:
         raise InputError("--map must say which column holds the address", "Add email=<column>.")
     return mapping
@@ -202,7 +202,9 @@ def parse_mapping(text: str) -> dict[str, str]:
 
 def mapped(header: Sequence[str], mapping: Mapping[str, str], columns: Sequence[str]) -> Layout:
     """The layout the editor gave with ``--map`` (``columns`` as written, for the error)."""
-    missing = [c for c in mapping.values() if c not in header]
+    given = mapping
+    mapping = {k: v.lower() for k, v in given.items()}
+    missing = [given[k] for k, c in mapping.items() if c not in header]
     if missing:
         raise InputError(
             f"--map names columns the file does not have: {', '.join(missing)}",
