@@ -6,7 +6,9 @@ previews and, once the send is wired in, a Maildir of the messages a loopback SM
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +24,19 @@ from dispatch.sample import SAMPLE_DIR, SAMPLE_SOURCES, SAMPLE_WINDOW
 from dispatch.store import Database, open_db
 
 DEMO_MARKER = ".dispatch-demo"
+
+
+def dispatch_command(cwd: Path | None = None) -> str:
+    """How to type the `dispatch` that is running now: ``.venv/bin/dispatch`` after the README's
+    install (a bare ``dispatch`` is not on the PATH unless the venv is activated), else its full
+    path, else ``python -m dispatch`` with this interpreter."""
+    script = Path(sys.prefix) / "bin" / "dispatch"
+    if not script.exists():
+        return f"{shlex.quote(sys.executable)} -m dispatch"
+    here = (cwd or Path.cwd()).resolve()
+    if script.parent.parent.parent.resolve() == here:  # the venv sits in this folder
+        return str(script.relative_to(script.parent.parent.parent))
+    return shlex.quote(str(script))
 
 
 @dataclass
@@ -129,4 +144,5 @@ def _send_half(
         shutil.copyfile(received[0], result.example_eml)
     echo(f"   The messages are in {result.maildir}/new ({len(received)} files); one of them,")
     echo(f"   ready to open in a mail program: {result.example_eml}")
-    echo(f"   Replay it yourself: DISPATCH_DB={settings.db_path} dispatch status {issue_id}")
+    replay = f"DISPATCH_DB={shlex.quote(str(settings.db_path))} {dispatch_command()}"
+    echo(f"   Replay it yourself: {replay} status {issue_id}")
