@@ -116,7 +116,7 @@ def test_campaign_cli_create_and_list(run_cli):
     made = run_cli("campaign", "create", "Winter drive", "--goal", "5000", "--currency", "jpy",
                    "--start", "2026-12-01", "--end", "2026-12-31")
     assert made.exit_code == 0, made.output
-    assert "5,000 JPY" in made.output
+    assert "¥5,000" in made.output
     listed = run_cli("campaign", "list", "--json")
     assert listed.exit_code == 0
     assert '"goal_minor": 5000' in listed.output and '"currency": "jpy"' in listed.output

@@ -18,6 +18,7 @@ SRC = ROOT / "src" / "dispatch"
 LAYERS = {
     "errors": 1,
     "models": 1,
+    "money": 1,
     "config": 2,
     "store": 2,
     "jobs": 4,

@@ -83,9 +83,9 @@ def test_report_json_per_issue_and_unattributed(seeded, run_cli):
 def test_report_table_shows_jpy_without_decimals(seeded, run_cli):
     result = run_cli("report")
     assert result.exit_code == 0
-    assert "3,000 JPY" in result.output
-    assert "10.00 EUR, 20.00 USD" in result.output
-    assert "Unattributed gifts (no or unknown link token): 1, 7.00 USD" in result.output
+    assert "¥3,000" in result.output
+    assert "€10.00, $20.00" in result.output
+    assert "Unattributed gifts (no or unknown link token): 1, $7.00" in result.output
     assert "50.0%" in result.output
 
 

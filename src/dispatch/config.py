@@ -17,7 +17,8 @@ from urllib.parse import unquote, urlsplit
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-from dispatch.errors import ConfigError
+from dispatch.errors import ConfigError, InputError
+from dispatch.money import parse_language
 
 #: The project's own default templates, next to src/ (editable install) — see templates_dir().
 _REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -165,6 +166,7 @@ class Settings:
     stripe_api_base: str = field(default="", metadata={"env": "STRIPE_API_BASE"})
     stripe_max_retries: int = field(default=2, metadata={"env": "STRIPE_MAX_NETWORK_RETRIES"})
     currency: str = field(default="usd", metadata={"env": "DISPATCH_CURRENCY"})
+    language: str = field(default="en", metadata={"env": "DISPATCH_LANGUAGE"})
     donation_product: str = field(default="", metadata={"env": "DISPATCH_DONATION_PRODUCT"})
     dns_servers: tuple[str, ...] = field(default=(), metadata={"env": "DISPATCH_DNS_SERVERS"})
     relay_dkim_selector: str = field(
@@ -217,6 +219,14 @@ class Settings:
             )
         if "max_articles" in values and values["max_articles"] == 0:
             raise ConfigError("DISPATCH_MAX_ARTICLES must be at least 1")
+        if "language" in values:
+            try:
+                parse_language(str(values["language"]))
+            except InputError as exc:
+                raise ConfigError(
+                    f"DISPATCH_LANGUAGE is {values['language']!r}, not a language Dispatch knows",
+                    "Set it to a BCP 47 tag such as en, de or pt-BR in .env.",
+                ) from exc
         return cls(**values)  # type: ignore[arg-type]
 
     # -- checked access -----------------------------------------------------------------

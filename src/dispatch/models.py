@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from dispatch.money import format_money  # noqa: F401 - its old home; dispatch.money is the new
+
 
 class Persona(StrEnum):
     """The kinds of reader an issue is rendered for; each variant is inlined once."""
@@ -188,36 +190,3 @@ class CampaignProgress:
         if self.goal_minor <= 0:
             return 0
         return min(100, round(100 * self.raised_minor / self.goal_minor))
-
-
-#: Currencies whose Stripe amounts have no minor unit (Stripe's list of zero-decimal currencies).
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    [
-        "bif",
-        "clp",
-        "djf",
-        "gnf",
-        "jpy",
-        "kmf",
-        "krw",
-        "mga",
-        "pyg",
-        "rwf",
-        "ugx",
-        "vnd",
-        "vuv",
-        "xaf",
-        "xof",
-        "xpf",
-    ]
-)
-
-
-def format_money(minor_units: int, currency: str) -> str:
-    """``format_money(1250, "eur") -> "12.50 EUR"``; zero-decimal currencies have no fraction."""
-    code = currency.lower()
-    if code in ZERO_DECIMAL_CURRENCIES:
-        return f"{minor_units:,} {code.upper()}"
-    sign = "-" if minor_units < 0 else ""
-    whole, cents = divmod(abs(minor_units), 100)
-    return f"{sign}{whole:,}.{cents:02d} {code.upper()}"

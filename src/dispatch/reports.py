@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatch.errors import InputError, IssueError
-from dispatch.models import format_money
+from dispatch.money import format_money
 from dispatch.store import Database
 from dispatch.store import donations as donation_store
 from dispatch.store import reports as q
@@ -70,11 +70,12 @@ def build_report(db: Database, issue_id: str | None = None) -> dict[str, Any]:
     }
 
 
-def money_list(amounts: dict[str, int]) -> str:
-    return ", ".join(format_money(v, k) for k, v in sorted(amounts.items())) or "-"
+def money_list(amounts: dict[str, int], locale: str | None = None) -> str:
+    """Exact amounts per currency for people: "$20.00, €10.00" (DISPATCH_LANGUAGE's way)."""
+    return ", ".join(format_money(v, k, locale=locale) for k, v in sorted(amounts.items())) or "-"
 
 
-def render_table(report: dict[str, Any]) -> str:
+def render_table(report: dict[str, Any], locale: str | None = None) -> str:
     """A fixed-width table for people, then unattributed gifts and totals."""
     head = ["Issue", "Sent", "Recip.", "Sent", "Failed", "Bounced", "Unsub", "Clicks", "Gifts",
             "Donors", "Conv.", "Net amounts"]
@@ -82,7 +83,7 @@ def render_table(report: dict[str, Any]) -> str:
         r["issue"], (r["sent_at"] or "")[:10] or "-", str(r["recipients"]), str(r["sent"]),
         str(r["failed"]), str(r["bounced"]), str(r["unsubscribed_since"]), str(r["clicks"]),
         str(r["donations"]), str(r["donors"]), f"{100 * r['conversion']:.1f}%",
-        money_list(r["amounts"]),
+        money_list(r["amounts"], locale),
     ] for r in report["issues"]]
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
     lines = []
@@ -97,9 +98,11 @@ def render_table(report: dict[str, Any]) -> str:
     un = report["unattributed"]
     lines.append("")
     lines.append(f"Unattributed gifts (no or unknown link token): {un['donations']}, "
-                 f"{money_list(un['amounts'])}")
+                 f"{money_list(un['amounts'], locale)}")
     tot = report["totals"]
-    lines.append(f"All gifts: {tot['donations']}, {money_list(tot['amounts'])} (net of refunds)")
+    lines.append(
+        f"All gifts: {tot['donations']}, {money_list(tot['amounts'], locale)} (net of refunds)"
+    )
     if report["donors"]:
         lines.append(f"Donors through their links: {len(report['donors'])} "
                      "(`dispatch report --json` lists them)")

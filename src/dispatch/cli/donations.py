@@ -10,7 +10,12 @@ from dispatch.cli._app import App, echo_json, pass_app
 from dispatch.jobs import campaigns as campaign_jobs
 from dispatch.jobs.appeals import SEGMENTS, send_appeal, thank_donors
 from dispatch.jobs.donations import setup_donations, sync_donations
-from dispatch.models import format_money
+from dispatch.money import format_money
+
+
+def _money(app: App, minor_units: int, currency: str) -> str:
+    """Exact, in DISPATCH_LANGUAGE: "$12.50", "KWD 1.250"."""
+    return format_money(minor_units, currency, locale=app.settings.language)
 
 
 @click.group()
@@ -56,7 +61,7 @@ def setup(app: App, currency: str | None, preset: str | None, fixed: tuple[str, 
         return
     for link in result.links:
         verb = "Created" if link["created"] else "Found"
-        amount = (f" {format_money(link['amount_minor'], link['currency'])}"
+        amount = (f" {_money(app, link['amount_minor'], link['currency'])}"
                   if link["amount_minor"] else "")
         click.echo(f"{verb} {link['kind']}{amount} link ({result.mode} mode): {link['url']}")
     click.echo("Personal donation links in each issue now start from the first link above.")
@@ -117,7 +122,7 @@ def thank(app: App, ctx: click.Context, max_age_days: int, dry_run: bool, as_jso
         for item in result.dry_run:
             who = (f"subscriber #{item['subscriber_id']}" if item["subscriber_id"]
                    else "nobody (payer is not a subscriber)")
-            click.echo(f"  {format_money(item['amount_minor'], item['currency']):>14}  "
+            click.echo(f"  {_money(app, item['amount_minor'], item['currency']):>14}  "
                        f"{item['issue'] or 'no issue':<12}  {who}")
     else:
         click.echo(
@@ -156,11 +161,11 @@ def list_(app: App, issue: str | None, limit: int, as_json: bool) -> None:
         return
     for r in rows:
         flags = " (possibly forwarded)" if r["possibly_forwarded"] else ""
-        refunded = f", refunded {format_money(r['refunded_minor'], r['currency'])}" \
+        refunded = f", refunded {_money(app, r['refunded_minor'], r['currency'])}" \
             if r["refunded_minor"] else ""
         who = f"subscriber #{r['subscriber_id']}" if r["subscriber_id"] else "unattributed"
         click.echo(
-            f"{r['created'][:10]}  {format_money(r['amount_minor'], r['currency']):>14}  "
+            f"{r['created'][:10]}  {_money(app, r['amount_minor'], r['currency']):>14}  "
             f"{r['status']:<7}  {r['issue'] or '-':<10}  {who}{refunded}{flags}"
         )
 
@@ -199,7 +204,7 @@ def create(app: App, name: str, goal: str, currency: str | None, starts, ends) -
     row = campaign_jobs.create(app.db(), app.settings, name=name, goal=goal, currency=currency,
                                starts_on=starts.date(), ends_on=ends.date())
     click.echo(
-        f"Created campaign {row['name']!r}: {format_money(row['goal_minor'], row['currency'])} "
+        f"Created campaign {row['name']!r}: {_money(app, row['goal_minor'], row['currency'])} "
         f"from {row['starts_on']} to {row['ends_on']}."
     )
 
@@ -223,8 +228,8 @@ def list_campaigns(app: App, as_json: bool) -> None:
         return
     for r in rows:
         click.echo(
-            f"{r['name']}: {format_money(r['raised_minor'], r['currency'])} of "
-            f"{format_money(r['goal_minor'], r['currency'])} ({r['percent']}%, "
+            f"{r['name']}: {_money(app, r['raised_minor'], r['currency'])} of "
+            f"{_money(app, r['goal_minor'], r['currency'])} ({r['percent']}%, "
             f"{r['donors']} donors), {r['starts_on']} to {r['ends_on']} [{r['state']}]"
         )
 

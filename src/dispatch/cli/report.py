@@ -44,7 +44,7 @@ def report(app: App, issue: str | None, as_json: bool, csv_file: Path | None,
     if as_json:
         echo_json(data["issues"][0] if issue else data)
         return
-    click.echo(render_table(data))
+    click.echo(render_table(data, locale=app.settings.language))
     for path, what in ((csv_file, "CSV"), (chart_file, "Chart")):
         if path is not None:
             click.echo(f"{what} written to {path}")

@@ -19,7 +19,8 @@ from dispatch.errors import InputError, IssueError
 from dispatch.jobs.common import renderer_from
 from dispatch.jobs.send import SendOptions, SendSummary, relay_target, send_issue
 from dispatch.mailer import check_relay
-from dispatch.models import Persona, RenderedVariant, format_money
+from dispatch.models import Persona, RenderedVariant
+from dispatch.money import format_money
 from dispatch.render.templates import Links, Renderer
 from dispatch.store import Database, to_db_time
 from dispatch.store import campaigns as campaign_store
@@ -55,13 +56,14 @@ def _render_thanks(renderer: Renderer, settings: Settings, issue_id: str, row,
     if row["issue_id"]:
         prompted = {"id": row["issue_id"], "subject": row["issue_subject"] or row["issue_id"]}
     subject = f"Thank you for supporting {settings.outlet_name}"
+    amount = format_money(row["amount_minor"], row["currency"], locale=settings.language,
+                          whole=True)
     html, text = renderer.render_email("thanks", {
         "subject": subject,
-        "preheader": f"Your gift of {format_money(row['amount_minor'], row['currency'])} "
-                     "makes our reporting possible.",
+        "preheader": f"Your gift of {amount} makes our reporting possible.",
         "greeting": "%%DISPATCH_GREETING%%",
         "links": Links(),  # no "view in your browser": a thank-you is personal, not archived
-        "amount": format_money(row["amount_minor"], row["currency"]),
+        "amount": amount,
         "monthly": row["checkout_mode"] == "subscription",
         "prompted_by": prompted,
         "campaign": donation_store.active_campaign_progress(db, now),

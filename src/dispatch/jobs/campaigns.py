@@ -7,7 +7,7 @@ from typing import Any
 
 from dispatch.config import Settings
 from dispatch.errors import InputError
-from dispatch.jobs.donations import to_minor_units
+from dispatch.money import to_minor_units
 from dispatch.store import campaigns as store
 from dispatch.store import donations as donation_store
 from dispatch.store import utcnow

@@ -13,6 +13,7 @@ def outlet_from(settings: Settings) -> Outlet:
         name=settings.outlet_name,
         url=settings.public_url.rstrip("/"),
         postal_address=settings.postal_address,
+        lang=settings.language,
     )
 
 

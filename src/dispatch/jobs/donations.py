@@ -11,13 +11,12 @@ import secrets
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from dispatch.config import Settings, check_payment_link_shape
 from dispatch.donations import StripeGateway, key_mode, refund_facts, session_facts
 from dispatch.errors import ConfigError, DonationError, InputError
-from dispatch.models import ZERO_DECIMAL_CURRENCIES
+from dispatch.money import to_minor_units
 from dispatch.store import Database
 from dispatch.store import donations as store
 
@@ -26,7 +25,6 @@ from dispatch.store import donations as store
 SESSION_OVERLAP_SECONDS = 24 * 3600 + 600
 #: Refunds are listed by creation time; their later status changes are re-read by id.
 REFUND_OVERLAP_SECONDS = 3600
-_THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
 
 
 # -- recording (shared with the webhook) ---------------------------------------------------
@@ -193,23 +191,6 @@ def _sync_refunds(db: Database, gw: StripeGateway, result: SyncResult) -> None:
 
 
 # -- setup -------------------------------------------------------------------------------
-
-
-def to_minor_units(text: str, currency: str) -> int:
-    """'12.50' USD -> 1250; '500' JPY -> 500. Refuses more decimals than the currency has."""
-    code = currency.lower()
-    digits = 0 if code in ZERO_DECIMAL_CURRENCIES else 3 if code in _THREE_DECIMAL else 2
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise InputError(f"{text!r} is not an amount", "Write it like 25 or 12.50.") from None
-    minor = value.scaleb(digits)
-    if value <= 0 or minor != minor.to_integral_value():
-        raise InputError(
-            f"{text!r} is not a positive amount in {code.upper()}",
-            f"{code.upper()} amounts have {digits} decimal places.",
-        )
-    return int(minor)
 
 
 @dataclass

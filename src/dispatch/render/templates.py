@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -27,8 +27,8 @@ from dispatch.models import (
     Issue,
     Persona,
     RenderedVariant,
-    format_money,
 )
+from dispatch.money import format_money
 
 #: Where the donation appeal goes in a digest: after this many articles (or at the end).
 APPEAL_AFTER = 2
@@ -89,8 +89,12 @@ def _wrap(value: str, width: int = 72) -> str:
     )
 
 
-def _money(minor_units: int, currency: str) -> str:
-    return format_money(int(minor_units), currency)
+def _money_filter(lang: str) -> Callable[[int, str], str]:
+    def money(minor_units: int, currency: str) -> str:
+        """Amounts in emails and pages: "$5,000", "$12.50", in the outlet's language."""
+        return format_money(int(minor_units), currency, locale=lang, whole=True)
+
+    return money
 
 
 class Renderer:
@@ -119,7 +123,7 @@ class Renderer:
         self.env.filters["longdate"] = _longdate
         self.env.filters["wrap"] = _wrap
         self.env.filters["day"] = _day
-        self.env.filters["money"] = _money
+        self.env.filters["money"] = _money_filter(outlet.lang)
 
     # -- generic -------------------------------------------------------------------------
 
