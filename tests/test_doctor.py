@@ -215,9 +215,11 @@ def test_missing_records_warn_below_5000_readers(run_cli, dns_server, smtp_serve
 
 
 def test_missing_records_fail_from_5000_readers(run_cli, db, dns_server, smtp_server):
-    from tests.plugins.smtp import add_subscribers
+    from dispatch.store.subscribers import import_subscribers
+    from dispatch.subscribers import CsvRow
 
-    add_subscribers(db, [(f"r{i}@example.com", "") for i in range(5000)])
+    rows = [CsvRow(line=i, email=f"r{i}@example.com", name="") for i in range(5000)]
+    import_subscribers(db, rows, "test")
     env = {
         "DISPATCH_FROM": FROM,
         "DISPATCH_DNS_SERVERS": dns_server.address,
