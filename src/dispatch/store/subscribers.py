@@ -98,7 +98,7 @@ def import_subscribers(
     source: str,
     *,
     dry_run: bool = False,
-    batch_size: int = IMPORT_BATCH,
+    batch_size: int | None = None,
 ) -> ImportCounts:
     """Add or update rows in short transactions of ``batch_size`` rows; suppression wins.
 
@@ -110,7 +110,7 @@ def import_subscribers(
     """
     counts = ImportCounts()
     it = iter(rows)
-    while batch := list(islice(it, batch_size)):
+    while batch := list(islice(it, batch_size or IMPORT_BATCH)):
         started = time.perf_counter()
         if dry_run:
             with db.lock:

@@ -6,6 +6,7 @@ the store compares them; names become one line of plain text.
 
 from __future__ import annotations
 
+import re
 from email.utils import parseaddr
 
 from email_validator import EmailNotValidError, validate_email
@@ -62,9 +63,11 @@ def parse_mailbox(value: str, setting: str) -> tuple[str, str]:
     return " ".join(name.split()), result.normalized
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 def clean_name(value: str) -> str:
     """One line of plain text: any line breaks, tabs or control characters become spaces."""
-    text = "".join(
-        " " if (ord(ch) < 32 or ord(ch) == 127 or ch in "\u2028\u2029\x85") else ch for ch in value
-    )
-    return " ".join(text.split())[:MAX_NAME]
+    if not value.isprintable():  # the common case skips the substitution
+        value = _CONTROL.sub(" ", value)
+    return " ".join(value.split())[:MAX_NAME]
