@@ -395,3 +395,17 @@ def test_dragonfly_mail_agent_bounces_are_read(mailing, run_cli, tmp_path) -> No
     report = process(run_cli, "--maildir", str(box))
     assert (report["hard"], report["soft"], report["suppressed"]) == (1, 2, 1)
     assert status_of(mailing, "ben") == "bounced"
+
+
+def test_a_maildir_that_cannot_be_written_stops_with_a_clear_error(
+    mailing, run_cli, tmp_path
+) -> None:
+    """Moving needs write access: without it the run stops at once with what to fix (every
+    later move would fail the same way), keeping what it recorded."""
+    box = write_maildir(tmp_path / "bounces", {"1.a.host": fixture("rfc3464-hard-5.1.1.eml")})
+    (box / ".processed").write_text("not a folder")  # the move cannot make its target
+    result = run_cli("bounces", "process", "--maildir", str(box))
+    assert result.exit_code == 1
+    assert "Error: Cannot move new/1.a.host into" in result.output
+    assert "Traceback" not in result.output
+    assert status_of(mailing, "ben") == "bounced"

@@ -99,6 +99,12 @@ class MaildirSource(Source):
             os.rename(self.path / handle, self._folder(folder) / handle)
         except FileNotFoundError:
             return False  # moved by another reader meanwhile
+        except OSError as exc:  # every later move would fail the same way: stop, say why
+            raise InputError(
+                f"Cannot move {handle} into {self.where(folder)}: {exc.strerror or exc}",
+                "Let the user running Dispatch write to the Maildir; what was read so far "
+                "is recorded, and a rerun goes on from there.",
+            ) from exc
         return True
 
     def where(self, folder: str) -> str:

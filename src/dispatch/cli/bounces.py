@@ -148,13 +148,15 @@ def process(
     if summary.unreadable:
         moved = any(p["moved"] == "yes" for p in summary.problems)
         where = f"; moved to {summary.unreadable_folder}" if moved else ""
+        aside = "would be set aside" if dry_run else "set aside"
         click.echo(
-            f"{summary.unreadable} messages could not be read (set aside, the run went on{where}):"
+            f"{summary.unreadable} messages could not be read ({aside}, the run went on{where}):"
         )
         for problem in summary.problems:
             click.echo(f"  {problem['message']}: {problem['reason']}")
     for issue, counts in sorted(summary.by_issue.items()):
-        click.echo(f"  {issue}: {counts['hard']} hard, {counts['soft']} soft")
+        complaints = f", {counts['complaints']} complaints" if counts.get("complaints") else ""
+        click.echo(f"  {issue}: {counts['hard']} hard, {counts['soft']} soft{complaints}")
 
 
 COMMANDS = [bounces]
