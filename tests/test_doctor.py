@@ -97,7 +97,7 @@ def relay_tls(tmp_path: Path) -> ssl.SSLContext:
 @pytest.fixture
 def dkim_key(tmp_path: Path) -> tuple[Path, str]:
     """A signing key on disk and the TXT record that matches it."""
-    pem = dkim.generate_key("ed25519")
+    pem = dkim.generate_key("rsa")
     path = tmp_path / "dkim.pem"
     path.write_bytes(pem)
     return path, dkim.DkimSigner(DOMAIN, "sel1", pem).dns_record()
@@ -435,3 +435,20 @@ def test_a_digest_without_an_unsubscribe_link_warns(run_cli, tmp_path, dns_serve
     found = checks(run_cli("doctor", "--json", env=env))
     assert found["templates"]["status"] == "warn"
     assert "no unsubscribe link" in found["templates"]["detail"]
+
+
+def test_an_ed25519_only_signature_warns(run_cli, dns_server, smtp_server, tmp_path):
+    pem = dkim.generate_key("ed25519")
+    path = tmp_path / "ed.pem"
+    path.write_bytes(pem)
+    dns_server.add(f"ed._domainkey.{DOMAIN}", dkim.DkimSigner(DOMAIN, "ed", pem).dns_record())
+    env = {
+        "DISPATCH_FROM": FROM,
+        "DISPATCH_DNS_SERVERS": dns_server.address,
+        "DISPATCH_SMTP_URL": smtp_server.url,
+        "DISPATCH_DKIM_DOMAIN": DOMAIN,
+        "DISPATCH_DKIM_SELECTOR": "ed",
+        "DISPATCH_DKIM_KEY_FILE": str(path),
+    }
+    found = checks(run_cli("doctor", "--json", env=env))
+    assert found["dkim"]["status"] == "warn" and "Ed25519" in found["dkim"]["detail"]

@@ -121,9 +121,17 @@ def check_dkim(settings: Settings, lookup: TxtLookup) -> c.CheckResult:
     domain = from_domain(settings)
     signer = signer_from_settings(settings)
     if signer is not None:
-        return records.check_dkim_signing(
+        result = records.check_dkim_signing(
             lookup, signer.domain, signer.selector, signer.dns_record(), domain
         )
+        if result.status == c.Status.OK and signer.algorithm.startswith("ed25519"):
+            return c.warn(
+                "dkim",
+                f"{result.detail}, but only with Ed25519, which many receivers do not verify "
+                "yet (RFC 8463): to them the mail is unsigned",
+                "Sign with an RSA key (`dispatch dkim keygen --algorithm rsa`).",
+            )
+        return result
     if settings.relay_dkim_selector:
         return records.check_dkim_relay(lookup, domain, settings.relay_dkim_selector)
     return records.dkim_not_configured(domain)
