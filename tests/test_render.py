@@ -126,6 +126,7 @@ def test_email_html_is_accessible_and_mobile_ready(renderer: Renderer) -> None:
     assert '<!--[if mso]><table role="presentation" align="center" width="600"' in html
     # a bulletproof button: Outlook ignores the link's padding and takes the cell's
     assert re.search(r'class="button" style="[^"]*mso-padding-alt:12px 22px', html)
+    assert re.search(r'<a href="%%DISPATCH_DONATE_URL%%" style="[^"]*mso-padding-alt:0', html)
     assert 'role="presentation"' in html
     for img in re.findall(r"<img\b[^>]*>", html):
         assert re.search(r'\balt="[^"]+"', img), img
