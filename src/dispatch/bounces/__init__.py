@@ -1,8 +1,9 @@
 """Bounces: delivery status notifications read from a mailbox and classified (flufl.bounce).
 
 ``parse`` says whether a message is a bounce, hard or soft, for which address and which of
-Dispatch's messages; ``mailboxes`` reads Maildir, mbox and IMAP. Matching to the ledger and
-suppressing subscribers is the job of ``dispatch.jobs.bounces``.
+Dispatch's messages (``detectors`` adds formats flufl.bounce lacks); ``arf`` reads spam
+complaints (feedback-loop reports); ``mailboxes`` reads Maildir, mbox and IMAP and sets
+messages aside. Matching to the ledger and changing subscribers is ``dispatch.jobs.bounces``.
 """
 
 from dispatch.bounces.mailboxes import (
