@@ -67,7 +67,7 @@ def main() -> None:
         db = open_db(Path(tmp) / "bench.sqlite3", create=True)
         db.execute("INSERT INTO meta (key, value) VALUES ('bench', '0')")
         for label in ("first import (all added)", "second import (all unchanged)"):
-            stop, waits = threading.Event(), []
+            stop, waits = threading.Event(), list[float]()
             writer = threading.Thread(target=web_writer, args=(db.path, stop, waits))
             writer.start()
             started = time.perf_counter()
