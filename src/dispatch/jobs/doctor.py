@@ -9,6 +9,7 @@ that does not parse fails the checks that use it, with its message, and the rest
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ from dispatch.models import PLACEHOLDERS, Article, Issue
 from dispatch.store import Database
 from dispatch.store import subscribers as subscriber_store
 from dispatch.subscribers import parse_mailbox
+
+log = logging.getLogger(__name__)
 
 #: Each check's own time limit in seconds (the whole run is also capped, checks.TOTAL_LIMIT).
 LIMITS = {
@@ -258,6 +261,10 @@ def _store_facts(
         stored = "" if settings.payment_link.strip() else donation_link_base(db, settings)
     except DispatchError as exc:
         return c.from_error("list_size", exc), None, ""
+    except Exception as exc:  # the store not as expected: report it, run the other checks
+        log.debug("reading the store failed", exc_info=True)
+        detail = f"the database could not be read ({type(exc).__name__})"
+        return c.fail("list_size", detail, "Rerun with --debug to see why."), None, ""
     bulk = readers >= c.BULK_THRESHOLD
     rule = ("at or above" if bulk else "below") + f" the {c.BULK_THRESHOLD:,}-a-day bulk-sender"
     detail = f"{readers:,} active readers: {rule} line of Gmail, Yahoo and Outlook"
