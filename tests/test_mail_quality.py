@@ -23,6 +23,7 @@ import pytest
 from dispatch.jobs.appeals import THANKS_VARIANT, _render_thanks, render_appeal
 from dispatch.jobs.common import renderer_from, send_links
 from dispatch.jobs.send import message_config
+from dispatch.jobs.signup import already_subscribed_message
 from dispatch.jobs.web import confirmation_message
 from dispatch.mailer.dkim import DkimSigner, generate_key
 from dispatch.models import Article, Issue, Persona
@@ -131,7 +132,8 @@ def build_kinds(
     confirm_url: str = "",
 ) -> dict[str, bytes]:
     """Every kind of mail for one reader, keyed 'digest/<persona>', 'appeal/<persona>',
-    'thanks', 'confirm' (the confirmation only where the web service is configured)."""
+    'thanks', 'confirm' and 'already_subscribed' (the signup's two only where the web service
+    is configured)."""
     copy = copy or Copy()
     renderer = renderer_from(settings)
     config = message_config(db, settings)
@@ -167,6 +169,7 @@ def build_kinds(
     if settings.public_url:
         url = confirm_url or f"{settings.public_url.rstrip('/')}/confirm/" + "c" * 43
         out["confirm"] = confirmation_message(db, settings, renderer, copy.email, url, 48)
+        out["already_subscribed"] = already_subscribed_message(db, settings, renderer, copy.email)
     return {k: v for k, v in out.items() if kinds is None or k in kinds}
 
 
@@ -213,7 +216,7 @@ def direct_settings(make_settings, db):
 
 DIRECT_KINDS = [f"digest/{p.value}" for p in Persona] + [f"appeal/{p.value}" for p in Persona]
 DIRECT_KINDS += ["thanks"]
-WEB_KINDS = ["digest/non_donor", "appeal/non_donor", "thanks", "confirm"]
+WEB_KINDS = ["digest/non_donor", "appeal/non_donor", "thanks", "confirm", "already_subscribed"]
 
 
 def _assert_scores_clean(message: bytes, kind: str) -> None:
@@ -286,9 +289,11 @@ def test_the_signup_confirmation_is_dkim_signed(db, make_settings, tmp_path):
         assert name == b"news._domainkey.riverside-ledger.org."
         return record
 
-    message = build_kinds(db, settings, kinds=("confirm",))["confirm"]
-    assert message.startswith(b"DKIM-Signature:")
-    assert dkim.verify(message, dnsfunc=dnsfunc)
+    signup_mail = build_kinds(db, settings, kinds=("confirm", "already_subscribed"))
+    assert len(signup_mail) == 2
+    for message in signup_mail.values():
+        assert message.startswith(b"DKIM-Signature:")
+        assert dkim.verify(message, dnsfunc=dnsfunc)
 
 
 # -- wording -----------------------------------------------------------------------------------
@@ -296,7 +301,7 @@ def test_the_signup_confirmation_is_dkim_signed(db, make_settings, tmp_path):
 
 def test_a_campaign_with_nothing_raised_reads_as_a_beginning(db, web_settings):
     for kind, message in build_kinds(db, web_settings).items():
-        if kind == "confirm":
+        if kind in ("confirm", "already_subscribed"):
             continue
         for body in (html_of(message), text_of(message)):
             assert "from 0 readers" not in body, kind
