@@ -278,3 +278,33 @@ def test_patience_gives_up_well_inside_gunicorns_timeout():
     attempts = len(patience.pauses) + 1
     worst = attempts * patience.busy_ms / 1000 + sum(patience.pauses) * 1.5
     assert worst < gunicorn_conf.timeout / 3  # computed, not timed
+
+
+# -- production command and shutdown ------------------------------------------------------------
+
+
+def test_readme_and_docs_production_command_sets_the_proxy_count():
+    from dispatch.web import GUNICORN_COMMAND
+
+    root = Path(__file__).resolve().parents[1]
+    for doc in ("README.md", "docs/web.md"):
+        text = (root / doc).read_text(encoding="utf-8")
+        [line] = [ln.strip() for ln in text.splitlines() if "gunicorn -w 4" in ln]
+        assert line.startswith("DISPATCH_WEB_PROXIES=1 gunicorn"), doc
+        assert line == GUNICORN_COMMAND, doc
+
+
+def test_a_stopping_gunicorn_worker_finishes_queued_signups(make_web_app):
+    """gunicorn calls worker_exit(server, worker) with worker.wsgi the loaded app; a plain
+    object stands in for gunicorn's worker here (its hook is all that is tested)."""
+    import threading
+    from types import SimpleNamespace
+
+    from dispatch.web import gunicorn_conf
+
+    app = make_web_app()
+    done = threading.Event()
+    app.extensions["dispatch"].outbox.submit(lambda: done.wait(0.2) or done.set())
+    gunicorn_conf.worker_exit(None, SimpleNamespace(wsgi=app))
+    assert done.is_set()
+    gunicorn_conf.worker_exit(None, SimpleNamespace())  # no app loaded: nothing to do

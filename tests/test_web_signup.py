@@ -13,6 +13,7 @@ import pytest
 from dispatch.models import SubscriberStatus
 from dispatch.store import subscribers as subs
 from dispatch.web.security import RateLimiter
+from tests.plugins.web import import_rows
 
 CONFIRM_LINK = re.compile(r"http://localhost/confirm/([A-Za-z0-9_-]+)")
 
@@ -35,7 +36,9 @@ def csrf(client) -> str:
 def subscribe(client, email: str, name: str = "", **extra: str):
     data = {"csrf_token": csrf(client), "email": email, "name": name, "website": ""}
     data.update(extra)
-    return client.post("/subscribe", data=data)
+    # Buffered: the response is closed at once, as a server closes it after sending the page
+    # (that is when the signup's work is queued).
+    return client.post("/subscribe", data=data, buffered=True)
 
 
 def mails_to(app, smtp_server, address: str) -> list:
@@ -84,7 +87,7 @@ def test_new_address_is_pending_until_the_confirm_button_is_pressed(app, client,
 def test_every_address_is_answered_before_it_is_looked_up(app, client, db, smtp_server):
     """The page (and so its timing) cannot depend on who subscribes: it is produced while the
     outbox, where every lookup and email happens, is still busy with something else."""
-    subs.import_subscribers(db, [("old@example.org", "Old", ())], "test")
+    subs.import_subscribers(db, import_rows([("old@example.org", "Old")]), "test")
     gate = threading.Event()
     outbox = app.extensions["dispatch"].outbox
     outbox.submit(lambda: gate.wait(30))  # the outbox thread is busy until the gate opens
@@ -111,7 +114,7 @@ def test_every_address_is_answered_before_it_is_looked_up(app, client, db, smtp_
 
 
 def test_already_subscribed_notes_are_limited_like_confirmations(app, client, db, smtp_server):
-    subs.import_subscribers(db, [("old@example.org", "Old", ())], "test")
+    subs.import_subscribers(db, import_rows([("old@example.org", "Old")]), "test")
     for _ in range(3):
         subscribe(client, "old@example.org")
     assert len(mails_to(app, smtp_server, "old@example.org")) == 1
@@ -129,6 +132,7 @@ def test_signup_emails_have_an_hourly_cap_for_the_whole_service(make_web_app, sm
         response = client.post(
             "/subscribe", data={"csrf_token": csrf(client), "email": f"victim{n}@example.org"},
             environ_overrides={"REMOTE_ADDR": f"198.51.100.{n + 1}"},
+            buffered=True,
         )
         assert response.status_code == 200
         app.extensions["dispatch"].outbox.join(timeout=30)
@@ -186,7 +190,7 @@ def test_rate_limit_per_client_address(app, client, db):
     other = app.test_client()
     response = other.post("/subscribe", data={"csrf_token": csrf(other),
                                               "email": "a4@example.org"},
-                          environ_overrides={"REMOTE_ADDR": "198.51.100.7"})
+                          environ_overrides={"REMOTE_ADDR": "198.51.100.7"}, buffered=True)
     assert response.status_code == 200
 
 
@@ -207,7 +211,7 @@ def test_repeated_signups_are_throttled_per_address(app, client, smtp_server):
 def test_a_fresh_confirmation_reactivates_an_unsubscribed_or_bounced_address(
     app, client, db, smtp_server, status
 ):
-    subs.import_subscribers(db, [("back@example.org", "Back", ())], "test")
+    subs.import_subscribers(db, import_rows([("back@example.org", "Back")]), "test")
     subs.set_status(db, "back@example.org", SubscriberStatus(status))
     subscribe(client, "back@example.org")
     assert status_of(db, "back@example.org") == status  # not before the click
@@ -217,7 +221,7 @@ def test_a_fresh_confirmation_reactivates_an_unsubscribed_or_bounced_address(
 
 
 def test_complained_address_is_never_mailed_or_reactivated(app, client, db, smtp_server):
-    subs.import_subscribers(db, [("angry@example.org", "", ())], "test")
+    subs.import_subscribers(db, import_rows([("angry@example.org", "")]), "test")
     subs.set_status(db, "angry@example.org", SubscriberStatus.COMPLAINED)
     response = subscribe(client, "angry@example.org")
     assert "Check your inbox" in response.get_data(as_text=True)
@@ -226,7 +230,7 @@ def test_complained_address_is_never_mailed_or_reactivated(app, client, db, smtp
 
 
 def test_forgotten_address_is_stored_again_only_when_confirmed(app, client, db, smtp_server):
-    subs.import_subscribers(db, [("gone@example.org", "Gone", ())], "test")
+    subs.import_subscribers(db, import_rows([("gone@example.org", "Gone")]), "test")
     subs.forget(db, "gone@example.org")
     subscribe(client, "gone@example.org")
     assert status_of(db, "gone@example.org") is None
@@ -289,9 +293,9 @@ def test_forwarded_for_is_ignored_unless_proxies_are_configured(app, client):
     app.extensions["dispatch"].limiter = RateLimiter(limit=1, window=3600)
     token = csrf(client)
     first = client.post("/subscribe", data={"csrf_token": token, "email": "p1@example.org"},
-                        headers={"X-Forwarded-For": "203.0.113.1"})
+                        headers={"X-Forwarded-For": "203.0.113.1"}, buffered=True)
     spoofed = client.post("/subscribe", data={"csrf_token": token, "email": "p2@example.org"},
-                          headers={"X-Forwarded-For": "203.0.113.2"})
+                          headers={"X-Forwarded-For": "203.0.113.2"}, buffered=True)
     assert (first.status_code, spoofed.status_code) == (200, 429)
 
 
@@ -303,7 +307,7 @@ def test_behind_a_proxy_the_limit_is_per_forwarded_client(make_web_app, smtp_ser
 
     def post(email: str, client_ip: str) -> int:
         return client.post("/subscribe", data={"csrf_token": token, "email": email},
-                           headers={"X-Forwarded-For": client_ip}).status_code
+                           headers={"X-Forwarded-For": client_ip}, buffered=True).status_code
 
     assert post("q1@example.org", "203.0.113.1") == 200
     assert post("q2@example.org", "203.0.113.2") == 200

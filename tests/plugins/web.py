@@ -51,6 +51,13 @@ class SentIssue:
     readers: dict[str, Reader]
 
 
+def import_rows(people: list[tuple[str, str]]) -> list[Any]:
+    """What a CSV import gives the store, for ``[(email, name), ...]``."""
+    from dispatch.subscribers.csvfile import CsvRow
+
+    return [CsvRow(line=n, email=email, name=name) for n, (email, name) in enumerate(people, 2)]
+
+
 def seed_sent_issue(db: Any, settings: Any, people: list[tuple[str, str]],
                     issue_id: str = "2026-W47") -> SentIssue:
     """A digest rendered by the real templates, its ledger fixed for ``people`` and marked sent
@@ -60,7 +67,7 @@ def seed_sent_issue(db: Any, settings: Any, people: list[tuple[str, str]],
     from dispatch.store import issues, ledger
     from dispatch.store import subscribers as subs
 
-    subs.import_subscribers(db, [(email, name, ()) for email, name in people], "test")
+    subs.import_subscribers(db, import_rows(people), "test")
     published = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
     articles = (
         Article(title="Council passes a budget with a hole in it", guid="a1",

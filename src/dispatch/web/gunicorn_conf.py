@@ -42,3 +42,13 @@ class RedactingLogger(Logger):
 
 
 logger_class = RedactingLogger
+
+#: Seconds a stopping worker gives the signups it queued (see jobs.signup) to finish.
+DRAIN_SECONDS = 15.0
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook, in the worker as it stops: finish the queued signups' work first."""
+    state = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("dispatch")
+    if state is not None:
+        state.outbox.join(timeout=DRAIN_SECONDS)

@@ -61,11 +61,15 @@ def subscribe_post() -> Response:
         return _form(422, error="Please check the email address: it does not look valid.",
                      email=email[:320], name=name[:200])
     link = _public_url("signup.confirm_get", token="T")[:-1]  # + the token, made later
-    web.outbox.submit(partial(
+    job = partial(
         signup_jobs.run_signup, partial(web.connect, signup_jobs.BACKGROUND_PATIENCE),
         web.settings, web.renderer, signup, link.__add__,
-    ))
-    return _check_inbox()
+    )
+    response = _check_inbox()
+    # Queued once the server has sent the page (WSGI close), so not even the start of the
+    # address's work competes with its own response.
+    response.call_on_close(partial(web.outbox.submit, job))
+    return response
 
 
 @bp.get("/confirm/<token>")
