@@ -123,10 +123,11 @@ def test_permanent_refusal_exits_3_with_the_list_and_retry_failed_sends_it(
 ):
     add_subscribers(db, people(4))
     issue = create_sample_issue(db)
-    smtp_server.script_rcpt("reader0002@example.org", "550 5.1.1 no such mailbox")
+    # Not about the address (that would be a hard bounce, see test_send_bounces.py).
+    smtp_server.script_rcpt("reader0002@example.org", "554 5.6.0 message content rejected")
     result = run_cli("send", issue, env=smtp_env)
     assert result.exit_code == 3, result.output
-    assert "reader0002@example.org  550 5.1.1 no such mailbox" in result.output
+    assert "reader0002@example.org  554 5.6.0 message content rejected" in result.output
     assert "1 of 4 recipients of 2026-W48 failed permanently" in result.output
     assert "--retry-failed" in result.output
     assert len(smtp_server.messages) == 3
@@ -134,7 +135,7 @@ def test_permanent_refusal_exits_3_with_the_list_and_retry_failed_sends_it(
     data = json.loads(run_cli("status", issue, "--json", env=smtp_env).output)
     assert data["counts"]["sent"] == 3 and data["counts"]["failed"] == 1
     assert data["failed"] == ["reader0002@example.org"]
-    assert data["replies"] == {"reader0002@example.org": "550 5.1.1 no such mailbox"}
+    assert data["replies"] == {"reader0002@example.org": "554 5.6.0 message content rejected"}
 
     again = run_cli("send", issue, env=smtp_env)  # a plain rerun does not retry failures
     assert again.exit_code == 3 and len(smtp_server.messages) == 3

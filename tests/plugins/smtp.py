@@ -10,9 +10,10 @@
   connection without a reply (delivered, but the sender cannot know);
 - go away after N accepted messages (``drop_after(N)``: a 421 and a closed connection, then
   every new connection is closed), or altogether (``server.down = True``);
-- throttle above a rate (``throttle(rate, burst)``: a token bucket; MAIL beyond it gets
-  ``454 4.7.0 Throttling`` or the reply given), recording each MAIL as accepted or throttled
-  in ``events`` in arrival order;
+- throttle above a rate (``throttle(rate, burst, reply, at)``: a token bucket; MAIL (or RCPT,
+  or the end of DATA, per ``at``) beyond it gets ``454 4.7.0 Throttling`` or the reply given,
+  a 421 also closing the connection), recording each as accepted or throttled in ``events``
+  in arrival order;
 - answer slowly (``slow_data = seconds`` after storing a message, ``slow_mail`` before MAIL).
 
 It offers PIPELINING (``pipelining=False`` to test the one-command-at-a-time path).
@@ -64,6 +65,7 @@ class FaultySmtpHandler:
         self.slow_mail = 0.0
         self.events: list[tuple[str, str]] = []  # ("mail" | "throttled" | "421", sender)
         self._throttle: tuple[float, float, str] | None = None
+        self.throttle_at = "mail"  # or "rcpt", "data": where the throttling reply comes
         self._tokens = 0.0
         self._last = 0.0
 
@@ -81,10 +83,16 @@ class FaultySmtpHandler:
             self._drop_after = None if count is None else len(self.received) + count
 
     def throttle(
-        self, rate: float | None, burst: float = 5.0, reply: str = "454 4.7.0 Throttling"
+        self,
+        rate: float | None,
+        burst: float = 5.0,
+        reply: str = "454 4.7.0 Throttling",
+        at: str = "mail",
     ) -> None:
-        """Refuse MAIL with ``reply`` beyond ``rate`` per second (bursts of ``burst``)."""
+        """Refuse MAIL (or ``at`` RCPT or the end of DATA) with ``reply`` beyond ``rate`` per
+        second (bursts of ``burst``)."""
         with self.lock:
+            self.throttle_at = at
             self._throttle = None if rate is None else (rate, burst, reply)
             self._tokens, self._last = burst, time.monotonic()
 
@@ -145,20 +153,29 @@ class FaultySmtpHandler:
         if self._refusing():
             _close_after_reply(server)
             return "421 4.3.0 service not available, closing"
-        throttled = self._take_token()
-        with self.lock:
-            self.events.append(("throttled" if throttled else "mail", address))
-        if throttled:
-            if throttled.startswith("421"):
-                _close_after_reply(server)
-            return throttled
+        if self.throttle_at == "mail":
+            throttled = self._throttled(server, address)
+            if throttled:
+                return throttled
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
 
+    def _throttled(self, server: Any, address: str) -> str | None:
+        throttled = self._take_token()
+        with self.lock:
+            self.events.append(("throttled" if throttled else "mail", address))
+        if throttled and throttled.startswith("421"):
+            _close_after_reply(server)
+        return throttled
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
+        if self.throttle_at == "rcpt":
+            throttled = self._throttled(server, address)
+            if throttled:
+                return throttled
         with self.lock:
             self.rcpt_attempts[address.lower()] = self.rcpt_attempts.get(address.lower(), 0) + 1
         reply = self._next(self.rcpt_scripts, address)
@@ -178,6 +195,10 @@ class FaultySmtpHandler:
             return "451 4.4.2 (never seen: the connection is closed)"
         if reply and reply != "ACCEPT+CLOSE" and not reply.startswith("250"):
             return reply
+        if self.throttle_at == "data":
+            throttled = self._throttled(server, rcpt)
+            if throttled:
+                return throttled
         with self.lock:
             if self._refusing():
                 _close_after_reply(server)
@@ -292,5 +313,7 @@ def create_sample_issue(
 
 def add_subscribers(db: Any, people: list[tuple[str, str]]) -> None:
     from dispatch.store.subscribers import import_subscribers
+    from dispatch.subscribers import CsvRow
 
-    import_subscribers(db, [(e, n, ()) for e, n in people], source="test")
+    rows = [CsvRow(line=n, email=e, name=name) for n, (e, name) in enumerate(people, start=2)]
+    import_subscribers(db, rows, source="test")

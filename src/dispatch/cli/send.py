@@ -37,10 +37,24 @@ def _print_counts(summary: SendSummary) -> None:
             else f"{counts['sending']} were in flight when a send stopped: the next "
             f"`dispatch send {summary.issue_id}` marks them uncertain"
         )
-    for title, rows in (("Failed", summary.failed), ("Uncertain", summary.uncertain)):
+    if summary.bounced_total and not summary.bounced:
+        click.echo(
+            f"{summary.bounced_total} refused for good earlier (hard bounces): marked bounced, "
+            "never mailed again."
+        )
+    lists = (
+        ("Bounced now", summary.bounced, summary.bounced_now),
+        ("Failed", summary.failed, summary.counts.get("failed", 0) - summary.bounced_total),
+        ("Uncertain", summary.uncertain, summary.counts.get("uncertain", 0)),
+    )
+    for title, rows, total in lists:
         if not rows:
             continue
-        total = summary.counts.get(title.lower(), len(rows))
+        if title == "Bounced now":
+            click.echo(
+                "Bounced now: the relay refused these addresses for good; they are marked "
+                "bounced and will never be mailed again."
+            )
         if title == "Uncertain":
             click.echo(
                 "Uncertain: their copy was in flight when a run stopped, or went out and the "
@@ -60,9 +74,16 @@ def _print_counts(summary: SendSummary) -> None:
 
 def _verdict(summary: SendSummary) -> None:
     """Exit 3 (with the list already printed) when someone could not be mailed."""
+    if summary.bounced_now and not summary.failed:
+        raise PartialSendError(
+            f"{summary.bounced_now} recipients of {summary.issue_id} were refused for good "
+            "(hard bounces)",
+            "They are marked bounced and will not be mailed again; nothing to do unless an "
+            "address was mistyped (fix it and import it anew).",
+        )
     if summary.failed:
         raise PartialSendError(
-            f"{summary.counts.get('failed', len(summary.failed))} of "
+            f"{summary.counts.get('failed', len(summary.failed)) - summary.bounced_total} of "
             f"{sum(summary.counts.values())} recipients of "
             f"{summary.issue_id} failed permanently",
             f"Fix the addresses or the relay, then `dispatch send {summary.issue_id} "
@@ -76,6 +97,10 @@ def _verdict(summary: SendSummary) -> None:
             f"Check the relay's log, then `dispatch send {summary.issue_id} "
             "--resend-uncertain` or `--skip-uncertain`.",
         )
+
+
+def _notice(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def _run_send(app: App, issue: str, options: SendOptions, as_json: bool) -> SendSummary:
@@ -93,7 +118,15 @@ def _run_send(app: App, issue: str, options: SendOptions, as_json: bool) -> Send
             bar.update(n)
 
     try:
-        return send_issue(db, app.settings, issue, options, progress=progress, on_start=on_start)
+        return send_issue(
+            db,
+            app.settings,
+            issue,
+            options,
+            progress=progress,
+            on_start=on_start,
+            notice=_notice,
+        )
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -131,7 +164,8 @@ def _run_send(app: App, issue: str, options: SendOptions, as_json: bool) -> Send
     "--rate",
     type=click.FloatRange(min=0),
     metavar="PER_SECOND",
-    help="At most this many messages per second (default DISPATCH_SMTP_RATE; 0 = no limit).",
+    help="Never more than this many messages per second (default DISPATCH_SMTP_RATE; 0 = no "
+    "cap: the send finds the relay's quota itself).",
 )
 @click.option(
     "--rate-per-connection",
@@ -152,6 +186,13 @@ def _run_send(app: App, issue: str, options: SendOptions, as_json: bool) -> Send
     help="Mark the uncertain recipients skipped: never mailed again by this issue.",
 )
 @click.option("--retry-failed", is_flag=True, help="Try permanently failed recipients again.")
+@click.option(
+    "--without-one-click-unsubscribe",
+    "without_one_click",
+    is_flag=True,
+    help="Send to more than 5,000 although DISPATCH_PUBLIC_URL (the https one-click "
+    "unsubscribe) is not set.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def send(
@@ -167,6 +208,7 @@ def send(
     resend_uncertain: bool,
     skip_uncertain: bool,
     retry_failed: bool,
+    without_one_click: bool,
     as_json: bool,
 ) -> None:
     """Send an issue to every active subscriber, each their own copy; rerun to resume.
@@ -178,15 +220,17 @@ def send(
     that row is "uncertain" (it may have arrived). Uncertain rows are never resent on their
     own: `dispatch status ISSUE` lists them and you choose --skip-uncertain or
     --resend-uncertain. Temporary refusals (4xx, dropped connections) are retried with
-    backoff for as long as the run lasts; throttling replies (454, 421, "rate limit") also
-    slow the whole send down, then it speeds up again. Permanent refusals (5xx) are listed
-    and exit with status 3; --retry-failed tries them again on purpose.
+    backoff for as long as the run lasts. The send paces itself at the relay's quota, found
+    from its throttling replies (454, 421, "rate limit") and remembered for the next send;
+    --rate caps it. Permanent refusals (5xx) are listed and exit with status 3; an unknown
+    address or disabled mailbox (a hard bounce) also marks its reader bounced, never mailed
+    again. --retry-failed tries the other failures again on purpose.
 
     \b
     Example:
       dispatch send 2026-W48 --to me@example.org     # a test copy, no ledger
       dispatch send 2026-W48 --dry-run out/ --limit 5
-      dispatch send 2026-W48 --concurrency 4 --rate 14   # SES quota of 14 per second
+      dispatch send 2026-W48 --concurrency 4 --rate 14   # never above 14 a second
       dispatch send 2026-W48 --rate-per-connection 5     # a relay that limits each session
       dispatch send 2026-W48 --skip-uncertain            # after a crash: don't risk doubles
       dispatch send 2026-W48 --resend-uncertain          # after a crash: nobody left out
@@ -232,6 +276,7 @@ def send(
         resend_uncertain=resend_uncertain,
         skip_uncertain=skip_uncertain,
         retry_failed=retry_failed,
+        without_one_click=without_one_click,
     )
     summary = _run_send(app, issue, options, as_json)
     if as_json:
@@ -253,8 +298,8 @@ def send(
             )
         if summary.throttled:
             click.echo(
-                f"The relay throttled {summary.throttled} times; the send slowed down to "
-                f"{summary.final_rate:.1f} messages per second."
+                f"The relay throttled {summary.throttled} times; it allows about "
+                f"{summary.learnt_rate:.1f} messages a second (remembered for the next send)."
             )
         click.echo(
             f"Sent {summary.sent_now} now, {summary.failed_now} failed, in {summary.seconds:.1f} s."

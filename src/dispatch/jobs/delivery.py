@@ -8,9 +8,13 @@ commits the outcomes in batches. A crash therefore leaves at most one row per co
 doubt, which the next run marks ``uncertain``. A message whose final dot went out but whose
 reply was lost is recorded ``uncertain``: it may have arrived, so it is never resent silently.
 Temporary failures go back to ``pending`` and are retried here with exponential backoff for
-as long as the run lasts (throttling replies also slow the pool down, see ``AdaptiveRate``);
-the run gives up (SendError, rows left pending) only when the relay has accepted or refused
-nothing at all for ``give_up_after`` seconds.
+as long as the run lasts. A throttling reply is not a failure of its message but a sign of
+the pace: the message goes straight back to the queue and the pool's shared pace (see
+``AdaptiveRate``) absorbs the wait; only a row throttled over and over (a per-recipient
+limit) falls back to the backoff. The run gives up (SendError, rows left pending) only when
+the relay has accepted or refused nothing at all for ``give_up_after`` seconds. A hard bounce
+(see ``DeliveryStatus.hard_bounce``) fails its row and makes its reader ``bounced`` in the
+same commit.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import queue
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from dispatch.errors import DispatchError, SendError
@@ -32,6 +36,10 @@ from dispatch.subscribers import envelope_address
 
 FLUSH_EVERY = 100  # results per commit at most
 FLUSH_SECONDS = 0.05  # and no result waits longer than this for its commit
+#: Throttling replies one row may get, requeued at once, before it waits like any retry.
+THROTTLE_REQUEUES = 50
+#: Bounced addresses a run keeps to name in its summary (the count is always complete).
+BOUNCES_LISTED = 10_000
 
 
 @dataclass
@@ -53,6 +61,8 @@ class RunStats:
     throttled: int = 0  # throttling replies (454, 421, "rate limit", ...)
     released: int = 0
     in_doubt: int = 0
+    bounced: list[tuple[str, str]] = field(default_factory=list)  # hard bounces: (email, reply)
+    bounced_count: int = 0
 
 
 _STATE = {
@@ -105,6 +115,7 @@ class DeliveryRun:
         self._outstanding: dict[int, ledger.Claimed] = {}  # submitted, no result yet
         self._waiting: list[tuple[float, int, ledger.Claimed]] = []  # retries, by due time
         self._tries: dict[int, int] = {}
+        self._throttles: dict[int, int] = {}
         self._buffer: list[ledger.Outcome] = []
         self._journaled: dict[int, int] = {}  # journal file -> last seq in the buffer
         self._done = 0  # final results in the buffer (for ``progress`` after the commit)
@@ -150,16 +161,30 @@ class DeliveryRun:
             index, seq = result.job.note
             self._journaled[index] = max(seq, self._journaled.get(index, 0))
         state = _STATE[status.outcome]
-        self._buffer.append(ledger.Outcome(row.id, state, status.describe))
+        bounce = status.hard_bounce
+        self._buffer.append(
+            ledger.Outcome(row.id, state, status.describe, row.subscriber_id if bounce else None)
+        )
         if status.throttled:
             self.stats.throttled += 1
         if state == "pending":
+            self.stats.retried += 1
+            if status.throttled:
+                throttles = self._throttles.get(row.id, 0) + 1
+                self._throttles[row.id] = throttles
+                if throttles <= THROTTLE_REQUEUES:
+                    self._submit(row)  # at once: the pool's pace is the wait
+                    return
             tries = self._tries.get(row.id, 0) + 1
             self._tries[row.id] = tries
-            self.stats.retried += 1
             due = time.monotonic() + self.policy.delay(tries)
             heapq.heappush(self._waiting, (due, row.id, row))
             return
+        self._throttles.pop(row.id, None)
+        if bounce:
+            self.stats.bounced_count += 1
+            if len(self.stats.bounced) < BOUNCES_LISTED:
+                self.stats.bounced.append((row.email, status.describe))
         self._tries.pop(row.id, None)  # settled: nothing list-sized stays behind
         if state == "sent":
             self.stats.sent += 1

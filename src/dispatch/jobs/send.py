@@ -4,11 +4,14 @@
 draft), rows a crash left going out (per the send journal, ``store.journal``) become
 ``uncertain`` (resolved only on purpose), and everything still pending goes out. The issue is
 marked sent once no row is pending, sending or uncertain. One send per database at a time (a
-lock file next to it; the OS drops it on a kill).
+lock file next to it, removed by the send that holds it; the OS drops the lock on a kill).
+The pace is learnt per relay (``AdaptiveRate.learnt``, kept in ``meta``) and starts the next
+send near it. A hard bounce makes its reader ``bounced`` at once (never mailed again).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
@@ -57,6 +60,7 @@ class SendOptions:
     retry_failed: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     adaptive: AdaptiveRate | None = None  # rate control (tests inject one with their clock)
+    without_one_click: bool = False  # send a big list although no https unsubscribe URL is set
 
 
 @dataclass
@@ -72,6 +76,11 @@ class SendSummary:
     uncertain_now: int = 0  # sent by this run, but the relay's reply was lost
     throttled: int = 0  # throttling replies this run got (each slowed it down)
     final_rate: float = 0.0  # the rate limit in force at the end (0 = none)
+    learnt_rate: float = 0.0  # the relay's quota as this send found it (0 = none found)
+    bounced: list[tuple[str, str]] = field(default_factory=list)  # hard bounces of this run
+    bounced_now: int = 0
+    bounced_total: int = 0  # failed rows of the issue whose reader is bounced (any run)
+    warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     issue_status: str = "sending"
     running: bool = False  # (status only) a send of this database is running now
@@ -89,10 +98,14 @@ class SendSummary:
             "failed_now": self.failed_now,
             "uncertain_now": self.uncertain_now,
             "throttled": self.throttled,
+            "bounced_now": [e for e, _ in self.bounced],
+            "bounced": self.bounced_total,
             "failed": [e for e, _ in self.failed],
             "replies": {e: r for e, r in self.failed if e},
             "uncertain": [e for e, _ in self.uncertain],
             "seconds": round(self.seconds, 2),
+            "rate": round(self.learnt_rate, 2),
+            "warnings": self.warnings,
         }
 
 
@@ -150,6 +163,29 @@ def message_config(db: Database, settings: Settings) -> MessageConfig:
     )
 
 
+#: Above this many recipients a send without one-click unsubscribe is refused unless asked for:
+#: Gmail and Yahoo require RFC 8058 one-click unsubscribe of bulk senders (5,000 a day).
+ONE_CLICK_LIMIT = 5_000
+
+
+def _one_click_check(config: MessageConfig, recipients: int, allowed: bool) -> str | None:
+    """The warning for a list send without an https unsubscribe URL; refused above the limit."""
+    if config.public_url.startswith("https://"):
+        return None
+    what = (
+        f"DISPATCH_PUBLIC_URL is {'not https' if config.public_url else 'not set'}, so the "
+        f"{recipients} copies carry no one-click unsubscribe (RFC 8058), which Gmail and Yahoo "
+        "require of bulk senders"
+    )
+    if recipients > ONE_CLICK_LIMIT and not allowed:
+        raise ConfigError(
+            f"Refusing to send to {recipients} recipients: {what}",
+            "Set DISPATCH_PUBLIC_URL to the https address where `dispatch serve` runs, or pass "
+            "--without-one-click-unsubscribe to send anyway.",
+        )
+    return f"Warning: {what}. Set DISPATCH_PUBLIC_URL to the https address of `dispatch serve`."
+
+
 def relay_target(settings: Settings) -> SmtpTarget:
     return parse_smtp_url(settings.require("smtp_url"))
 
@@ -172,25 +208,42 @@ def send_lock(db: Database) -> Iterator[None]:
         yield
         return
     path = Path(f"{Path(db.path).resolve()}.send-lock")  # one lock whatever path reached it
-    handle = open(path, "a+")  # noqa: SIM115 - held for the whole send
+    # `dispatch status` holds the lock for an instant to see whether a send runs: a send
+    # starting at that moment waits a little rather than refusing.
+    deadline = time.monotonic() + 2.0
+    while True:
+        handle = open(path, "a+")  # noqa: SIM115 - held for the whole send
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            if time.monotonic() > deadline:
+                raise SendError(
+                    "Another `dispatch send` is running on this database",
+                    "Wait for it to finish (or stop it); then rerun to resume.",
+                ) from None
+            time.sleep(0.05)
+            continue
+        # Locked, but the file may have been removed (and made anew) by the send that held
+        # it before: a lock on a file no longer at the path excludes nobody, so take it again.
+        try:
+            same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()
     try:
-        # `dispatch status` holds the lock for an instant to see whether a send runs: a send
-        # starting at that moment waits a little rather than refusing.
-        deadline = time.monotonic() + 2.0
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise SendError(
-                        "Another `dispatch send` is running on this database",
-                        "Wait for it to finish (or stop it); then rerun to resume.",
-                    ) from None
-                time.sleep(0.05)
         yield
     finally:
-        handle.close()
+        # Only the holder removes the file, before letting go of the lock: a file left by a
+        # killed send (the OS dropped its lock) is simply locked and removed by the next one.
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        finally:
+            handle.close()
 
 
 def send_running(db: Database) -> bool:
@@ -198,11 +251,13 @@ def send_running(db: Database) -> bool:
     if fcntl is None:
         return False
     path = Path(f"{Path(db.path).resolve()}.send-lock")
-    if not path.exists():
+    try:
+        handle = open(path)  # noqa: SIM115 - never creates the file the send removes
+    except OSError:
         return False
-    with open(path, "a+") as handle:
+    with handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
         return False
@@ -228,10 +283,12 @@ def send_issue(
     options: SendOptions | None = None,
     progress: Callable[[int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> SendSummary:
     """Send (or resume) an issue to its ledger; see the module docstring for the guarantees.
 
-    ``on_start`` receives the number of rows about to be sent (for a progress bar).
+    ``on_start`` receives the number of rows about to be sent (for a progress bar);
+    ``notice`` each warning as it arises (they are also in the summary).
     """
     options = options or SendOptions()
     started = time.monotonic()
@@ -254,11 +311,17 @@ def send_issue(
     with send_lock(db):
         summary = SendSummary(issue_id, {}, [], [])
         if issue.status == "draft":
-            if not subscriber_store.status_counts(db)["active"]:
+            active = subscriber_store.status_counts(db)["active"]
+            if not active:
                 raise IssueError(
                     f"Issue {issue_id} has nobody to go to: there are no active subscribers",
                     "Import some first: dispatch subscribers import subscribers.csv",
                 )
+            warning = _one_click_check(factory.config, active, options.without_one_click)
+            if warning:
+                summary.warnings.append(warning)
+                if notice is not None:
+                    notice(warning)
             check_relay(target, settings.smtp_timeout)  # fail before fixing anything
             now = datetime.now(UTC)
             personas = donations.donor_personas(
@@ -280,6 +343,8 @@ def send_issue(
                 on_start(counts["pending"])
             concurrency = options.concurrency or settings.smtp_concurrency
             rate = settings.smtp_rate if options.rate is None else options.rate
+            relay = f"{target.host}:{target.port}"
+            adaptive = options.adaptive or AdaptiveRate(rate, start=ledger.relay_rate(db, relay))
             per_connection = (
                 settings.smtp_rate_per_connection
                 if options.rate_per_connection is None
@@ -291,7 +356,7 @@ def send_issue(
                 rate=rate,
                 rate_per_connection=per_connection,
                 timeout=settings.smtp_timeout,
-                adaptive=options.adaptive or AdaptiveRate(rate),
+                adaptive=adaptive,
             )
             policy = options.retry
             slowest = min(r for r in (rate, per_connection * concurrency, float("inf")) if r > 0)
@@ -313,6 +378,11 @@ def send_issue(
             finally:
                 summary.throttled = run.stats.throttled
                 summary.final_rate = pool.rate
+                summary.bounced = run.stats.bounced
+                summary.bounced_now = run.stats.bounced_count
+                summary.learnt_rate = adaptive.learnt
+                if summary.learnt_rate > 0:  # next week's send starts near it
+                    ledger.save_relay_rate(db, relay, summary.learnt_rate)
             summary.sent_now, summary.failed_now = stats.sent, stats.failed
             summary.uncertain_now = stats.uncertain
         _finish_summary(db, issue_id, summary)
@@ -329,10 +399,13 @@ def _finish_summary(db: Database, issue_id: str, summary: SendSummary) -> None:
     if ledger.open_rows(db, issue_id) == 0:
         issue_store.set_issue_status(db, issue_id, "sent")
     summary.counts = ledger.state_counts(db, issue_id)
-    summary.failed = list(islice(ledger.rows_in_state(db, issue_id, "failed"), SUMMARY_ROWS))
-    summary.uncertain = list(
-        islice(ledger.rows_in_state(db, issue_id, "uncertain"), SUMMARY_ROWS)
+    # Hard bounces are dealt with (bounced, never mailed again): the run that meets them
+    # names them (``bounced``), later ones only count them, and they are no failure to fix.
+    summary.bounced_total = ledger.count_bounced(db, issue_id)
+    summary.failed = list(
+        islice(ledger.rows_in_state(db, issue_id, "failed", bounced=False), SUMMARY_ROWS)
     )
+    summary.uncertain = list(islice(ledger.rows_in_state(db, issue_id, "uncertain"), SUMMARY_ROWS))
     issue = issue_store.get_issue(db, issue_id)
     summary.issue_status = issue.status if issue else "sending"
 
@@ -341,10 +414,11 @@ def issue_status(db: Database, issue_id: str) -> SendSummary:
     """The ledger of an issue, as ``dispatch status`` shows it."""
     issue = require_issue(db, issue_id)
     summary = SendSummary(issue_id, ledger.state_counts(db, issue_id), [], [])
-    summary.failed = list(islice(ledger.rows_in_state(db, issue_id, "failed"), SUMMARY_ROWS))
-    summary.uncertain = list(
-        islice(ledger.rows_in_state(db, issue_id, "uncertain"), SUMMARY_ROWS)
+    summary.bounced_total = ledger.count_bounced(db, issue_id)
+    summary.failed = list(
+        islice(ledger.rows_in_state(db, issue_id, "failed", bounced=False), SUMMARY_ROWS)
     )
+    summary.uncertain = list(islice(ledger.rows_in_state(db, issue_id, "uncertain"), SUMMARY_ROWS))
     summary.issue_status = issue.status
     summary.running = send_running(db)
     if not summary.running:  # rows a killed send left going out (in its journal, not here)

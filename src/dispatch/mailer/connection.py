@@ -45,6 +45,13 @@ class DeliveryStatus:
         return self.outcome == Outcome.TEMPORARY and is_throttle(self.code, self.reply)
 
     @property
+    def hard_bounce(self) -> bool:
+        """Refused for good because of the recipient's address (5.1.x, 5.2.1, "user unknown",
+        "mailbox unavailable"): the reader is bounced, never mailed again. Other permanent
+        refusals (content, size, policy) fail the row but say nothing about the address."""
+        return self.outcome == Outcome.PERMANENT and is_hard_bounce(self.code, self.reply)
+
+    @property
     def describe(self) -> str:
         return f"{self.code} {self.reply}".strip() if self.code else self.reply
 
@@ -57,6 +64,26 @@ def _text(reply: bytes | str) -> str:
         reply = reply.decode("utf-8", "replace")
     # A relay's reply is outside text: no NUL or other control character goes further.
     return " ".join(_CONTROL_CHARS.sub(" ", reply).split())[:500]
+
+
+#: Enhanced status codes (RFC 3463) about the recipient's address, not the sender or content:
+#: 5.1.x bad destination (but 5.1.7/5.1.8 are the sender's address), 5.2.1 mailbox disabled.
+_RECIPIENT_CODE = re.compile(r"\b5\.(1\.([0-69]|1\d)|2\.1)\b")
+_RECIPIENT_TEXT = re.compile(
+    r"user unknown|unknown user|no such (user|mailbox|recipient|address)|"
+    r"mailbox (is )?(unavailable|disabled|not found|does not exist)|"
+    r"(recipient|address|user|mailbox) (does not exist|not found|rejected)|"
+    r"invalid (recipient|mailbox)|account (has been )?disabled",
+    re.IGNORECASE,
+)
+_NOT_RECIPIENT = re.compile(r"\b5\.7\.\d+\b|quota|authenticat|policy|spam", re.IGNORECASE)
+
+
+def is_hard_bounce(code: int, reply: str) -> bool:
+    """Whether a 5xx reply refuses this recipient's address for good (not policy or quota)."""
+    if not 500 <= code < 600 or _NOT_RECIPIENT.search(reply):
+        return False
+    return bool(_RECIPIENT_CODE.search(reply) or _RECIPIENT_TEXT.search(reply))
 
 
 def _from_code(code: int, reply: bytes | str) -> DeliveryStatus:
@@ -118,9 +145,18 @@ class SmtpConnection:
                     smtp.starttls(context=self._tls_context())
                     smtp.ehlo()
                 elif target.starttls == "require":
+                    offered = ", ".join(sorted(k.upper() for k in smtp.esmtp_features)) or "none"
+                    why = (
+                        "Dispatch sends a password only over TLS"
+                        if target.username
+                        else "DISPATCH_SMTP_URL asks for it (?starttls=require)"
+                    )
                     raise SendError(
-                        f"The relay {target.describe()} does not offer STARTTLS",
-                        "Use smtps://, a relay that supports TLS, or drop ?starttls=require.",
+                        f"The relay {target.describe()} does not offer STARTTLS ({why}); its "
+                        f"EHLO offered: {offered}",
+                        "Use smtps:// (port 465) or a relay that offers STARTTLS; only for a "
+                        "relay on a network you trust, add ?starttls=never to DISPATCH_SMTP_URL "
+                        "to send in clear.",
                     )
             if target.username:
                 _login(smtp, target.username, target.password.reveal())
@@ -248,8 +284,9 @@ class RelayRefusedSender(Exception):
 
 
 #: 5xx texts that are about the sender's account or volume, whatever command they answer.
-_SENDER_LEVEL = re.compile(r"quota|rate limit|too many|sending limit|daily|exceeded|authenticat",
-                           re.IGNORECASE)
+_SENDER_LEVEL = re.compile(
+    r"quota|rate limit|too many|sending limit|daily|exceeded|authenticat", re.IGNORECASE
+)
 
 
 #: What may never appear in an envelope address on the command line.
@@ -303,7 +340,15 @@ def _transaction(
     replies: list[tuple[int, bytes]] = []
     if smtp.does_esmtp and smtp.has_extn("pipelining"):
         sock.sendall(b"".join(commands))
-        replies = [_reply(smtp), _reply(smtp), _reply(smtp)]
+        for _ in commands:
+            try:
+                replies.append(_reply(smtp))
+            except (OSError, smtplib.SMTPException):
+                if not replies or replies[-1][0] < 400:
+                    raise
+                break  # a refusal and then the connection closed: the refusal is the verdict
+            if replies[-1][0] == 421:  # "closing": nothing more will come (a throttle, often)
+                break
     else:
         for command in commands:
             sock.sendall(command)

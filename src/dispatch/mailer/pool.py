@@ -7,8 +7,9 @@ data goes out and right after its outcome is known: the caller's crash journal, 
 kill leaves at most one message per connection in doubt without the worker ever waiting for
 another thread. Workers never touch the database: the caller owns the ledger.
 
-Rates: a global token bucket (``rate``, adapted down when the relay throttles, see
-``AdaptiveRate``) and one bucket per connection (``rate_per_connection``).
+Rates: a global token bucket spreads messages evenly across the connections at the pace
+``AdaptiveRate`` keeps near the relay's quota, and one bucket per connection
+(``rate_per_connection``).
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class SenderPool:
     def _adapt(self, status: DeliveryStatus, started: float) -> None:
         if status.throttled:
             rate = self.adaptive.on_throttle(started)
-        elif status.outcome in (Outcome.SENT, Outcome.PERMANENT):
+        elif status.outcome == Outcome.SENT:  # what the relay's quota counts
             rate = self.adaptive.on_success()
         else:
             return
@@ -194,8 +195,12 @@ class SenderPool:
                         "This is about the sending account (quota, login, sender address), "
                         "not the readers: fix it with your provider, then rerun to resume.",
                     )
-                    status = DeliveryStatus(Outcome.TEMPORARY, exc.status.code,
-                                            f"not sent: {exc.status.reply}", aborted=True)
+                    status = DeliveryStatus(
+                        Outcome.TEMPORARY,
+                        exc.status.code,
+                        f"not sent: {exc.status.reply}",
+                        aborted=True,
+                    )
                     if self.hooks is not None and job.data_started:
                         self.hooks.after_reply(job, replace(status, aborted=False))
                     self.results.put(JobResult(job, status))
@@ -221,7 +226,9 @@ class SenderPool:
                 self._adapt(status, started)
                 if status.aborted:  # stopping: the data never went
                     break
-                if status.connection_lost:
+                if status.connection_lost and not status.throttled:
+                    # A relay that is down is not hammered; one that closed the connection
+                    # to say "too fast" (421) is paced by the shared rate instead.
                     self.stopping.wait(delay)
                     delay = min(delay * 2, delay_max)
                 else:

@@ -1,12 +1,9 @@
-"""Rate limits: token buckets (global and per connection) and an adaptive rate that backs off
-when the relay throttles.
+"""Rate limits: token buckets (global and per connection) and the pace the relay allows.
 
 ``TokenBucket`` answers "how long until I may send the next message?" from an injectable clock,
-so it is tested without sleeping. ``AdaptiveRate`` is AIMD (as TCP does with its window): a
-throttling reply halves the rate and remembers a ceiling a little under the rate that was
-throttled; every success creeps the rate back up towards that ceiling, and the ceiling itself
-rises slowly while no throttling is seen. Under a relay that throttles above R messages per
-second the rate settles just under R and the throttling replies stop.
+so it is tested without sleeping. ``AdaptiveRate`` finds and follows the relay's quota: it
+measures what the relay accepts, decreases once per throttling episode to just under that,
+climbs back CUBIC-like and probes above; its ``learnt`` rate starts the next send near it.
 """
 
 from __future__ import annotations
@@ -80,77 +77,123 @@ class TokenBucket:
 
 
 class AdaptiveRate:
-    """AIMD rate control driven by the relay's replies.
+    """Paces the whole send at an estimate of the relay's quota, found from its replies.
 
-    ``rate`` is 0 (no limit) until the first throttling reply; ``maximum`` (the user's
-    ``--rate``, 0 = none) is never exceeded. On a throttle the rate halves, from the lower of
-    the current limit and the rate actually achieved over the last ``window`` seconds, and
-    the ceiling becomes ``ceiling_factor`` of it. Throttles of messages that started before
-    the last decrease are ignored (they were sent at the old rate). Each success adds
-    ``increase`` x ceiling / rate messages per second (about ``increase`` x ceiling per
-    second), up to the ceiling; the ceiling grows by ``probe`` (a fraction) every
-    ``probe_every`` seconds without a throttle, so a relay that stops throttling is used fully
-    again.
+    ``rate`` is the pace in messages per second (0 = none: no throttle seen, nothing learnt,
+    no ``maximum``). How it moves, after TCP's CUBIC and BBR and Postfix's per-destination
+    feedback:
+
+    - *measure*: ``observed`` is the rate the relay actually accepted over the last
+      ``window`` seconds (BBR's delivery rate). Above the quota it equals the quota, however
+      fast we go, so it is the estimate of the quota a throttle is taken from;
+    - *decrease once per episode*: a throttle sets the pace to ``beta`` x that estimate (not
+      half of whatever the pace was) and remembers the estimate as ``w_max``. Replies to
+      messages started before that decrease, or within ``gap`` seconds of it, belong to the
+      same episode and change nothing (a burst of N throttles is one signal, not N halvings),
+      and as the pace follows the measurement, later episodes never compound;
+    - *grow back CUBIC-like*: a concave climb that is back at ``w_max`` after ``K`` seconds,
+      a plateau there, then a probe above it (convex, doubling every ``probe_double``
+      seconds), so a quota that rose is found and one that did not is met briefly again;
+    - *start near what was learnt*: ``start`` (last send's ``learnt`` for this relay) begins
+      the send at the plateau; without it the send starts unpaced and the first throttle
+      measures the quota.
+
+    ``maximum`` (the user's ``--rate``, 0 = none) is never exceeded. Thread-safe; the clock is
+    injectable so the arithmetic is tested without sleeping.
     """
 
     def __init__(
         self,
         maximum: float = 0.0,
         *,
+        start: float = 0.0,
         minimum: float = 0.2,
-        ceiling_factor: float = 0.9,
-        increase: float = 0.25,
-        probe: float = 0.01,
-        probe_every: float = 5.0,
+        beta: float = 0.95,
+        cubic: float = 0.0125,
+        probe_double: float = 2.0,
         window: float = 2.0,
+        gap: float = 0.05,
         clock: Clock = time.monotonic,
     ) -> None:
         self.maximum = max(0.0, maximum)
         self.minimum = minimum
-        self.ceiling_factor = ceiling_factor
-        self.increase = increase
-        self.probe = probe
-        self.probe_every = probe_every
+        self.beta = beta
+        self.cubic = cubic
+        self.probe_double = probe_double
         self.window = window
+        self.gap = gap
         self._clock = clock
         self._lock = threading.Lock()
-        self.rate = self.maximum  # 0 = unlimited
-        self.ceiling = self.maximum
         self.throttles = 0  # throttling replies seen
-        self.decreases = 0  # of which made the rate go down
+        self.decreases = 0  # of which made the pace go down (one per episode)
         self._last_decrease = float("-inf")
-        self._last_probe = clock()
         self._done: deque[float] = deque()
-        self._started = clock()
+        self._first: float | None = None  # when the first message started
+        self.start = max(0.0, start)
+        self.peak = 0.0  # the highest full-window accepted rate seen
+        # K: seconds a concave climb from beta x w_max takes to get back to w_max (1.6 s).
+        self._k = ((1 - beta) / cubic) ** (1 / 3)
+        now = clock()
+        self.w_max = 0.0
+        self._epoch: float | None = None  # start of the current climb (None: not paced)
+        if self.start:
+            self.w_max = self.start
+            self._epoch = now - self._k  # on the plateau: probe up from the learnt rate
+        self.rate = self._cap(self.start or self.maximum)
 
-    def observed(self, now: float | None = None) -> float:
-        """Messages per second actually accepted over the last ``window`` seconds."""
-        now = self._clock() if now is None else now
-        while self._done and self._done[0] < now - self.window:
-            self._done.popleft()
-        span = min(self.window, max(now - self._started, 1e-3))
-        return len(self._done) / span
+    def _cap(self, rate: float) -> float:
+        if self.maximum and (not rate or rate > self.maximum):
+            return self.maximum
+        return max(self.minimum, rate) if rate else 0.0
 
     def now(self) -> float:
-        return self._clock()
+        """The clock (the pool stamps each message's start with it)."""
+        now = self._clock()
+        if self._first is None:
+            self._first = now
+        return now
+
+    def observed(self, now: float | None = None) -> float:
+        """Messages per second the relay accepted over the last ``window`` seconds.
+
+        Between the first and the last acceptance in the window ((n - 1) / their span), not
+        n / window: at 5 a second a 2 s window holds 9 or 10 acceptances depending on where
+        its edge falls, and n / window would read 4.5 half the time. But never more than
+        n / (now - first): after a burst and a silence the estimate falls as the silence lasts.
+        """
+        now = self._clock() if now is None else now
+        done = self._done
+        while done and done[0] < now - self.window:
+            done.popleft()
+        n = len(done)
+        if n >= 2 and done[-1] > done[0]:
+            return min((n - 1) / (done[-1] - done[0]), n / max(now - done[0], 1e-3))
+        span = self.window if self._first is None else min(self.window, now - self._first)
+        return len(done) / max(span, 1e-3)
+
+    def target(self, now: float) -> float:
+        """Where the climb since the last decrease has got to by ``now`` (0 = not paced)."""
+        if self._epoch is None:
+            return self.rate
+        t = now - self._epoch - self._k
+        rate = self.w_max * (1 + self.cubic * t**3)
+        if t > 0:
+            rate = max(rate, self.w_max * 2 ** (t / self.probe_double))
+            # Not past twice what gets accepted: a pace the connections cannot reach is no
+            # information (BBR's application-limited samples), and must not grow unbounded.
+            rate = min(rate, max(self.w_max, 2 * self.observed(now)))
+        return rate
 
     def on_success(self) -> float:
-        """Record an accepted (or refused for good) message; returns the new rate."""
+        """Record an accepted message; returns the pace now in force."""
         with self._lock:
             now = self._clock()
-            done = self._done
-            done.append(now)
-            while done[0] < now - self.window:  # keep only the window (memory stays flat)
-                done.popleft()
-            if not self.rate:
-                return self.rate
-            if now - self._last_probe >= self.probe_every and self.ceiling:
-                top = self.maximum or float("inf")
-                self.ceiling = min(top, self.ceiling * (1 + self.probe))
-                self._last_probe = now
-            if self.rate < self.ceiling:
-                step = self.increase * self.ceiling / max(self.rate, self.minimum)
-                self.rate = min(self.ceiling, self.rate + step)
+            self._done.append(now)
+            observed = self.observed(now)
+            if self._first is not None and now - self._first >= self.window:
+                self.peak = max(self.peak, observed)
+            if self._epoch is not None:
+                self.rate = self._cap(self.target(now))
             return self.rate
 
     def on_throttle(self, started: float | None = None) -> float:
@@ -158,17 +201,37 @@ class AdaptiveRate:
         with self._lock:
             now = self._clock()
             self.throttles += 1
-            self._last_probe = now
             if started is not None and started < self._last_decrease:
-                return self.rate  # sent at the old rate: already accounted for
-            achieved = self.observed(now)
-            current = (
-                min(r for r in (self.rate, achieved) if r > 0)
-                if (self.rate > 0 or achieved > 0)
-                else self.minimum * 2
-            )
-            self.ceiling = max(self.minimum, current * self.ceiling_factor)
-            self.rate = max(self.minimum, current / 2)
+                return self.rate  # sent at the old pace: already accounted for
+            if now - self._last_decrease < self.gap:
+                return self.rate  # the same round trip: one signal, not several
+            estimate = self.observed(now)
+            if len(self._done) < 2:
+                if not self.rate:
+                    # Nothing measured yet (the first replies are throttles): no pace can be
+                    # derived, and a guess would be orders of magnitude off. Acceptances come
+                    # within a moment at any quota; the next throttle after them decides.
+                    return self.rate
+                estimate = 0.0
+            paced = self.beta * estimate if estimate > 0 else self.beta * self.rate
+            if self.rate and (paced >= self.rate or not paced):
+                paced = self.rate  # already under what got through: hold, climb from here
+            paced = max(self.minimum, paced)
+            # The pace follows the measurement, never the previous pace: throttles that keep
+            # coming while the relay's window empties cannot compound into a collapse.
+            self.w_max = paced / self.beta
+            self.rate = self._cap(paced)
+            self._epoch = now  # the climb starts where the pace now sits on its curve
             self._last_decrease = now
             self.decreases += 1
             return self.rate
+
+    @property
+    def learnt(self) -> float:
+        """The quota this send found (0 = none found): next send's ``start`` for this relay."""
+        with self._lock:
+            if self.decreases:
+                return self.w_max
+            if self.start:
+                return max(self.start, self.peak)
+            return 0.0

@@ -16,7 +16,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dispatch.models import StatusActor, SubscriberStatus
 from dispatch.store import Database, to_db_time, utcnow
+from dispatch.store.subscribers import apply_status_change
 
 #: States that keep an issue from counting as sent.
 OPEN_STATES = ("pending", "sending", "uncertain")
@@ -46,6 +48,7 @@ class Outcome:
     delivery_id: int
     state: str
     reply: str
+    bounced_subscriber: int | None = None  # a hard bounce: this subscriber becomes bounced
 
 
 def secret_key(db: Database) -> bytes:
@@ -153,11 +156,13 @@ def resolve_uncertain(db: Database, issue_id: str, *, resend: bool) -> int:
 
 
 def retry_failed(db: Database, issue_id: str) -> int:
-    """Put permanently failed rows back to pending, on purpose."""
+    """Put permanently failed rows back to pending, on purpose (not hard bounces: their
+    readers are bounced, and the row keeps the reply that said why)."""
     with db.transaction() as conn:
         reopened = conn.execute(
             "UPDATE deliveries SET state = 'pending', updated_at = ?"
-            " WHERE issue_id = ? AND state = 'failed'",
+            " WHERE issue_id = ? AND state = 'failed' AND NOT EXISTS (SELECT 1 FROM"
+            " subscribers s WHERE s.id = deliveries.subscriber_id AND s.status = 'bounced')",
             (to_db_time(utcnow()), issue_id),
         ).rowcount
         if reopened:  # not 'sent' while rows are pending: weekly resumes it if this run stops
@@ -239,6 +244,15 @@ def commit_batch(db: Database, outcomes: Sequence[Outcome]) -> None:
             " WHERE id = ? AND state IN ('pending', 'sending')",
             [(o.state, o.reply, now, o.state, now, o.delivery_id) for o in outcomes],
         )
+        for o in outcomes:  # in the same transaction: a failed row and its bounce go together
+            if o.bounced_subscriber is not None:
+                apply_status_change(
+                    conn,
+                    StatusActor.BOUNCE,
+                    SubscriberStatus.BOUNCED,
+                    "id",
+                    o.bounced_subscriber,
+                )
 
 
 def state_counts(db: Database, issue_id: str) -> dict[str, int]:
@@ -250,13 +264,63 @@ def state_counts(db: Database, issue_id: str) -> dict[str, int]:
     return counts
 
 
-def rows_in_state(db: Database, issue_id: str, state: str) -> Iterator[tuple[str, str]]:
-    """(email, last reply) of each row in a state, in ledger order; forgotten people show as ''."""
+def rows_in_state(
+    db: Database, issue_id: str, state: str, *, bounced: bool | None = None
+) -> Iterator[tuple[str, str]]:
+    """(email, last reply) of each row in a state, in ledger order; forgotten people show as ''.
+
+    ``bounced`` narrows to rows whose subscriber is now bounced (True) or is not (False): a
+    hard bounce is dealt with (never mailed again), unlike a failure still to look at.
+    """
+    where = ""
+    if bounced is not None:
+        where = (
+            " AND "
+            + ("" if bounced else "NOT ")
+            + (
+                "EXISTS (SELECT 1 FROM subscribers s WHERE s.id = d.subscriber_id"
+                " AND s.status = 'bounced')"
+            )
+        )
     for row in db.execute(
-        "SELECT email, last_reply FROM deliveries WHERE issue_id = ? AND state = ? ORDER BY id",
+        "SELECT d.email, d.last_reply FROM deliveries d WHERE d.issue_id = ? AND d.state = ?"
+        f"{where} ORDER BY d.id",
         (issue_id, state),
     ):
         yield row["email"] or "", row["last_reply"] or ""
+
+
+def count_bounced(db: Database, issue_id: str) -> int:
+    """Failed rows of this issue whose reader is now bounced."""
+    return db.execute(
+        "SELECT COUNT(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+        " WHERE d.issue_id = ? AND d.state = 'failed' AND s.status = 'bounced'",
+        (issue_id,),
+    ).fetchone()[0]
+
+
+# -- what was learnt about a relay ----------------------------------------------------------
+
+_RATE_KEY = "smtp.rate:"
+
+
+def relay_rate(db: Database, relay: str) -> float:
+    """The sending rate (messages a second) the last send found this relay allows; 0 = none."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (_RATE_KEY + relay,)).fetchone()
+    try:
+        return max(0.0, float(json.loads(row["value"])["rate"])) if row else 0.0
+    except (ValueError, KeyError, TypeError):
+        return 0.0  # an unreadable note is no knowledge: start unpaced
+
+
+def save_relay_rate(db: Database, relay: str, rate: float) -> None:
+    value = json.dumps({"rate": round(rate, 3), "at": to_db_time(utcnow())})
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (_RATE_KEY + relay, value),
+        )
 
 
 def has_ledger(db: Database, issue_id: str) -> bool:
