@@ -217,3 +217,14 @@ def test_line_breaks_and_control_characters_in_names_become_single_spaces(tmp_pa
     run_import(run_cli, write(tmp_path, text))
     ada = listed(run_cli)["ada@example.org"]
     assert ada["name"] == "Ada B. Love lace" and ada["first_name"] == "Ada B."
+
+
+def test_a_plain_status_column_keeps_the_unsubscribed_out_and_ignores_other_words(
+    tmp_path, run_cli
+):
+    text = "email,name,status\nin@example.org,In,Subscribed\nout@example.org,Out,Unsubscribed\n"
+    report = run_import(run_cli, write(tmp_path, text))
+    assert (report["added"], report["invalid"]) == (2, 0)
+    people = listed(run_cli)
+    assert people["in@example.org"]["status"] == "active"
+    assert people["out@example.org"]["status"] == "unsubscribed"

@@ -27,7 +27,6 @@ FIRST_HEADERS = ("first name", "first_name", "firstname", "given name", "fname")
 LAST_HEADERS = ("last name", "last_name", "lastname", "surname", "family name", "lname")
 TAG_HEADERS = ("tags", "tag", "labels", "label")
 LANGUAGE_HEADERS = ("language", "lang", "locale")
-STATUS_VALUES = {s.value: s for s in SubscriberStatus}
 
 #: Names ``--map`` accepts (field=Column header).
 MAP_FIELDS = (
@@ -120,8 +119,22 @@ _BEEHIIV = {
     "active": None, "": None, "inactive": _U, "unsubscribed": _U, "invalid": _B,
     "pending": _P, "validating": _P, "needs_attention": _P,
 }  # fmt: skip
-_PLAIN_STATUS: dict[str, SubscriberStatus | None] = {"": None, "active": None, **STATUS_VALUES}
-_PLAIN_STATUS["active"] = None
+#: A "status" column of a plain or mapped file: these values keep a reader from being mailed;
+#: any other value (subscribed, confirmed, VIP…) says nothing and the reader is active.
+_PLAIN_STATUS: dict[str, SubscriberStatus | None] = {
+    "unsubscribed": _U, "unsubscribe": _U, "opted out": _U, "opt-out": _U, "opted-out": _U,
+    "blocklisted": _U, "blacklisted": _U, "blocked": _U, "disabled": _U, "inactive": _U,
+    "bounced": _B, "cleaned": _B, "invalid": _B, "undeliverable": _B,
+    "complained": _C, "spam": _C, "abuse": _C,
+    "pending": _P, "unconfirmed": _P, "unactivated": _P,
+}  # fmt: skip
+
+
+def _lenient(column: str) -> StatusRule:
+    def rule(cells: Cells) -> SubscriberStatus | None:
+        return _PLAIN_STATUS.get(cells.get(column, "").strip().lower())
+
+    return rule
 
 
 def _first(header: Sequence[str], names: Sequence[str]) -> str | None:
@@ -169,7 +182,7 @@ def detect(header: Sequence[str]) -> Layout | None:
     email = _first(header, EMAIL_HEADERS)
     if email is None:
         return None
-    rule = _by_value("status", _PLAIN_STATUS) if "status" in h else None
+    rule = _lenient("status") if "status" in h else None
     return Layout(
         "plain", email, _first(header, NAME_HEADERS), _first(header, FIRST_HEADERS),
         _first(header, LAST_HEADERS), tags=tuple(t for t in TAG_HEADERS if t in h),
@@ -218,7 +231,7 @@ def mapped(header: Sequence[str], mapping: Mapping[str, str], columns: Sequence[
         consent_at=tuple(filter(None, [mapping.get("optin_time")])),
         consent_ip=tuple(filter(None, [mapping.get("optin_ip")])),
         source=tuple(filter(None, [mapping.get("source")])),
-        status=_by_value(status, _PLAIN_STATUS) if status else None,
+        status=_lenient(status) if status else None,
     )  # fmt: skip
 
 
