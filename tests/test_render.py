@@ -92,6 +92,10 @@ def test_personal_parts_are_placeholders(renderer: Renderer) -> None:
         for key in ("GREETING", "DONATE_URL", "UNSUBSCRIBE_URL"):
             assert PLACEHOLDERS[key] in variant.html, key
             assert PLACEHOLDERS[key] in variant.text, key
+        # each copy re-encodes only the lines holding a placeholder: keep those lines short
+        for line in (variant.html + variant.text).splitlines():
+            if "%%DISPATCH_" in line:
+                assert len(line) < 400 and line.count("%%DISPATCH_") == 1, line
 
 
 def test_titles_are_escaped_in_html_and_plain_in_text(renderer: Renderer) -> None:
