@@ -117,3 +117,26 @@ def test_a_rebuild_keeps_the_editors_subject_and_recomputes_its_own(db, make_set
     again = build_issue(db, settings, sources=[str(feed)], now=NOW)
     assert again.issue.subject == "The editor's words"
     assert issue_store.get_issue(db, built.issue.id).subject == "The editor's words"
+
+
+def test_items_outside_the_window_are_counted_but_never_cleaned(db, make_settings, tmp_path):
+    # A feed's archive (here one item, broken enough to be refused if it were cleaned) costs
+    # only feedparser's parse when it falls outside the window.
+    deep = "<div>" * 600 + "x" + "</div>" * 600
+    feed = tmp_path / "archive.xml"
+    feed.write_text(
+        '<?xml version="1.0"?><rss version="2.0" '
+        'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>T</title>'
+        "<item><title>Old</title><link>https://news.test/old</link>"
+        "<pubDate>Sat, 01 Jan 2000 00:00:00 GMT</pubDate>"
+        f"<content:encoded><![CDATA[{deep}]]></content:encoded></item>"
+        "<item><title>New</title><link>https://news.test/new</link>"
+        "<pubDate>Thu, 26 Nov 2026 09:00:00 GMT</pubDate>"
+        "<content:encoded><![CDATA[<p>Fresh.</p>]]></content:encoded></item>"
+        "</channel></rss>",
+        encoding="utf-8",
+    )
+    result = build_issue(db, make_settings(), sources=[str(feed)], now=NOW)
+    assert result.warnings == []
+    assert result.found == 2 and result.outside_window == 1
+    assert [a.title for a in result.issue.articles] == ["New"]

@@ -19,6 +19,9 @@ class CollectOptions:
     ] = ()  # regexes; empty -> clean.DEFAULT_BOILERPLATE_PATTERNS
     timeout: float = 20.0  # seconds, for URL feeds (the whole download, not each read)
     now: datetime | None = None  # tz-aware UTC; caps file modification times in the future
+    #: (since, until): feed items dated outside it are not cleaned (the build leaves them out
+    #: anyway); they still come back, bare, for counting and deduplication. None: clean all.
+    window: tuple[datetime, datetime] | None = None
 
 
 #: SourceWarning kinds: the source gave nothing usable / some of it was left out / its items

@@ -115,6 +115,7 @@ def build_issue(
             boilerplate_patterns=settings.boilerplate_patterns,
             timeout=settings.feed_timeout,
             now=now,
+            window=(window_start, window_end),
         ),
     )
     result = BuildResult(
