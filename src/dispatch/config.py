@@ -11,6 +11,7 @@ import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -20,7 +21,8 @@ from dotenv.parser import parse_stream
 from dispatch.errors import ConfigError, InputError
 from dispatch.money import parse_language
 
-#: The project's own default templates, next to src/ (editable install) — see templates_dir().
+#: The repository's templates/ folder, for an editable install made before setup.py mapped it
+#: into the package (see default_templates_dir).
 _REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
@@ -258,11 +260,13 @@ class Settings:
 
 
 def default_templates_dir() -> Path:
-    """The bundled templates: the repository's `templates/`, else a packaged copy."""
-    if _REPO_TEMPLATES.is_dir():
+    """The bundled templates, package data read through importlib.resources: the package
+    ``dispatch.templates``, which setup.py maps onto the top-level templates/ folder (so an
+    installed wheel carries them, and an editable install reads the folder itself)."""
+    try:
+        return Path(str(resources.files("dispatch.templates")))
+    except ModuleNotFoundError:  # an older editable install: the checkout's folder
         return _REPO_TEMPLATES
-    packaged = Path(__file__).resolve().parent / "templates"
-    return packaged
 
 
 def sqlite_path(value: str) -> Path:
