@@ -3,6 +3,7 @@
 # Debian's chromium (browser tests), postfix (smtp-sink for send tests and the benchmark),
 # dovecot-imapd (a real IMAP server for the bounce tests) and spamassassin (mail quality tests).
 # Usage: scripts/test.sh [pytest arguments]
+EXTRAS=dev  # pytest, Playwright, ruff, mypy: the demo installs without them
 source "$(dirname "$0")/_venv.sh"
 
 missing=()
