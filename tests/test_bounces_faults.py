@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import mailbox
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -428,3 +429,30 @@ def test_a_large_dsn_is_still_read_from_its_delivery_status_fields() -> None:
     ]
     reply = b"From: ana@example.test\nSubject: photos\n\n" + b"x" * (HEURISTICS_LIMIT + 1)
     assert classify(reply) is None
+
+
+def test_a_dropped_imap_connection_ends_the_run_with_a_clear_error(mailing, dovecot) -> None:
+    """The real Dovecot; the connection is cut after the first message (the socket shut down
+    under imaplib, as a server restart or a network drop would): what was read is recorded
+    and the error names the server, not the password."""
+    from dispatch.bounces.mailboxes import ImapSource
+    from dispatch.errors import InputError
+    from dispatch.jobs.bounces import process_source
+
+    port, maildir, hand_over = dovecot
+    box = mailbox.Maildir(maildir, create=False)
+    box.add(fixture("rfc3464-hard-5.1.1.eml"))
+    box.add(fixture("exim-plain.eml"))
+    hand_over()
+    source = ImapSource(f"imaps://bounces%40outlet.test:s3cret-imap@127.0.0.1:{port}/INBOX")
+
+    def cut(n: int) -> None:
+        if n == 1:
+            source._imap.sock.shutdown(socket.SHUT_RDWR)  # only a test reaches inside
+
+    with pytest.raises(InputError) as info:
+        process_source(mailing, source, soft_limit=3, progress=cut)
+    text = str(info.value)
+    assert f"Lost the IMAP server 127.0.0.1:{port}" in text and "rerun to go on" in text
+    assert "s3cret-imap" not in text
+    assert status_of(mailing, "ben") == "bounced"

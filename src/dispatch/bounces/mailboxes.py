@@ -12,6 +12,7 @@ bytes are copied once to ``<mbox>.unreadable`` beside it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import imaplib
 import mailbox
@@ -220,6 +221,7 @@ class ImapSource(Source):
         target = parse_imap_url(url)
         self.label = f"imap{'s' if target.tls else ''}://{target.host}/{target.folder}"
         where = f"the IMAP server {target.host}:{target.port} (user {target.user})"
+        self._where, self._password = where, target.password
         try:
             if target.tls:
                 self._imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(
@@ -244,13 +246,23 @@ class ImapSource(Source):
                 "Name an existing folder in the URL, e.g. /INBOX.",
             )
 
+    def _uid(self, command: str, *args: str) -> tuple[str, list]:
+        """One UID command; a dropped connection or a protocol error ends the run, named."""
+        try:
+            return self._imap.uid(command, *args)
+        except (OSError, imaplib.IMAP4.error) as exc:  # abort (connection lost) is an error
+            raise InputError(
+                f"Lost {self._where} while reading bounces: {_safe(exc, self._password)}",
+                "What was read so far is recorded; rerun to go on.",
+            ) from None
+
     def messages(self) -> Iterator[tuple[str, bytes]]:
-        status, data = self._imap.uid("SEARCH", "UNSEEN")
+        status, data = self._uid("SEARCH", "UNSEEN")
         if status != "OK":
             return
         for raw_uid in (data[0] or b"").split():
             uid = raw_uid.decode("ascii")
-            status, parts = self._imap.uid("FETCH", uid, "(BODY.PEEK[])")
+            status, parts = self._uid("FETCH", uid, "(BODY.PEEK[])")
             if status != "OK":
                 continue
             for part in parts:
@@ -260,11 +272,13 @@ class ImapSource(Source):
 
     def set_aside(self, handle: str, folder: str = PROCESSED_FOLDER) -> bool:
         if folder == UNREADABLE_FOLDER:
-            self._imap.create(_quote(IMAP_UNREADABLE_FOLDER))  # "NO" when it exists: fine
-            self._imap.uid("COPY", handle, _quote(IMAP_UNREADABLE_FOLDER))
-            status, _ = self._imap.uid("STORE", handle, "+FLAGS", "(\\Seen \\Flagged)")
+            # "NO" when it exists: fine; were it an error, the COPY below reports it.
+            with contextlib.suppress(imaplib.IMAP4.error):
+                self._imap.create(_quote(IMAP_UNREADABLE_FOLDER))
+            self._uid("COPY", handle, _quote(IMAP_UNREADABLE_FOLDER))
+            status, _ = self._uid("STORE", handle, "+FLAGS", "(\\Seen \\Flagged)")
         else:
-            status, _ = self._imap.uid("STORE", handle, "+FLAGS", "(\\Seen)")
+            status, _ = self._uid("STORE", handle, "+FLAGS", "(\\Seen)")
         return status == "OK"
 
     def where(self, folder: str) -> str:
