@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from dispatch.store import donations
+from dispatch.store import donations, web_spool
 from dispatch.store import subscribers as subs
 from dispatch.store import web as web_store
 from dispatch.store.web import WritePatience
@@ -136,27 +137,54 @@ def test_donation_click_during_an_import_is_retried_and_counted(
     assert web_store.click_count(db, token) == 1
 
 
-def test_a_lock_held_through_every_retry_is_an_honest_503_and_nothing_is_lost(
-    app, db, sent, write_lock, caplog
+def test_a_lock_held_through_every_retry_keeps_the_unsubscribe_and_applies_it_after(
+    app, db, db_path, sent, write_lock, caplog
 ):
     token = sent.readers["ana@example.org"].unsub_token
     client = app.test_client()
     lock = write_lock()
     one_click = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
-    assert one_click.status_code == 503 and one_click.headers["Retry-After"] == "7"
-    assert one_click.mimetype == "text/plain"
+    assert one_click.status_code == 202 and one_click.mimetype == "text/plain"
+    assert "recorded" in one_click.get_data(as_text=True)
     button = client.post(f"/u/{token}")
-    assert button.status_code == 503 and button.headers["Retry-After"] == "7"
-    assert "try again" in button.get_data(as_text=True)
-    click = client.get(f"/d/{sent.readers['ana@example.org'].token}")
-    assert click.status_code == 503
+    assert button.status_code == 202 and "Unsubscribe recorded" in button.get_data(as_text=True)
     assert "stayed locked" in caplog.text
+    assert web_spool.spool_path(db_path).exists()  # on disk before the reader was answered
+    forged = client.post(f"/u/{token[:-2]}xx", data={"List-Unsubscribe": "One-Click"})
+    assert forged.status_code == 404
+    assert status_of(db, "ana@example.org") == "active"  # the import still holds the lock
     lock.release()
-    assert status_of(db, "ana@example.org") == "active"  # nothing half-done
-    # The client's retry (as Retry-After asks) goes through.
-    again = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
-    assert again.status_code == 200
+    app.extensions["dispatch"].outbox.join(timeout=60)  # the spool is applied in the background
     assert status_of(db, "ana@example.org") == "unsubscribed"
+    assert not web_spool.has_spooled(db_path)
+    assert token not in caplog.text
+
+
+def test_other_writes_held_through_every_retry_are_an_honest_503(app, db, sent, write_lock):
+    lock = write_lock()
+    click = app.test_client().get(f"/d/{sent.readers['ana@example.org'].token}")
+    assert click.status_code == 503 and click.headers["Retry-After"] == "7"
+    assert "try again" in click.get_data(as_text=True)
+    lock.release()
+    assert web_store.click_count(db, sent.readers["ana@example.org"].token) == 0
+
+
+def test_unsubscribe_that_cannot_even_be_kept_is_a_503(app, db, db_path, sent, write_lock):
+    web_spool.spool_path(db_path).mkdir()  # the spool cannot be written
+    token = sent.readers["ana@example.org"].unsub_token
+    write_lock()
+    response = app.test_client().post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "7"
+
+
+def test_a_spool_left_behind_is_applied_after_the_next_write(app, db, db_path, sent):
+    """E.g. the worker that kept it was killed before applying it: any worker's next
+    successful write catches up."""
+    web_spool.spool_unsubscribe(db_path, sent.readers["ana@example.org"].unsub_token)
+    assert app.test_client().get(f"/d/{sent.readers['ana@example.org'].token}").status_code == 303
+    app.extensions["dispatch"].outbox.join(timeout=60)
+    assert status_of(db, "ana@example.org") == "unsubscribed"
+    assert not web_spool.has_spooled(db_path)
 
 
 def test_webhook_during_a_held_lock_is_503_then_recorded_once_on_stripes_retry(
@@ -308,3 +336,29 @@ def test_a_stopping_gunicorn_worker_finishes_queued_signups(make_web_app):
     gunicorn_conf.worker_exit(None, SimpleNamespace(wsgi=app))
     assert done.is_set()
     gunicorn_conf.worker_exit(None, SimpleNamespace())  # no app loaded: nothing to do
+
+
+def test_spool_lines_not_applied_go_back_and_a_dead_workers_claim_is_adopted(tmp_path):
+    db_path = tmp_path / "dispatch.sqlite3"
+    for token in ("tok1", "tok2", "tok3"):
+        web_spool.spool_unsubscribe(db_path, token)
+    applied: list[str] = []
+
+    def flaky(token: str) -> None:
+        if token == "tok2":
+            raise sqlite3.OperationalError("database is locked")
+        applied.append(token)
+
+    with pytest.raises(sqlite3.OperationalError):
+        web_spool.apply_spooled_unsubscribes(db_path, flaky)
+    assert applied == ["tok1"]
+    assert web_spool.spool_path(db_path).read_text().split() == ["tok2", "tok3"]
+    # A worker died holding a claim: once stale, the next apply takes it over.
+    spool = web_spool.spool_path(db_path)
+    dead = spool.with_name(spool.name + ".claimed-999-dead")
+    dead.write_text("tok4\n")
+    old = dead.stat().st_mtime - web_spool.STALE_CLAIM_SECONDS - 1
+    os.utime(dead, (old, old))
+    assert web_spool.apply_spooled_unsubscribes(db_path, applied.append) == 3
+    assert sorted(applied) == ["tok1", "tok2", "tok3", "tok4"]
+    assert not web_spool.has_spooled(db_path) and not dead.exists()

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -36,7 +37,7 @@ from dispatch.models import Persona, RenderedVariant, StatusActor, Subscriber, s
 from dispatch.render.message import MessageFactory, Recipient
 from dispatch.render.placeholders import fill_placeholders
 from dispatch.render.templates import Renderer
-from dispatch.store import Database, utcnow
+from dispatch.store import Database, utcnow, web_spool
 from dispatch.store import donations as donation_store
 from dispatch.store import web as store
 from dispatch.store.web import ArchivedIssue
@@ -80,6 +81,37 @@ def unsubscribe(db: Database, token: str) -> Subscriber | None:
     if changed:
         log.info("unsubscribed subscriber %s from the web", subscriber.id if subscriber else "?")
     return subscriber
+
+
+def defer_unsubscribe(db: Database, token: str) -> Subscriber | None:
+    """For when another writer keeps the database locked: check the token (a read, which a
+    writer does not block) and keep the unsubscribe in the spool, on disk, to be applied by
+    ``apply_deferred_unsubscribes``. None when the token is unknown (nothing kept)."""
+    subscriber = subscriber_for_token(db, token)
+    if subscriber is not None:
+        web_spool.spool_unsubscribe(db.path, token)
+        log.info("unsubscribe of subscriber %s kept in the spool: the database is busy",
+                 subscriber.id)
+    return subscriber
+
+
+def has_deferred_unsubscribes(db_path: Path) -> bool:
+    return web_spool.has_spooled(db_path)
+
+
+def apply_deferred_unsubscribes(
+    open_db: Callable[[], Database], patience: store.WritePatience
+) -> int:
+    """Apply the spooled unsubscribes (on the outbox thread), waiting for the lock as long as
+    ``patience`` says; what still cannot be written stays spooled for the next attempt."""
+    with open_db() as db:
+        done = store.retry_when_locked(
+            lambda: web_spool.apply_spooled_unsubscribes(db.path, lambda t: unsubscribe(db, t)),
+            patience, "spooled unsubscribes",
+        )
+    if done:
+        log.info("applied %d spooled unsubscribe(s)", done)
+    return done
 
 
 def resubscribe(db: Database, token: str) -> Subscriber | None:

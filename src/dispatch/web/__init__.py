@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -27,7 +28,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from dispatch.config import Settings, load_settings
 from dispatch.errors import DispatchError, WebError
 from dispatch.jobs.common import renderer_from
-from dispatch.jobs.web import Outbox
+from dispatch.jobs.signup import BACKGROUND_PATIENCE
+from dispatch.jobs.web import Outbox, apply_deferred_unsubscribes, has_deferred_unsubscribes
 from dispatch.render.templates import Renderer
 from dispatch.store import Database, open_db
 from dispatch.store.web import DatabaseBusyError, WritePatience, connect_web, retry_when_locked
@@ -86,7 +88,17 @@ class WebState:
     def write(self, call: Callable[[], T], what: str) -> T:
         """Run a use case that writes, again after a short pause while another writer holds
         the database; DatabaseBusyError (a 503 with Retry-After) if it never lets go."""
-        return retry_when_locked(call, self.patience, what)
+        result = retry_when_locked(call, self.patience, what)
+        if has_deferred_unsubscribes(self.db_path):  # the lock is free now: catch up
+            self.apply_deferred_unsubscribes()
+        return result
+
+    def apply_deferred_unsubscribes(self) -> None:
+        """Queue the spooled unsubscribes on the outbox thread (see links.unsubscribe_post)."""
+        self.outbox.submit(partial(
+            apply_deferred_unsubscribes, partial(self.connect, BACKGROUND_PATIENCE),
+            BACKGROUND_PATIENCE,
+        ))
 
     def close(self) -> None:
         self.outbox.join()

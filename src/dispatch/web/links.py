@@ -3,19 +3,25 @@
 
 A GET never changes anything, so mail scanners that fetch links unsubscribe no one. The token
 is the credential: a POST needs no cookie or CSRF token (RFC 8058), and a forged or altered
-token gets a 404 and changes nothing.
+token gets a 404 and changes nothing. An unsubscribe that meets a database kept busy by
+another writer is retried, and failing that kept on disk and applied moments later (202).
 """
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, abort, request, url_for
 
+from dispatch.errors import StoreError
 from dispatch.jobs import web as jobs
 from dispatch.models import Subscriber
+from dispatch.store.web import DatabaseBusyError
 from dispatch.web import page, state
 from dispatch.web.security import no_store
 
 bp = Blueprint("links", __name__)
+log = logging.getLogger("dispatch.web")
 
 
 def _unsubscribe_page(token: str, subscriber: Subscriber, *, just_changed: str = "") -> Response:
@@ -43,12 +49,39 @@ def unsubscribe_get(token: str) -> Response:
 def unsubscribe_post(token: str) -> Response:
     """One-click (``List-Unsubscribe=One-Click`` from a mail provider) or the page's button."""
     web = state()
-    subscriber = web.write(lambda: jobs.unsubscribe(web.db(), token), "unsubscribe")
+    try:
+        subscriber = web.write(lambda: jobs.unsubscribe(web.db(), token), "unsubscribe")
+    except DatabaseBusyError as busy:
+        return _deferred_unsubscribe(token, busy)
     if subscriber is None:
         abort(404)
-    if request.form.get("List-Unsubscribe") == "One-Click" and "action" not in request.form:
+    if _one_click():
         return no_store(Response("You are unsubscribed.\n", mimetype="text/plain"))
     return _unsubscribe_page(token, subscriber, just_changed="unsubscribed")
+
+
+def _one_click() -> bool:
+    return request.form.get("List-Unsubscribe") == "One-Click" and "action" not in request.form
+
+
+def _deferred_unsubscribe(token: str, busy: DatabaseBusyError) -> Response:
+    """The database stayed locked through every retry: keep the unsubscribe on disk, apply it
+    in the background as soon as the lock is free, and say so (202: accepted, not yet done).
+    Only if even that fails is the answer a 503 asking to try again."""
+    web = state()
+    try:
+        subscriber = jobs.defer_unsubscribe(web.db(), token)
+    except StoreError as exc:
+        log.error("an unsubscribe could not be kept either: %s", exc)
+        raise busy from exc
+    if subscriber is None:
+        abort(404)
+    web.apply_deferred_unsubscribes()
+    message = "Your unsubscribe is recorded and takes effect within a few minutes."
+    if _one_click():
+        return no_store(Response(message + "\n", status=202, mimetype="text/plain"))
+    return no_store(page("error", status=202, code=202, title="Unsubscribe recorded",
+                         message=message + " You do not need to do anything else."))
 
 
 @bp.post("/u/<token>/resubscribe")
