@@ -180,17 +180,6 @@ def record_complaint(
     return True, bool(changed)
 
 
-def complaint_counts_by_issue(db: Database) -> dict[str, int]:
-    """``{issue: complaints}`` (reports that named an issue)."""
-    return {
-        row["issue_id"]: int(row["n"])
-        for row in db.execute(
-            "SELECT issue_id, COUNT(*) AS n FROM complaints WHERE issue_id IS NOT NULL"
-            " GROUP BY issue_id ORDER BY issue_id"
-        )
-    }
-
-
 def counts_by_issue(db: Database) -> dict[str, dict[str, int]]:
     """``{issue: {"hard": n, "soft": n}}`` for the report."""
     result: dict[str, dict[str, int]] = {}
