@@ -16,7 +16,10 @@ from setuptools.command.build_py import build_py
 class BuildPy(build_py):
     def run(self) -> None:
         super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install reads subscribers/example.csv where it is
         target = Path(self.build_lib) / "dispatch" / "sample" / "subscribers.csv"
+        self.mkpath(str(target.parent))
         self.copy_file(str(Path("subscribers") / "example.csv"), str(target))
 
 
