@@ -362,3 +362,67 @@ def test_spool_lines_not_applied_go_back_and_a_dead_workers_claim_is_adopted(tmp
     assert web_spool.apply_spooled_unsubscribes(db_path, applied.append) == 3
     assert sorted(applied) == ["tok1", "tok2", "tok3", "tok4"]
     assert not web_spool.has_spooled(db_path) and not dead.exists()
+
+
+def test_webhook_events_are_recorded_exactly_once_under_load_while_an_import_writes(
+    live_web, db, db_path, sent
+):
+    """Eight Stripe senders at once, every event delivered twice, against the real threaded
+    server, while another connection keeps taking the write lock in short bursts (a batched
+    import). A 503 is retried, as Stripe does; each event and session is recorded once."""
+    import threading
+    import urllib.error
+    import urllib.request
+
+    token = sent.readers["ana@example.org"].token
+    stop = threading.Event()
+
+    def importer() -> None:
+        conn = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+        while not stop.is_set():
+            conn.execute("BEGIN IMMEDIATE")
+            stop.wait(0.05)
+            conn.execute("COMMIT")
+            stop.wait(0.01)
+        conn.close()
+
+    def deliver(payload: bytes) -> int:
+        for _ in range(20):
+            request = urllib.request.Request(
+                f"{live_web.url}/stripe/webhook", data=payload, headers=signed(payload)
+            )
+            try:
+                return urllib.request.urlopen(request, timeout=30).status
+            except urllib.error.HTTPError as exc:
+                if exc.code != 503:
+                    return exc.code
+        return 503
+
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def sender(worker: int) -> None:
+        for n in range(10):
+            payload = event(
+                "checkout.session.completed",
+                session_object(token, sid=f"cs_test_{worker}_{n}"),
+                event_id=f"evt_load_{worker}_{n}",
+            )
+            for _ in range(2):  # every event is delivered twice
+                status = deliver(payload)
+                with lock:
+                    statuses.append(status)
+
+    writer = threading.Thread(target=importer)
+    writer.start()
+    senders = [threading.Thread(target=sender, args=(w,)) for w in range(8)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join(timeout=120)
+    stop.set()
+    writer.join(timeout=30)
+    assert statuses == [200] * 160
+    assert len(donations.list_donations(db)) == 80
+    events = db.execute("SELECT COUNT(*) FROM stripe_events WHERE id LIKE 'evt_load_%'")
+    assert events.fetchone()[0] == 80
