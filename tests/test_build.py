@@ -213,9 +213,9 @@ def test_article_text_cannot_smuggle_in_a_personal_placeholder(db, make_settings
     folder = tmp_path / "site"
     folder.mkdir()
     (folder / "evil.md").write_text(
-        "---\ntitle: \"Win %%DISPATCH_EMAIL%% now\"\ndate: 2026-11-26\n"
+        '---\ntitle: "Win %%DISPATCH_EMAIL%% now"\ndate: 2026-11-26\n'
         "url: https://news.test/evil\n"
-        "image: \"https://tracker.test/p.png?e=%%DISPATCH_EMAIL%%\"\n---\n"
+        'image: "https://tracker.test/p.png?e=%%DISPATCH_EMAIL%%"\n---\n'
         "Your link: %%DISPATCH_UNSUBSCRIBE_URL%%. More text here.\n",
         encoding="utf-8",
     )
