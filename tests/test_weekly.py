@@ -215,3 +215,22 @@ def test_an_empty_draft_is_not_sent_and_the_week_is_built(
     assert result.exit_code == 0, result.output
     assert "Built " in result.output and "Fresh news" in smtp_server.messages[0].parsed()["Subject"]
     assert issue_store.get_issue(db, "empty").status == "draft"
+
+
+def test_a_draft_waiting_after_this_weeks_send_is_mentioned(
+    db, run_cli, smtp_server, weekly_env, tmp_path, make_settings
+):
+    from dispatch.jobs.build import build_issue
+
+    import_people(run_cli, tmp_path)
+    now = datetime.now(UTC)
+    write_article(tmp_path / "site", "news", "News", now - timedelta(hours=5))
+    assert run_cli("weekly", env=weekly_env).exit_code == 0  # this week's digest goes out
+    write_article(tmp_path / "site", "later", "Later news", now - timedelta(hours=1))
+    settings = make_settings(DISPATCH_SOURCES=str(tmp_path / "site"))
+    built = build_issue(db, settings, issue_id="next", since=now - timedelta(days=1), now=now)
+    assert [a.title for a in built.issue.articles] == ["Later news"]
+    result = run_cli("weekly", env=weekly_env)
+    assert "has gone out already" in result.output
+    assert "The draft next waits" in result.output
+    assert issue_store.get_issue(db, "next").status == "draft"

@@ -52,6 +52,7 @@ def issue() -> None:
       dispatch issue show 2026-W48
       dispatch issue edit 2026-W48 --subject "Flood defences: what the council decided"
       dispatch issue pin 2026-W48 3
+      dispatch issue delete 2026-W47
     """
 
 

@@ -73,13 +73,18 @@ def run_weekly(
             summary,
         )
     last = issue_store.last_sent_issue(db)
+    drafts = [d for d in issue_store.unsent_drafts(db) if d.articles]
     if last is not None and _same_week(last.sent_at or last.created_at, now):
+        if drafts:
+            notes.append(
+                f"The draft {drafts[0].id} waits: the next weekly run in another week sends it "
+                f"as it stands, unless you discard it (dispatch issue delete {drafts[0].id})."
+            )
         return WeeklyResult(
             "already_sent",
             last.id,
             [*notes, f"This week's digest ({last.id}) has gone out already; nothing to do."],
         )
-    drafts = [d for d in issue_store.unsent_drafts(db) if d.articles]
     if drafts:
         draft, older = drafts[0], drafts[1:]
         if older:
