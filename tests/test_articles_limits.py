@@ -133,3 +133,29 @@ def test_the_checks_leave_dates_and_sources_alone(tmp_path):
     (article,) = result.articles
     assert article.published == datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
     assert result.warnings == []
+
+
+def test_a_yaml_alias_bomb_in_the_front_matter_is_refused_before_it_grows(tmp_path):
+    levels = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefghi", "bcdefghij", strict=True):
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    site = tmp_path / "site"
+    site.mkdir()
+    front = "\n".join(levels) + "\ntitle: *j\n"  # 9**10 strings once written out as text
+    (site / "2026-11-20-bomb.md").write_text(f"---\n{front}---\nBody.\n", encoding="utf-8")
+    write_markdown(site, "fine.md", "An ordinary story.")
+    result = collect_articles([str(site)])
+    assert [a.title for a in result.articles] == ["fine.md"]
+    (warning,) = result.warnings
+    assert "the front matter key 'title' must be a single value" in warning.message
+
+
+def test_front_matter_of_megabytes_is_refused(tmp_path):
+    site = tmp_path / "site"
+    write_markdown(site, "big.md", "Body.")
+    text = (site / "big.md").read_text(encoding="utf-8")
+    (site / "big.md").write_text(text.replace("---\n", "---\nnotes: " + "x" * 200_000 + "\n", 1))
+    (warning,) = collect_articles([str(site)]).warnings
+    assert (
+        "the front matter is 200," in warning.message and "the file was skipped" in warning.message
+    )

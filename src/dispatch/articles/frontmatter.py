@@ -13,6 +13,7 @@ import yaml
 
 _OPEN = "---"
 _CLOSE = ("---", "...")
+MAX_FRONT_MATTER_CHARS = 100_000  # PyYAML is pure Python here: a few keys, never megabytes
 
 
 class FrontMatterError(ValueError):
@@ -28,6 +29,11 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str, bool]:
         if lines[index].strip() in _CLOSE:
             block = "".join(lines[1:index])
             body = "".join(lines[index + 1 :])
+            if len(block) > MAX_FRONT_MATTER_CHARS:
+                raise FrontMatterError(
+                    f"the front matter is {len(block):,} characters long "
+                    f"(at most {MAX_FRONT_MATTER_CHARS:,}: it holds a few keys, not the article)"
+                )
             return _load(block), body, True
     raise FrontMatterError("the front matter opened on line 1 is never closed with a '---' line")
 

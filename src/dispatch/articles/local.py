@@ -50,6 +50,7 @@ _NAME_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?!\d)")
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 _TEXT_META = re.compile(r"^(url|date|image)\s*:\s*(\S.*)$", re.IGNORECASE)
 _MAX_FILE_BYTES = 5 * 1024 * 1024
+_SCALARS = (str, int, float, date, type(None))  # bool is an int; datetime is a date
 # Python-Markdown recurses once per level of list or quote nesting: a line indented this deep
 # (spaces, tabs, ">") is broken or hostile, and would exhaust the stack or take seconds.
 _TOO_DEEP_MARKDOWN = re.compile(r"^[ \t>]{256}", re.MULTILINE)
@@ -166,6 +167,15 @@ def _markdown_fields(text: str) -> dict[str, Any]:
     except FrontMatterError as exc:
         raise UnusableFile(str(exc)) from exc
     fields: dict[str, Any] = {k: meta.get(k) for k in ("title", "date", "url", "image", "summary")}
+    for key, value in fields.items():
+        # One value each (image: a URL or url/alt): a YAML alias "bomb" nests lists by
+        # reference, cheap to load but gigabytes once turned into text.
+        inner = value.values() if key == "image" and isinstance(value, dict) else [value]
+        if not all(isinstance(v, _SCALARS) for v in inner):
+            raise UnusableFile(
+                f"the front matter key {key!r} must be a single value, not a list or mapping"
+                + (" (or url and alt)" if key == "image" else "")
+            )
     lines = body.split("\n")
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is not None:
