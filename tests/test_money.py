@@ -153,3 +153,15 @@ def test_one_module_knows_currencies() -> None:
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("babel.numbers"):
                 offenders.append(f"{path.relative_to(SRC)} imports babel.numbers")
     assert not offenders, offenders
+
+
+def test_the_report_chart_writes_amounts_in_the_language() -> None:
+    from dispatch.reports import render_svg
+
+    report = {
+        "issues": [
+            {"issue": "2026-W48", "donations": 2, "conversion": 0.1, "amounts": {"eur": 500000}}
+        ]
+    }
+    assert f"5.000,00{NBSP}€" in render_svg(report, locale="de")
+    assert "€5,000.00" in render_svg(report)

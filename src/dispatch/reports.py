@@ -125,7 +125,9 @@ def write_csv(report: dict[str, Any], path: Path) -> None:
         raise InputError(f"Cannot write {path}: {exc.strerror}", "Check the path.") from exc
 
 
-def render_svg(report: dict[str, Any], title: str = "Donations per issue") -> str:
+def render_svg(
+    report: dict[str, Any], title: str = "Donations per issue", locale: str | None = None
+) -> str:
     """Bars: gifts per issue (left axis); line: conversion in percent (right axis)."""
     rows = report["issues"]
     width, height, left, right, top, bottom = 760, 360, 56, 56, 40, 70
@@ -157,8 +159,8 @@ def render_svg(report: dict[str, Any], title: str = "Donations per issue") -> st
         parts.append(
             f'<rect x="{x + step * 0.2:.1f}" y="{top + plot_h - bar_h:.1f}" '
             f'width="{step * 0.6:.1f}" height="{bar_h:.1f}" fill="#2e6da4">'
-            f'<title>{esc(r["issue"])}: {r["donations"]} gifts, {esc(money_list(r["amounts"]))}'
-            f'</title></rect>'
+            f'<title>{esc(r["issue"])}: {r["donations"]} gifts, '
+            f'{esc(money_list(r["amounts"], locale))}</title></rect>'
         )
         if i % label_every == 0:  # a year of weekly issues would overlap: label some
             parts.append(
@@ -178,13 +180,13 @@ def render_svg(report: dict[str, Any], title: str = "Donations per issue") -> st
     return "\n".join(parts) + "\n"
 
 
-def write_chart(report: dict[str, Any], path: Path) -> None:
+def write_chart(report: dict[str, Any], path: Path, locale: str | None = None) -> None:
     if path.suffix.lower() != ".svg":
         raise InputError(
             f"Cannot draw {path.name}: the chart is written as SVG",
             "Give a file name ending in .svg (browsers and image viewers open it).",
         )
     try:
-        path.write_text(render_svg(report), encoding="utf-8")
+        path.write_text(render_svg(report, locale=locale), encoding="utf-8")
     except OSError as exc:
         raise InputError(f"Cannot write {path}: {exc.strerror}", "Check the path.") from exc

@@ -40,7 +40,7 @@ def report(app: App, issue: str | None, as_json: bool, csv_file: Path | None,
     if csv_file is not None:
         write_csv(data, csv_file)
     if chart_file is not None:
-        write_chart(data, chart_file)
+        write_chart(data, chart_file, locale=app.settings.language)
     if as_json:
         echo_json(data["issues"][0] if issue else data)
         return
