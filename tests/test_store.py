@@ -61,7 +61,7 @@ def test_run_from_another_folder_nothing_is_created_and_the_folder_is_named(tmp_
     assert list(elsewhere.iterdir()) == []
 
 
-def test_build_and_import_and_demo_start_a_database(run_cli, tmp_path) -> None:
+def test_build_and_import_start_a_database(run_cli, tmp_path) -> None:
     csv = tmp_path / "list.csv"
     csv.write_text(CSV, encoding="utf-8")
     fresh = tmp_path / "fresh.sqlite3"
