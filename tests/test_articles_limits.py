@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from dispatch.articles import collect_articles
-from dispatch.articles.limits import MAX_DEPTH, MAX_TAGS, MarkupTooComplex, check_markup
+from dispatch.articles.limits import (
+    MAX_ATTRIBUTES,
+    MAX_DEPTH,
+    MAX_TAGS,
+    MarkupTooComplex,
+    check_markup,
+)
 
 WHEN = "Sat, 28 Nov 2026 09:00:00 GMT"
 
@@ -90,6 +96,8 @@ def test_ordinary_markup_passes_the_check() -> None:
     )
     check_markup(article)
     check_markup(nested("div", MAX_DEPTH))
+    check_markup('<img src="data:image/png;base64,' + "A" * 500_000 + '" alt="A long picture">')
+    check_markup("<p " + " ".join(f'a{i}="x y z"' for i in range(MAX_ATTRIBUTES)) + ">x</p>")
 
 
 @pytest.mark.parametrize(
@@ -99,6 +107,7 @@ def test_ordinary_markup_passes_the_check() -> None:
         "<div>" * (MAX_DEPTH + 1),  # never closed
         "<svg>" + "<g>" * (MAX_DEPTH + 1) + "</svg>",
         "<i>x</i>" * (MAX_TAGS // 2 + 1),
+        "<p " + " ".join(f"a{i}=1" for i in range(MAX_ATTRIBUTES + 1)) + ">x</p>",
     ],
 )
 def test_hostile_shapes_are_refused(markup: str) -> None:

@@ -6,9 +6,11 @@ markup before any parser runs, so a hostile or broken article costs milliseconds
 with a warning instead of hanging the build. The depth limit is the one WebKit's HTML parser
 applies (512); no real article comes near it, nor near the size and tag limits.
 
-The count is approximate by design (it reads tags with a regex, not a tokenizer): elements that
-close themselves (void elements, the optional-end-tag ones such as ``p`` and ``li``, and
-``<x/>`` inside svg or math) add no depth; stray end tags are ignored.
+A tag with thousands of attributes is refused too (html5ever compares each new attribute's
+name with the tag's others). The count is approximate by design (it reads tags with a regex,
+not a tokenizer): elements that close themselves (void elements, the optional-end-tag ones
+such as ``p`` and ``li``, and ``<x/>`` inside svg or math) add no depth; stray end tags are
+ignored.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 MAX_MARKUP_CHARS = 1_000_000  # a book chapter is ~100 KB of HTML; a 1 MB "article" is not one
 MAX_TAGS = 25_000  # sanitising costs ~4 µs a tag: 25,000 tags is ~0.1 s
 MAX_DEPTH = 512  # WebKit's HTML parser nests no deeper than this either
+MAX_ATTRIBUTES = 1_000  # in one tag: html5ever checks each new one against the others
 
 #: Never nest: void elements, and elements a sibling of the same kind closes implicitly.
 _NO_DEPTH = frozenset(
@@ -30,6 +33,9 @@ _NO_DEPTH = frozenset(
 _FOREIGN = frozenset({"svg", "math"})
 # [^<>]* never runs past the next "<": a tag left open cannot make the scan quadratic.
 _TAG = re.compile(r"<(/?)([A-Za-z][^\s/<>]*)[^<>]*?(/?)>")
+# Only a tag this long can hold MAX_ATTRIBUTES attributes ("a=1 " is 4 characters).
+_LONG_TAG = re.compile(rf"<[A-Za-z][^<>]{{{MAX_ATTRIBUTES * 2},}}")
+_ATTRIBUTE = re.compile(r"""[^\s"'<>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>]*))?""")
 
 
 class MarkupTooComplex(ValueError):
@@ -53,6 +59,9 @@ def check_markup(markup: str) -> None:
     too deeply to sanitise cheaply. Costs one regex pass, at most MAX_TAGS matches."""
     if len(markup) > MAX_MARKUP_CHARS:
         check_size(markup)
+    for long_tag in _LONG_TAG.finditer(markup):  # duplicate checks are quadratic per tag
+        if len(_ATTRIBUTE.findall(long_tag.group())) > MAX_ATTRIBUTES + 1:  # + the tag's name
+            raise MarkupTooComplex(f"a tag in its HTML has more than {MAX_ATTRIBUTES:,} attributes")
     if markup.count("<") <= MAX_DEPTH:
         return  # too few tags to nest too deep or be too many
     depth = 0
