@@ -190,3 +190,29 @@ def test_a_payment_link_stripe_does_not_know_is_refused(
         verify_payment_link(settings, db)
     assert "not a Payment Link of this Stripe account in test mode" in str(caught.value)
     assert "https://donate.stripe.com/" in str(caught.value)
+
+
+def test_a_payment_link_is_not_refused_while_stripe_cannot_be_reached(
+    make_settings, db, caplog
+) -> None:
+    """Stripe down must not stop a send: the shape is right, and the next run checks again."""
+    import socket
+
+    from dispatch.donations import VERIFIED_LINK_KEY, verify_payment_link
+    from dispatch.store import donations as donation_store
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = make_settings(
+        STRIPE_SECRET_KEY="sk_test_dispatchTESTkey0123456789",
+        STRIPE_API_BASE=f"http://127.0.0.1:{port}",
+        STRIPE_MAX_NETWORK_RETRIES="0",
+        DISPATCH_PAYMENT_LINK="https://donate.stripe.com/test_abc",
+    )
+    assert verify_payment_link(settings, db) == "https://donate.stripe.com/test_abc"
+    assert "could not be checked against Stripe" in caplog.text
+    assert (
+        donation_store.get_meta(db, VERIFIED_LINK_KEY + "https://donate.stripe.com/test_abc")
+        is None
+    )
