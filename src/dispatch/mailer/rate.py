@@ -85,7 +85,8 @@ class AdaptiveRate:
 
     - *measure*: ``observed`` is the rate the relay actually accepted over the last
       ``window`` seconds (BBR's delivery rate). Above the quota it equals the quota, however
-      fast we go, so it is the estimate of the quota a throttle is taken from;
+      fast we go; its maximum over the last ``memory`` seconds is the estimate of the quota a
+      throttle is taken from;
     - *decrease once per episode*: a throttle sets the pace to ``beta`` x that estimate (not
       half of whatever the pace was) and remembers the estimate as ``w_max``. Replies to
       messages started before that decrease, or within ``gap`` seconds of it, belong to the
@@ -113,6 +114,7 @@ class AdaptiveRate:
         probe_double: float = 2.0,
         window: float = 2.0,
         gap: float = 0.05,
+        memory: float = 4.0,
         clock: Clock = time.monotonic,
     ) -> None:
         self.maximum = max(0.0, maximum)
@@ -131,6 +133,8 @@ class AdaptiveRate:
         self._first: float | None = None  # when the first message started
         self.start = max(0.0, start)
         self.peak = 0.0  # the highest full-window accepted rate seen
+        self.memory = memory
+        self._best: deque[tuple[float, float]] = deque()  # (when, accepted rate) samples
         # K: seconds a concave climb from beta x w_max takes to get back to w_max (1.6 s).
         self._k = ((1 - beta) / cubic) ** (1 / 3)
         now = clock()
@@ -192,6 +196,11 @@ class AdaptiveRate:
             observed = self.observed(now)
             if self._first is not None and now - self._first >= self.window:
                 self.peak = max(self.peak, observed)
+                best = self._best
+                if not best or now - best[-1][0] >= self.window / 8:
+                    best.append((now, observed))
+                while best and best[0][0] < now - self.memory:
+                    best.popleft()
             if self._epoch is not None:
                 self.rate = self._cap(self.target(now))
             return self.rate
@@ -205,7 +214,10 @@ class AdaptiveRate:
                 return self.rate  # sent at the old pace: already accounted for
             if now - self._last_decrease < self.gap:
                 return self.rate  # the same round trip: one signal, not several
-            estimate = self.observed(now)
+            # BBR's windowed maximum: the best rate accepted over the last few seconds, not
+            # only the last one, which dips whenever connections are busy reconnecting (a
+            # relay that hangs up to throttle) and would read as a lower quota.
+            estimate = max([self.observed(now), *(rate for _, rate in self._best)])
             if len(self._done) < 2:
                 if not self.rate:
                     # Nothing measured yet (the first replies are throttles): no pace can be
