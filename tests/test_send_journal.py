@@ -123,3 +123,14 @@ def test_a_torn_last_record_is_ignored(db):
     half.mm[half.pos : half.pos + len(torn)] = torn
     assert journal.recover(db) == 0
     assert states(db)[ids[0]][0] == "sent" and states(db)[ids[1]][0] == "pending"
+
+
+def test_a_hard_bounce_in_the_journal_bounces_its_reader_on_recovery(db):
+    ids = fixed(db, 2)
+    book = journal.Journal(db)
+    book.finished(ids[0], "bounced", "550 5.1.1 user unknown")  # not committed: killed here
+    journal.recover(db)
+    got = states(db)
+    assert got[ids[0]][:2] == ("failed", "550 5.1.1 user unknown")
+    status = dict(db.execute("SELECT email, status FROM subscribers").fetchall())
+    assert status == {"r0@example.org": "bounced", "r1@example.org": "active"}

@@ -83,7 +83,8 @@ class _JournalHooks:
         self.journal.started(job.key)
 
     def after_reply(self, job: Job, status: DeliveryStatus) -> None:
-        job.note = self.journal.finished(job.key, _STATE[status.outcome], status.describe)
+        state = "bounced" if status.hard_bounce else _STATE[status.outcome]
+        job.note = self.journal.finished(job.key, state, status.describe)
 
 
 class DeliveryRun:

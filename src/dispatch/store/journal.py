@@ -193,7 +193,13 @@ def _read(folder: Path) -> dict[int, tuple[int, str, str, str]]:
                 continue
             state = parts[3] if len(parts) > 3 else ""
             reply = parts[4] if len(parts) > 4 else ""
-            if parts[0] == "R" and state not in ("sent", "failed", "pending", "uncertain"):
+            if parts[0] == "R" and state not in (
+                "sent",
+                "failed",
+                "bounced",  # failed, and a hard bounce: the reader becomes bounced
+                "pending",
+                "uncertain",
+            ):
                 continue
             if delivery_id not in last or last[delivery_id][0] < seq:
                 last[delivery_id] = (seq, parts[0], state, reply)
@@ -246,12 +252,16 @@ def recover(db: Database) -> int:
                     (IN_DOUBT, now, delivery_id),
                 ).rowcount
             elif state != "pending":  # a retry is pending in the database already
-                conn.execute(
+                bounced = state == "bounced"
+                state = "failed" if bounced else state
+                changed = conn.execute(
                     "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_reply = ?,"
                     " updated_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
                     " WHERE id = ? AND state IN ('pending', 'sending')",
                     (state, reply, now, state, now, delivery_id),
-                )
+                ).rowcount
+                if bounced and changed:
+                    ledger.bounce_reader(conn, delivery_id)
     discard(db)
     if marker is not None:
         ledger.end_run(db)

@@ -255,6 +255,16 @@ def commit_batch(db: Database, outcomes: Sequence[Outcome]) -> None:
                 )
 
 
+def bounce_reader(conn: Any, delivery_id: int) -> None:
+    """Inside a transaction: the reader of this ledger row becomes bounced (a hard bounce
+    the send journal recorded but the send did not commit before it stopped)."""
+    row = conn.execute(
+        "SELECT subscriber_id FROM deliveries WHERE id = ?", (delivery_id,)
+    ).fetchone()
+    if row is not None and row[0] is not None:
+        apply_status_change(conn, StatusActor.BOUNCE, SubscriberStatus.BOUNCED, "id", row[0])
+
+
 def state_counts(db: Database, issue_id: str) -> dict[str, int]:
     counts = dict.fromkeys(ALL_STATES, 0)
     for row in db.execute(
