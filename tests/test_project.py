@@ -65,7 +65,7 @@ def test_third_party_libraries_each_live_in_one_place() -> None:
         "jinja2": "render",
         "premailer": "render",
         "smtplib": "mailer",
-        "stripe": ("donations", "webhooks"),
+        "stripe": "donations",
         "feedparser": "articles",
         "flask": "web",
         "sqlite3": "store",

@@ -269,7 +269,7 @@ def test_signed_but_malformed_body_is_a_clear_400_logged_without_secrets(
     assert WEBHOOK_SECRET not in caplog.text
     assert headers["Stripe-Signature"].split("v1=")[1] not in caplog.text
     assert donations.list_donations(db) == []
-    assert not web_store.stripe_event_seen(db, "evt_m4")
+    assert not donations.stripe_event_seen(db, "evt_m4")
 
 
 # -- 9.10: redirects and HSTS -------------------------------------------------------------------

@@ -11,7 +11,6 @@ import pytest
 import stripe
 
 from dispatch.store import donations
-from dispatch.store import web as web_store
 from tests.plugins.web import WEBHOOK_SECRET, seed_sent_issue, web_env
 
 LINK_ID = "plink_test_dispatch"
@@ -207,4 +206,4 @@ def test_an_ignored_session_is_not_marked_handled_so_a_retry_can_count(client, d
     stranger["payment_link"] = "plink_someone_else"
     payload = event("checkout.session.completed", stranger, event_id="evt_test_9")
     assert post(client, payload, signed(payload)).get_json()["outcome"] == "ignored"
-    assert not web_store.stripe_event_seen(db, "evt_test_9")
+    assert not donations.stripe_event_seen(db, "evt_test_9")

@@ -1,5 +1,6 @@
-"""Donation use cases: set up the Payment Link, sync Checkout Sessions and refunds, and record
-one session or refund (the webhook calls the same two functions as the sync).
+"""Donation use cases: set up the Payment Link, sync Checkout Sessions and refunds, record one
+fact (a gift or a refund), and handle a verified webhook delivery. The sync and the webhook
+record the same typed facts (dispatch.donations.facts) through ``record_fact``.
 
 Idempotent throughout: a donation is keyed by its Checkout Session id and a refund by its id, so
 a rerun, an overlap between syncs, or a session that arrives by sync and by webhook counts once.
@@ -10,11 +11,21 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dispatch.config import Settings, check_payment_link_shape
-from dispatch.donations import StripeGateway, key_mode, refund_facts, session_facts
+from dispatch.donations import (
+    Fact,
+    Gift,
+    Refund,
+    StripeGateway,
+    gift_from_session,
+    is_outlets_gift,
+    key_mode,
+    refund_from,
+    verify_event,
+)
 from dispatch.errors import ConfigError, DonationError, InputError
 from dispatch.money import to_minor_units
 from dispatch.store import Database
@@ -40,35 +51,84 @@ class Recorded:
     reason: str = ""
 
 
-def record_checkout_session(
-    db: Database, session: Mapping[str, Any], source: str = "sync", *,
-    payment_failed: bool = False,
-) -> Recorded:
-    """Upsert the donation for one Checkout Session (a dict, as listed or as a webhook event's
-    ``data.object``). ``payment_failed=True`` for ``checkout.session.async_payment_failed``.
+def record_gift(db: Database, gift: Gift | None, source: str = "sync") -> Recorded:
+    """Upsert the donation of one gift (None: a session that is no gift, nothing stored).
 
-    Ignored (nothing stored): sessions of Payment Links that are not the outlet's donation
-    links, and sessions not complete. Raises DonationError for an object of the other Stripe
-    mode than the database's.
+    Ignored too: gifts through Payment Links that are not the outlet's (attribution rules in
+    dispatch.donations.attribution). Raises DonationError for a gift of the other Stripe mode
+    than the database's.
     """
-    facts = session_facts(session, payment_failed=payment_failed)
-    if facts is None:
+    if gift is None:
         return Recorded("ignored", reason="not a completed session")
-    # A session carrying one of our tokens is ours even before a sync has learnt the link's id
-    # (the link may come only from DISPATCH_PAYMENT_LINK, a URL: Stripe sends the id).
-    if not store.is_known_link(db, facts["payment_link"]) and not store.is_dispatch_token(
-        db, facts["token"]
-    ):
+    if not is_outlets_gift(db, gift):
         return Recorded("ignored", reason="not one of the outlet's donation Payment Links")
-    outcome, donation_id = store.record_donation(db, facts, source)
+    outcome, donation_id = store.record_donation(db, asdict(gift), source)
     row = store.donation(db, donation_id)
     return Recorded(outcome, donation_id, bool(row is not None and row["delivery_id"]))
 
 
+def record_refund_fact(db: Database, refund: Refund) -> str:
+    """Upsert one refund: 'new', 'updated' or 'unchanged'. Refunds are netted against
+    donations by PaymentIntent (the store's donation_totals view)."""
+    return store.record_refund(db, asdict(refund))
+
+
+def record_fact(db: Database, fact: Fact, source: str) -> str:
+    """Record any fact; the outcome ('new', 'updated', 'unchanged' or 'ignored')."""
+    if isinstance(fact, Gift):
+        return record_gift(db, fact, source).outcome
+    return record_refund_fact(db, fact)
+
+
+def record_checkout_session(
+    db: Database, session: Mapping[str, Any], source: str = "sync", *,
+    payment_failed: bool = False,
+) -> Recorded:
+    """Upsert the donation for one Checkout Session as Stripe lists it (a dict).
+    ``payment_failed=True`` for ``checkout.session.async_payment_failed``."""
+    return record_gift(db, gift_from_session(session, payment_failed=payment_failed), source)
+
+
 def record_refund(db: Database, refund: Mapping[str, Any], *, livemode: bool) -> str:
-    """Upsert one Refund (a dict; the webhook passes the event's ``livemode``). Returns 'new',
-    'updated' or 'unchanged'. Refunds are netted against donations by PaymentIntent."""
-    return store.record_refund(db, refund_facts(refund, livemode=livemode))
+    """Upsert one Refund as Stripe lists it (a dict; Refunds carry no livemode: pass the
+    key's mode). Returns 'new', 'updated' or 'unchanged'."""
+    return record_refund_fact(db, refund_from(refund, livemode=livemode))
+
+
+# -- the webhook ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    event_id: str
+    event_type: str
+    outcome: str  # 'new' | 'updated' | 'unchanged' | 'ignored' | 'duplicate'
+
+
+def handle_webhook(
+    db: Database, settings: Settings, payload: bytes, sig_header: str | None
+) -> WebhookResult:
+    """Verify one delivery and record its facts with the same upserts as `donations sync`.
+
+    Raises ConfigError without a signing secret, WebhookError for a refused delivery (also a
+    signed one that is not a well-formed event), and DonationError for an event the store
+    cannot take (another Stripe mode); the event is then not marked handled, so Stripe's retry
+    gets another chance once that is fixed.
+    """
+    event = verify_event(payload, sig_header, settings.require("stripe_webhook_secret"))
+    if not event.handled:
+        return WebhookResult(event.id, event.type, "ignored")
+    if store.stripe_event_seen(db, event.id):
+        return WebhookResult(event.id, event.type, "duplicate")
+    outcomes = [record_fact(db, fact, "webhook") for fact in event.facts]
+    outcome = "ignored"
+    for candidate in ("new", "updated", "unchanged"):
+        if candidate in outcomes:
+            outcome = candidate
+            break
+    if outcome != "ignored":  # an ignored event may count after a sync: let Stripe retry it
+        store.record_stripe_event(db, event.id, event.type)
+    return WebhookResult(event.id, event.type, outcome)
 
 
 # -- sync --------------------------------------------------------------------------------

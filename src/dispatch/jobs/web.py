@@ -1,5 +1,5 @@
 """The web service's use cases: unsubscribe by token, the donation redirect, double opt-in
-signup, the public archive and the Stripe webhook. ``dispatch.web`` only parses requests and
+signup and the public archive. ``dispatch.web`` only parses requests and
 renders what these return.
 
 Signup policy (a fresh confirmation is the person clicking the link mailed to the address):
@@ -21,7 +21,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -29,7 +29,6 @@ from urllib.parse import quote, urlencode
 from dispatch.config import Settings
 from dispatch.errors import ConfigError
 from dispatch.jobs.common import donation_link_base
-from dispatch.jobs.donations import record_checkout_session, record_refund
 from dispatch.jobs.send import message_config
 from dispatch.mailer import Outcome, SmtpConnection
 from dispatch.mailer.dkim import signer_from_settings
@@ -38,10 +37,8 @@ from dispatch.render.message import MessageFactory, Recipient
 from dispatch.render.placeholders import fill_placeholders
 from dispatch.render.templates import Renderer
 from dispatch.store import Database, utcnow, web_spool
-from dispatch.store import donations as donation_store
 from dispatch.store import web as store
 from dispatch.store.web import ArchivedIssue
-from dispatch.webhooks import WebhookError, verify_webhook
 
 log = logging.getLogger("dispatch.web")
 
@@ -271,79 +268,3 @@ def archive_page(db: Database, settings: Settings, issue_id: str, subscribe_url:
         "UNSUBSCRIBE_URL": subscribe_url,
     }
     return fill_placeholders(row["html"], values, is_html=True)
-
-
-# -- the Stripe webhook ------------------------------------------------------------------------
-
-_SESSION_EVENTS = {
-    "checkout.session.completed": False,
-    "checkout.session.async_payment_succeeded": False,
-    "checkout.session.async_payment_failed": True,  # payment_failed
-}
-_REFUND_EVENTS = {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
-
-
-@dataclass(frozen=True)
-class WebhookResult:
-    event_id: str
-    event_type: str
-    outcome: str  # 'new' | 'updated' | 'unchanged' | 'ignored' | 'duplicate'
-
-
-def webhook_secret(settings: Settings) -> str:
-    return settings.require("stripe_webhook_secret")
-
-
-def handle_webhook(
-    db: Database, settings: Settings, payload: bytes, sig_header: str | None
-) -> WebhookResult:
-    """Verify one delivery and feed it to the same upserts as `donations sync`.
-
-    Raises ConfigError without a signing secret, WebhookError for a refused delivery (also a
-    signed one that is not a well-formed event), and DonationError for an event the store
-    cannot take (another Stripe mode); the event is then not marked handled, so Stripe's retry
-    gets another chance once that is fixed.
-    """
-    event = verify_webhook(payload, sig_header, webhook_secret(settings))
-    event_id, kind = event["id"], event["type"]
-    data = event.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    if not isinstance(event_id, str) or not isinstance(kind, str) or not isinstance(obj, dict):
-        raise WebhookError("The delivery is signed but is not a Stripe event (id, type or "
-                           "data.object missing or of the wrong type)")
-    event_id, kind = event_id[:200], kind[:200]
-    if kind not in _SESSION_EVENTS and kind not in _REFUND_EVENTS and kind != "charge.refunded":
-        return WebhookResult(event_id, kind, "ignored")
-    try:
-        return _record_event(db, event_id, kind, obj, bool(event.get("livemode")))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        # A signed event whose object lacks a field or has one of the wrong type: say which
-        # event, never its content (it carries personal data).
-        raise WebhookError(
-            f"Event {event_id} ({kind}) is signed but malformed: its data.object could not "
-            f"be read ({type(exc).__name__})"
-        ) from exc
-
-
-def _record_event(
-    db: Database, event_id: str, kind: str, obj: dict[str, Any], livemode: bool
-) -> WebhookResult:
-    if store.stripe_event_seen(db, event_id):
-        return WebhookResult(event_id, kind, "duplicate")
-    if kind in _SESSION_EVENTS:
-        outcome = record_checkout_session(
-            db, obj, "webhook", payment_failed=_SESSION_EVENTS[kind]
-        ).outcome
-    elif kind in _REFUND_EVENTS:
-        outcome = record_refund(db, obj, livemode=livemode)
-    else:
-        # charge.refunded carries the refunds only on older API versions; otherwise the next
-        # `donations sync` (or the refund.* events) brings them.
-        outcomes = [record_refund(db, refund, livemode=livemode)
-                    for refund in (obj.get("refunds") or {}).get("data") or []]
-        outcome = "new" if "new" in outcomes else "updated" if "updated" in outcomes else (
-            "unchanged" if outcomes else "ignored")
-    if outcome != "ignored":  # an ignored event may count after a sync: let Stripe retry it
-        donation_store.record_stripe_event(db, event_id, kind)
-    return WebhookResult(event_id, kind, outcome)
-

@@ -129,6 +129,12 @@ def advance_cursor(db: Database, name: str, value: int) -> None:
         )
 
 
+def stripe_event_seen(db: Database, event_id: str) -> bool:
+    """Whether the webhook already handled this event."""
+    row = db.execute("SELECT 1 FROM stripe_events WHERE id = ?", (event_id,)).fetchone()
+    return row is not None
+
+
 def record_stripe_event(db: Database, event_id: str, event_type: str) -> bool:
     """Remember a webhook event id; False when it was handled before (a redelivery)."""
     with db.transaction() as conn:

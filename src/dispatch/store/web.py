@@ -305,16 +305,6 @@ def purge_confirmations(db: Database, now: datetime) -> int:
         ).rowcount
 
 
-# -- Stripe webhook events -------------------------------------------------------------------
-
-
-def stripe_event_seen(db: Database, event_id: str) -> bool:
-    """Whether the webhook already handled this event (store.donations records it)."""
-    return db.execute(
-        "SELECT 1 FROM stripe_events WHERE id = ?", (event_id,)
-    ).fetchone() is not None
-
-
 # -- the archive -----------------------------------------------------------------------------
 
 

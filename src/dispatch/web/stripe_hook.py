@@ -13,10 +13,10 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 
+from dispatch.donations import WebhookError
 from dispatch.errors import ConfigError, DonationError
-from dispatch.jobs import web as jobs
+from dispatch.jobs import donations as jobs
 from dispatch.web import state
-from dispatch.webhooks import WebhookError
 
 bp = Blueprint("stripe_hook", __name__)
 log = logging.getLogger("dispatch.web")
