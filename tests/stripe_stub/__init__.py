@@ -12,7 +12,14 @@ Endpoints: GET /v1/checkout/sessions (payment_link, status, created[gt|gte|lt|lt
 starting_after, expand[]=data.payment_intent), GET /v1/checkout/sessions/:id
 (expand[]=payment_intent), POST /v1/products, POST /v1/prices, POST /v1/payment_links,
 GET /v1/payment_links(/:id), GET /v1/refunds (created filters, limit, starting_after),
-GET /v1/refunds/:id.
+GET /v1/refunds/:id. Recurring gifts (``billing.py``): POST /v1/checkout/sessions (price_data,
+recurring, subscription_data / payment_intent_data metadata), POST /v1/billing_portal/sessions,
+GET /v1/subscriptions(/:id) (status, customer; canceled only with status=canceled|all),
+GET /v1/invoices(/:id) (subscription, customer, status, created, expand[]=payments),
+GET /v1/disputes(/:id), GET /v1/customers/:id, GET /v1/payment_intents/:id,
+GET /v1/balance_transactions/:id, GET /v1/events (type, types[], created); every change emits a
+Stripe Event (``events.py``) that tests deliver signed to the webhook; ``advance()`` moves the
+clock and bills renewals.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.stripe_stub.billing import BillingMixin
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stripe"
 _KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]+$")
@@ -74,21 +83,28 @@ class Recorded:
 
 
 @dataclass
-class StripeStub:
+class StripeStub(BillingMixin):
     """The stand-in's state; start() serves it, stop() shuts it down."""
 
     requests: list[Recorded] = field(default_factory=list)
     objects: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {
             "checkout.session": {}, "payment_link": {}, "product": {}, "price": {},
-            "refund": {}, "payment_intent": {},
+            "refund": {}, "payment_intent": {}, "customer": {}, "subscription": {},
+            "invoice": {}, "dispute": {}, "balance_transaction": {},
+            "billing_portal.session": {}, "event": {},
         }
     )
+    #: the stand-in's time (Unix seconds); now() ticks it by a minute, advance() jumps it.
+    clock: int = 1_780_000_000
+    failing_cards: set[str] = field(default_factory=set)
+    _session_extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _invoice_payments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _dispute_settlement: dict[str, tuple[str, float]] = field(default_factory=dict)
     fail_remaining: int = 0
     fail_status: int = 500
     url: str = ""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    _clock: itertools.count = field(default_factory=lambda: itertools.count(1_780_000_000, 60))
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -129,7 +145,10 @@ class StripeStub:
         return f"{prefix}_{mode}_{next(self._ids):06d}{secrets.token_hex(4)}"
 
     def now(self) -> int:
-        return next(self._clock)
+        """The current time, then a minute passes (so objects made in a row are ordered)."""
+        current = self.clock
+        self.clock += 60
+        return current
 
     # -- seeding helpers (tests call these) ---------------------------------------------
 
@@ -205,7 +224,21 @@ class StripeStub:
             ("POST", r"/v1/products", lambda: self._create_product(form, key_mode)),
             ("POST", r"/v1/prices", lambda: self._create_price(form, key_mode)),
             ("POST", r"/v1/payment_links", lambda: self._create_link(form, key_mode)),
+            ("POST", r"/v1/checkout/sessions",
+             lambda: self.create_checkout_session(form, key_mode)),
+            ("POST", r"/v1/billing_portal/sessions",
+             lambda: self.create_portal_session(form, key_mode)),
         ]
+        for kind, plural in (("subscription", "subscriptions"), ("invoice", "invoices"),
+                             ("dispute", "disputes"), ("event", "events")):
+            routes.append(("GET", rf"/v1/{plural}",
+                           lambda k=kind: self._list(k, query, key_mode)))
+        for kind, plural in (("subscription", "subscriptions"), ("invoice", "invoices"),
+                             ("dispute", "disputes"), ("event", "events"),
+                             ("customer", "customers"), ("payment_intent", "payment_intents"),
+                             ("balance_transaction", "balance_transactions")):
+            routes.append(("GET", rf"/v1/{plural}/([^/]+)",
+                           lambda i, k=kind: self._get(k, i, query, key_mode)))
         for verb, pattern, action in routes:
             match = re.fullmatch(pattern, path)
             if verb == method and match:
@@ -214,7 +247,8 @@ class StripeStub:
 
     def _visible(self, kind: str, key_mode: bool) -> list[dict[str, Any]]:
         found = [o for o in self.objects[kind].values() if o["livemode"] == key_mode]
-        return sorted(found, key=lambda o: (o.get("created", 0), o["id"]), reverse=True)
+        return sorted(found, key=lambda o: (o.get("created", 0), o.get("_seq", 0), o["id"]),
+                      reverse=True)
 
     def _get(self, kind: str, obj_id: str, query: dict[str, Any],
              key_mode: bool) -> tuple[int, dict[str, Any]]:
@@ -239,9 +273,7 @@ class StripeStub:
             if known["livemode"] != key_mode:
                 return 400, _mode_error("payment_link", link, key_mode)
             items = [o for o in items if o.get("payment_link") == link]
-        for name in ("status", "payment_intent"):
-            if query.get(name):
-                items = [o for o in items if o.get(name) == query[name]]
+        items = _filter(kind, items, query)
         if "active" in query:
             items = [o for o in items if str(o.get("active")).lower() == query["active"]]
         created = query.get("created")
@@ -270,6 +302,12 @@ class StripeStub:
 
     def _expand(self, obj: dict[str, Any], expand: list[str]) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
+        obj.pop("_seq", None)
+        if obj.get("object") == "invoice" and "payments" in expand:
+            payments = self._invoice_payments.get(obj["id"], [])
+            obj["payments"] = {"object": "list", "data": copy.deepcopy(payments),
+                               "has_more": False,
+                               "url": f"/v1/invoice_payments?invoice={obj['id']}"}
         if "payment_intent" in expand and isinstance(obj.get("payment_intent"), str):
             obj["payment_intent"] = copy.deepcopy(
                 self.objects["payment_intent"].get(obj["payment_intent"], obj["payment_intent"])
@@ -326,6 +364,29 @@ class StripeStub:
         link.update(submit_type=form.get("submit_type", "auto"),
                     metadata=form.get("metadata", {}))
         return 200, link
+
+
+def _filter(kind: str, items: list[dict[str, Any]], query: dict[str, Any]) -> list[dict]:
+    """The listing filters Stripe offers on each kind that Dispatch uses."""
+    if kind == "subscription":
+        status = query.get("status")
+        if status != "all":
+            items = [o for o in items if o["status"] == status
+                     or (not status and o["status"] != "canceled")]
+    elif kind == "invoice" and query.get("subscription"):
+        items = [o for o in items if (o["parent"] or {}).get("subscription_details", {})
+                 .get("subscription") == query["subscription"]]
+    elif kind == "event":
+        types = query.get("types") or ([query["type"]] if query.get("type") else [])
+        if types:
+            items = [o for o in items if o["type"] in types]
+    for name in ("payment_intent", "customer", "charge") + (
+            ("status",) if kind not in ("subscription",) else ()):
+        if query.get(name):
+            items = [o for o in items if o.get(name) == query[name]]
+    if kind == "checkout.session" and query.get("subscription"):
+        items = [o for o in items if o.get("subscription") == query["subscription"]]
+    return items
 
 
 def _error(kind: str, message: str, code: str | None = None) -> dict[str, Any]:
