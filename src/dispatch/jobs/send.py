@@ -11,43 +11,33 @@ send near it. A hard bounce makes its reader ``bounced`` at once (never mailed a
 
 from __future__ import annotations
 
-import os
-import re
-import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import islice
-from pathlib import Path
 
 from dispatch.config import Settings
 from dispatch.donations import verify_payment_link
-from dispatch.errors import ConfigError, InputError, IssueError, SendError
+from dispatch.errors import ConfigError, InputError, IssueError
 from dispatch.jobs.build import render_and_store, require_issue
 from dispatch.jobs.common import donation_link_base
 from dispatch.jobs.delivery import DeliveryRun, RetryPolicy
+from dispatch.jobs.sendlock import send_lock, send_running
 from dispatch.mailer import (
     AdaptiveRate,
     SenderPool,
-    SmtpConnection,
     SmtpTarget,
     check_relay,
     parse_smtp_url,
 )
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Issue, Persona
-from dispatch.render.message import MessageConfig, MessageFactory, Recipient, format_mailbox
+from dispatch.render.message import MessageConfig, MessageFactory, format_mailbox
 from dispatch.store import Database, donations, journal, ledger
 from dispatch.store import issues as issue_store
 from dispatch.store import subscribers as subscriber_store
 from dispatch.subscribers import envelope_address, normalize_address, parse_mailbox
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on POSIX
-    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -199,68 +189,6 @@ def _factory(db: Database, settings: Settings, issue: Issue) -> MessageFactory:
             f"Run `dispatch build` (or rebuild the draft) before sending {issue.id}.",
         )
     return MessageFactory(issue.id, variants, message_config(db, settings))
-
-
-@contextmanager
-def send_lock(db: Database) -> Iterator[None]:
-    """One send per database at a time: rows another live run has in flight are not in doubt."""
-    if fcntl is None:
-        yield
-        return
-    path = Path(f"{Path(db.path).resolve()}.send-lock")  # one lock whatever path reached it
-    # `dispatch status` holds the lock for an instant to see whether a send runs: a send
-    # starting at that moment waits a little rather than refusing.
-    deadline = time.monotonic() + 2.0
-    while True:
-        handle = open(path, "a+")  # noqa: SIM115 - held for the whole send
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            if time.monotonic() > deadline:
-                raise SendError(
-                    "Another `dispatch send` is running on this database",
-                    "Wait for it to finish (or stop it); then rerun to resume.",
-                ) from None
-            time.sleep(0.05)
-            continue
-        # Locked, but the file may have been removed (and made anew) by the send that held
-        # it before: a lock on a file no longer at the path excludes nobody, so take it again.
-        try:
-            same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        handle.close()
-    try:
-        yield
-    finally:
-        # Only the holder removes the file, before letting go of the lock: a file left by a
-        # killed send (the OS dropped its lock) is simply locked and removed by the next one.
-        try:
-            path.unlink()
-        except OSError:
-            pass
-        finally:
-            handle.close()
-
-
-def send_running(db: Database) -> bool:
-    """Whether a `dispatch send` holds this database's send lock right now."""
-    if fcntl is None:
-        return False
-    path = Path(f"{Path(db.path).resolve()}.send-lock")
-    try:
-        handle = open(path)  # noqa: SIM115 - never creates the file the send removes
-    except OSError:
-        return False
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        return False
 
 
 # -- the send ---------------------------------------------------------------------------
@@ -426,95 +354,3 @@ def issue_status(db: Database, issue_id: str) -> SendSummary:
         summary.counts["pending"] -= stopped
         summary.counts["sending"] += stopped
     return summary
-
-
-# -- test copies and dry runs -----------------------------------------------------------
-
-
-@dataclass
-class TestCopy:
-    address: str
-    ok: bool
-    reply: str
-
-
-def send_test_copies(
-    db: Database,
-    settings: Settings,
-    issue_id: str,
-    addresses: Sequence[str],
-    persona: str = Persona.NON_DONOR.value,
-) -> list[TestCopy]:
-    """Send one copy per address, as ``persona`` sees it; the ledger is not touched."""
-    issue = require_issue(db, issue_id)
-    factory = _factory(db, settings, issue)
-    target = relay_target(settings)
-    signer = signer_from_settings(settings)
-    normalised = []
-    for address in addresses:
-        try:
-            normalised.append(normalize_address(address, allow_test_domains=True))
-        except InputError as exc:
-            raise InputError(
-                f"--to {exc.message}", "Give a full address such as ana@example.org."
-            ) from exc
-    conn = SmtpConnection(target, settings.smtp_timeout)
-    try:
-        conn.open()
-    except OSError as exc:
-        raise SendError(f"Cannot reach the relay {target.describe()}: {exc}") from exc
-    results = []
-    try:
-        for address in normalised:
-            known = subscriber_store.get_subscriber(db, address)
-            recipient = Recipient(
-                email=address,
-                name=known.name if known else "",
-                first_name=known.first_name if known else "",
-                token="test-" + secrets.token_hex(8),
-                unsub_token=known.unsub_token if known else "test-copy",
-                key="test-" + secrets.token_hex(6),
-            )
-            data = factory.build(persona, recipient)
-            if signer is not None:
-                data = signer.sign(data)
-            status = conn.send(
-                envelope_address(factory.config.from_address), envelope_address(address), data
-            )
-            results.append(TestCopy(address, status.outcome == "sent", status.describe))
-    finally:
-        conn.close()
-    return results
-
-
-def dry_run(
-    db: Database, settings: Settings, issue_id: str, out_dir: Path, limit: int | None = None
-) -> list[Path]:
-    """Write the copy each active subscriber would get as ``.eml`` files; no ledger, no SMTP."""
-    issue = require_issue(db, issue_id)
-    factory = _factory(db, settings, issue)
-    signer = signer_from_settings(settings)
-    personas = donations.donor_personas(
-        db, datetime.now(UTC), settings.donor_recent_days, settings.donor_lapsed_days
-    )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"Cannot create {out_dir}: {exc.strerror or exc}") from exc
-    written = []
-    for n, sub in enumerate(subscriber_store.first_active(db, limit), start=1):
-        recipient = Recipient(
-            email=sub.email,
-            name=sub.name,
-            token="dryrun" + secrets.token_hex(12),
-            unsub_token=sub.unsub_token,
-            key=f"dry-run-{sub.id}",
-        )
-        data = factory.build(personas.get(sub.id, Persona.NON_DONOR.value), recipient)
-        if signer is not None:
-            data = signer.sign(data)
-        safe = re.sub(r"[^A-Za-z0-9@._-]+", "_", sub.email)[:80]
-        path = out_dir / f"{n:06d}-{safe}.eml"
-        path.write_bytes(data)
-        written.append(path)
-    return written

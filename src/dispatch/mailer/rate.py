@@ -115,6 +115,7 @@ class AdaptiveRate:
         window: float = 2.0,
         gap: float = 0.05,
         memory: float = 4.0,
+        cycle_messages: float = 15.0,
         clock: Clock = time.monotonic,
     ) -> None:
         self.maximum = max(0.0, maximum)
@@ -134,6 +135,7 @@ class AdaptiveRate:
         self.start = max(0.0, start)
         self.peak = 0.0  # the highest full-window accepted rate seen
         self.memory = memory
+        self.cycle_messages = cycle_messages
         self._best: deque[tuple[float, float]] = deque()  # (when, accepted rate) samples
         # K: seconds a concave climb from beta x w_max takes to get back to w_max (1.6 s).
         self._k = ((1 - beta) / cubic) ** (1 / 3)
@@ -142,7 +144,7 @@ class AdaptiveRate:
         self._epoch: float | None = None  # start of the current climb (None: not paced)
         if self.start:
             self.w_max = self.start
-            self._epoch = now - self._k  # on the plateau: probe up from the learnt rate
+            self._epoch = now - self._climb()  # on the plateau: probe up from the learnt rate
         self.rate = self._cap(self.start or self.maximum)
 
     def _cap(self, rate: float) -> float:
@@ -175,14 +177,23 @@ class AdaptiveRate:
         span = self.window if self._first is None else min(self.window, now - self._first)
         return len(done) / max(span, 1e-3)
 
+    def _climb(self) -> float:
+        """K: seconds from the pace after a decrease back to ``w_max`` (then the probe)."""
+        return max(self._k, self.cycle_messages / max(self.w_max, self.minimum))
+
     def target(self, now: float) -> float:
         """Where the climb since the last decrease has got to by ``now`` (0 = not paced)."""
         if self._epoch is None:
             return self.rate
-        t = now - self._epoch - self._k
-        rate = self.w_max * (1 + self.cubic * t**3)
+        # Each throttle wastes one message's slot, so at a low quota a cycle (climb, probe,
+        # throttle) must last some messages, not only some seconds: at 5 a second a 1.6 s
+        # climb would waste one slot in eight.
+        k = self._climb()
+        t = now - self._epoch - k
+        rate = self.w_max * (1 + (1 - self.beta) * (t / k) ** 3)
         if t > 0:
-            rate = max(rate, self.w_max * 2 ** (t / self.probe_double))
+            double = self.probe_double * k / self._k
+            rate = max(rate, self.w_max * 2 ** (t / double))
             # Not past twice what gets accepted: a pace the connections cannot reach is no
             # information (BBR's application-limited samples), and must not grow unbounded.
             rate = min(rate, max(self.w_max, 2 * self.observed(now)))
@@ -218,6 +229,17 @@ class AdaptiveRate:
             # only the last one, which dips whenever connections are busy reconnecting (a
             # relay that hangs up to throttle) and would read as a lower quota.
             estimate = max([self.observed(now), *(rate for _, rate in self._best)])
+            if self._first is not None and now - self._first >= 1.0:
+                # Quotas are counted per second: at the moment of a throttle the relay has
+                # just accepted its quota's worth over the last second. Counting that second
+                # reads 5 at a quota of 5, where an average over a longer stretch that began
+                # under the quota reads 4.6.
+                last_second = 0
+                for accepted in reversed(self._done):
+                    if accepted <= now - 1.0:
+                        break
+                    last_second += 1
+                estimate = max(estimate, float(last_second))
             if len(self._done) < 2:
                 if not self.rate:
                     # Nothing measured yet (the first replies are throttles): no pace can be
