@@ -1,9 +1,10 @@
 """Campaigns, their progress, donor personas and appeal segments (issue 4).
 
-A *counted gift* is a donation whose payment succeeded (status 'paid') and that was not refunded
-in full; a partly refunded gift counts with its net amount. A subscriber's gifts are those
-attributed to them through their link (unless the payer's address differed: "possibly
-forwarded") plus any paid with their own address (e.g. a forwarded link, or the site's link).
+Gifts are read from the ``counted_gifts`` view (migration 0012): the one definition of which
+donations count (paid, not refunded in full; a partly refunded gift counts with its net).
+A subscriber's gifts are those attributed to them through their link (unless the payer's
+address differed: "possibly forwarded") plus any paid with their own address (e.g. a
+forwarded link, or the site's link).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dispatch.errors import InputError
 from dispatch.models import CampaignProgress, Persona
 from dispatch.store import Database, ledger, to_db_time, utcnow
 
-_COUNTED = "status = 'paid' AND refunded_minor < amount_minor"
 #: Addresses are stored lower-cased, so '= lower(?)' finds a payer on the UNIQUE index (COLLATE
 #: NOCASE cannot use it and scanned every subscriber, once per payer).
 PAYER_SUBSCRIBER = "SELECT id FROM subscribers WHERE email = lower(?)"
@@ -30,14 +30,14 @@ def last_gift_by_subscriber(db: Database) -> dict[int, str]:
             last[sub_id] = when
 
     for row in db.execute(
-        f"SELECT subscriber_id, MAX(COALESCE(paid_at, session_created_at)) AS last"
-        f" FROM donation_totals WHERE {_COUNTED} AND subscriber_id IS NOT NULL"
+        "SELECT subscriber_id, MAX(given_at) AS last"
+        " FROM counted_gifts WHERE subscriber_id IS NOT NULL"
         " AND possibly_forwarded = 0 GROUP BY subscriber_id"
     ):
         note(int(row["subscriber_id"]), row["last"])
     by_payer = db.execute(
-        f"SELECT lower(payer_email) AS payer, MAX(COALESCE(paid_at, session_created_at)) AS last"
-        f" FROM donation_totals WHERE {_COUNTED} AND payer_email IS NOT NULL GROUP BY payer"
+        "SELECT lower(payer_email) AS payer, MAX(given_at) AS last"
+        " FROM counted_gifts WHERE payer_email IS NOT NULL GROUP BY payer"
     ).fetchall()
     payers = {r["payer"]: r["last"] for r in by_payer}
     # Donations are few next to subscribers: look each payer up rather than scan the list.
@@ -108,11 +108,9 @@ def progress(db: Database, campaign: sqlite3.Row) -> CampaignProgress:
     start = f"{campaign['starts_on']}T00:00:00"
     end = (date.fromisoformat(campaign["ends_on"]) + timedelta(days=1)).isoformat() + "T00:00:00"
     row = db.execute(
-        "SELECT COALESCE(SUM(amount_minor - refunded_minor), 0) AS raised,"
+        "SELECT COALESCE(SUM(net_minor), 0) AS raised,"
         " COUNT(DISTINCT COALESCE(CAST(subscriber_id AS TEXT), lower(payer_email), session_id))"
-        f" AS donors FROM donation_totals WHERE {_COUNTED} AND currency = ?"
-        " AND COALESCE(paid_at, session_created_at) >= ?"
-        " AND COALESCE(paid_at, session_created_at) < ?",
+        " AS donors FROM counted_gifts WHERE currency = ? AND given_at >= ? AND given_at < ?",
         (campaign["currency"], start, end),
     ).fetchone()
     return CampaignProgress(

@@ -3,7 +3,8 @@
 A donation is one Stripe Checkout Session, keyed by its id, so the same session recorded twice
 (sync rerun, or sync and webhook) is one row. Its status only moves forward:
 pending -> paid | failed; a stale 'pending' copy never undoes 'paid'. Refunds are netted out
-through the ``donation_totals`` view. Campaigns and donor personas live in ``store.campaigns``.
+through the ``donation_totals`` view; which gifts count is the ``counted_gifts`` view (0012).
+Campaigns and donor personas live in ``store.campaigns``.
 """
 
 from __future__ import annotations

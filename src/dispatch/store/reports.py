@@ -11,8 +11,6 @@ from typing import Any
 
 from dispatch.store import Database
 
-_COUNTED = "d.status = 'paid' AND d.refunded_minor < d.amount_minor"
-
 
 def issues(db: Database, issue_id: str | None = None) -> list[dict[str, Any]]:
     """Digest and appeal issues that have a ledger (or the one asked for), oldest first."""
@@ -89,9 +87,9 @@ def gifts_by_issue(db: Database) -> dict[str | None, dict[str, Any]]:
                                       "refunded": {}, "pending": 0, "forwarded": 0})
 
     for r in db.execute(
-        f"SELECT d.issue_id, d.currency, COUNT(*) AS n,"
-        f" SUM(d.amount_minor - d.refunded_minor) AS net, SUM(d.possibly_forwarded) AS fwd"
-        f" FROM donation_totals d WHERE {_COUNTED} GROUP BY d.issue_id, d.currency"
+        "SELECT d.issue_id, d.currency, COUNT(*) AS n,"
+        " SUM(d.net_minor) AS net, SUM(d.possibly_forwarded) AS fwd"
+        " FROM counted_gifts d GROUP BY d.issue_id, d.currency"
     ):
         e = entry(r["issue_id"])
         e["donations"] += int(r["n"])
@@ -103,8 +101,8 @@ def gifts_by_issue(db: Database) -> dict[str | None, dict[str, Any]]:
     ):
         entry(r["issue_id"])["refunded"][r["currency"]] = int(r["refunded"])
     for r in db.execute(
-        f"SELECT d.issue_id, COUNT(DISTINCT d.subscriber_id) AS donors FROM donation_totals d"
-        f" WHERE {_COUNTED} AND d.subscriber_id IS NOT NULL GROUP BY d.issue_id"
+        "SELECT d.issue_id, COUNT(DISTINCT d.subscriber_id) AS donors FROM counted_gifts d"
+        " WHERE d.subscriber_id IS NOT NULL GROUP BY d.issue_id"
     ):
         entry(r["issue_id"])["donors"] = int(r["donors"])
     for r in db.execute(
@@ -119,11 +117,10 @@ def donors(db: Database) -> list[dict[str, Any]]:
     the issues that prompted them, first and last gift. Ordered by last gift, newest first."""
     people: dict[int, dict[str, Any]] = {}
     for r in db.execute(
-        f"SELECT d.subscriber_id, s.email, s.name, d.issue_id, d.currency,"
-        f" d.amount_minor - d.refunded_minor AS net, d.possibly_forwarded,"
-        f" COALESCE(d.paid_at, d.session_created_at) AS given_at"
-        f" FROM donation_totals d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
-        f" WHERE {_COUNTED} AND d.subscriber_id IS NOT NULL ORDER BY given_at"
+        "SELECT d.subscriber_id, s.email, s.name, d.issue_id, d.currency,"
+        " d.net_minor AS net, d.possibly_forwarded, d.given_at"
+        " FROM counted_gifts d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
+        " WHERE d.subscriber_id IS NOT NULL ORDER BY d.given_at"
     ):
         person = people.setdefault(int(r["subscriber_id"]), {
             "subscriber_id": int(r["subscriber_id"]), "email": r["email"], "name": r["name"],

@@ -15,12 +15,10 @@ from dispatch.store import Database, to_db_time, utcnow
 
 _CANDIDATES = """
 SELECT d.id, d.amount_minor, d.refunded_minor, d.currency, d.checkout_mode, d.issue_id,
-       d.subscriber_id, d.possibly_forwarded, COALESCE(d.paid_at, d.session_created_at) AS given_at,
-       i.subject AS issue_subject
-FROM donation_totals d
+       d.subscriber_id, d.possibly_forwarded, d.given_at, i.subject AS issue_subject
+FROM counted_gifts d
 LEFT JOIN issues i ON i.id = d.issue_id
-WHERE d.status = 'paid' AND d.refunded_minor < d.amount_minor
-  AND COALESCE(d.paid_at, d.session_created_at) >= ?
+WHERE d.given_at >= ?
   AND NOT EXISTS (SELECT 1 FROM donation_thanks t WHERE t.donation_id = d.id)
 ORDER BY given_at, d.id
 """
