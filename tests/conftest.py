@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from dispatch.config import Settings, all_env_names
+from dispatch.config import Settings, all_env_names, database_target
 from dispatch.store import Database, open_db
 
 pytest_plugins = sorted(
@@ -21,6 +21,11 @@ pytest_plugins = sorted(
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+#: DISPATCH_TEST_DB=postgresql runs the tests on a throwaway PostgreSQL cluster
+#: (tests/plugins/postgres.py) instead of a SQLite file; read before the environment is emptied.
+ON_POSTGRES = os.environ.get("DISPATCH_TEST_DB", "sqlite").lower() == "postgresql"
+sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="about the SQLite file itself")
+
 
 def skip_or_fail(reason: str) -> None:
     """Skip locally when a real component is missing; under CI that is a failure, never a skip."""
@@ -30,7 +35,7 @@ def skip_or_fail(reason: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """No test sees the developer's settings, and none reaches the network by accident."""
     for name in all_env_names():
         monkeypatch.delenv(name, raising=False)
@@ -39,6 +44,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
     for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.delenv(proxy, raising=False)
+    for name in ("PGPASSWORD", "PGSERVICE", "PGSERVICEFILE", "PGPASSFILE", "PGHOST", "PGUSER"):
+        monkeypatch.delenv(name, raising=False)
+    if ON_POSTGRES:  # per-machine files (journal, send lock) go beside the working folder
+        monkeypatch.chdir(request.getfixturevalue("tmp_path"))
 
 
 @pytest.fixture
@@ -47,18 +56,27 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def db(db_path: Path) -> Iterator[Database]:
-    database = open_db(db_path, create=True)
+def db_url(db_path: Path, request: pytest.FixtureRequest) -> str:
+    """DISPATCH_DB for the test's database: the SQLite file, or under DISPATCH_TEST_DB=postgresql
+    a fresh migrated PostgreSQL database."""
+    if ON_POSTGRES:
+        return str(request.getfixturevalue("pg_url"))
+    return str(db_path)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = open_db(database_target(db_url), create=True)
     yield database
     database.close()
 
 
 @pytest.fixture
-def make_settings(db_path: Path) -> Callable[..., Settings]:
+def make_settings(db_url: str) -> Callable[..., Settings]:
     """Settings from environment-style names, with the test database filled in."""
 
     def factory(**env: str) -> Settings:
-        values = {"DISPATCH_DB": str(db_path), "DISPATCH_FROM": "Test Outlet <news@outlet.test>"}
+        values = {"DISPATCH_DB": db_url, "DISPATCH_FROM": "Test Outlet <news@outlet.test>"}
         values.update(env)
         return Settings.from_mapping(values)
 
@@ -66,14 +84,14 @@ def make_settings(db_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def run_cli(db_path: Path) -> Callable[..., Result]:
+def run_cli(db_path: Path, db_url: str) -> Callable[..., Result]:
     """Invoke the real CLI in-process with --no-dotenv and an explicit environment, for an
     outlet whose database exists (tests of a missing one point DISPATCH_DB elsewhere)."""
 
     def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
-        if not db_path.exists():
+        if not ON_POSTGRES and not db_path.exists():
             open_db(db_path, create=True).close()
-        full_env = {"DISPATCH_DB": str(db_path), "DISPATCH_FROM": "Test Outlet <news@outlet.test>"}
+        full_env = {"DISPATCH_DB": db_url, "DISPATCH_FROM": "Test Outlet <news@outlet.test>"}
         full_env.update(env or {})
         from dispatch.cli import cli  # imported here so a broken command breaks only CLI tests
 

@@ -20,6 +20,7 @@ from dotenv.parser import parse_stream
 
 from dispatch.errors import ConfigError, InputError
 from dispatch.money import parse_language
+from dispatch.store.target import PostgresURL, is_postgres_url, redact_url
 
 #: The repository's templates/ folder, for an editable install made before setup.py mapped it
 #: into the package (see default_templates_dir).
@@ -99,7 +100,9 @@ GREETINGS = ("first", "full", "none")
 class Settings:
     """Every setting Dispatch reads; `.env.example` documents each one (env name in metadata)."""
 
-    db_path: Path = field(default=Path("dispatch.sqlite3"), metadata={"env": "DISPATCH_DB"})
+    db_path: Path | PostgresURL = field(
+        default=Path("dispatch.sqlite3"), metadata={"env": "DISPATCH_DB"}
+    )
     from_address: str = field(default="", metadata={"env": "DISPATCH_FROM"})
     reply_to: str = field(default="", metadata={"env": "DISPATCH_REPLY_TO"})
     outlet_name: str = field(default="Our newsroom", metadata={"env": "DISPATCH_OUTLET_NAME"})
@@ -189,7 +192,7 @@ class Settings:
             raw = raw.strip()
             kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
             if name == "DISPATCH_DB":
-                values[f.name] = sqlite_path(raw)
+                values[f.name] = database_target(raw)
             elif kind == "Secret":
                 values[f.name] = Secret(raw)
             elif kind in ("Path", "Path | None"):
@@ -267,6 +270,19 @@ def default_templates_dir() -> Path:
         return Path(str(resources.files("dispatch.templates")))
     except ModuleNotFoundError:  # an older editable install: the checkout's folder
         return _REPO_TEMPLATES
+
+
+def database_target(value: str) -> Path | PostgresURL:
+    """DISPATCH_DB: a ``postgresql://`` URL (PostgreSQL), else a SQLite file (sqlite_path)."""
+    if value.lower().startswith(("postgresql:", "postgres:")):
+        if not is_postgres_url(value) or not urlsplit(value).path.strip("/"):
+            raise ConfigError(
+                f"DISPATCH_DB is {redact_url(value)!r}, which does not name a PostgreSQL database",
+                "Write it as postgresql://user@host:5432/dbname (the password from PGPASSWORD "
+                "or a libpq service/password file rather than the URL).",
+            )
+        return PostgresURL.parse(value)
+    return sqlite_path(value)
 
 
 def sqlite_path(value: str) -> Path:

@@ -21,7 +21,7 @@ from dispatch.jobs.preview import PreviewFile, preview_issue
 from dispatch.jobs.send import SendSummary, issue_status, send_issue
 from dispatch.jobs.subscribers import ImportReport, import_file
 from dispatch.sample import SAMPLE_DIR, SAMPLE_SOURCES, SAMPLE_WINDOW
-from dispatch.store import Database, open_db
+from dispatch.store import Database, local_path, open_db
 
 DEMO_MARKER = ".dispatch-demo"
 
@@ -108,7 +108,7 @@ def run_demo(workdir: Path, echo: Callable[[str], None] = print) -> DemoResult:
         echo("2. Previews for each kind of reader:")
         for p in previews:
             echo(f"   {p.persona:<13} {p.html_path}")
-        result = DemoResult(workdir, settings.db_path, built, previews)
+        result = DemoResult(workdir, local_path(settings.db_path), built, previews)
         _send_half(db, settings, workdir, built.issue.id, result, echo)
         return result
 

@@ -1,9 +1,10 @@
-"""The SQLite store: the only layer that writes SQL.
+"""The store: the only layer that writes SQL, on SQLite (the default) or PostgreSQL.
 
-``open_db(path)`` connects (WAL, foreign keys, busy timeout), applies pending migrations from
+``open_db(target)`` connects (for SQLite: WAL, foreign keys, busy timeout; for PostgreSQL: a
+pooled psycopg connection, see ``store.postgres``), applies pending migrations from
 ``store/migrations/NNNN_name.sql`` in order, and returns a :class:`Database`. Each area of the
 product has its own module of query functions taking that Database (``store.subscribers``,
-``store.issues``, ``store.ledger``, ...), so the store can move to PostgreSQL behind one package.
+``store.issues``, ``store.ledger``, ...), written once in SQL both engines run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from importlib import resources
 from pathlib import Path
 
 from dispatch.errors import StoreError
+from dispatch.store.target import PostgresURL, local_path
+
+__all__ = ["Database", "PostgresURL", "local_path", "open_db"]
 
 SCHEMA_TABLE = "schema_migrations"
 
@@ -42,7 +46,11 @@ def from_db_time(value: str | None) -> datetime | None:
 
 
 class Database:
-    """One connection to the store, with transactions and a lock for threaded writers."""
+    """One connection to the store, with transactions and a lock for threaded writers.
+    ``engine`` is "sqlite" or "postgresql"; ``path`` is the SQLite file (or, for PostgreSQL,
+    the local stand-in that per-machine files are named after)."""
+
+    engine = "sqlite"
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
@@ -144,15 +152,24 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
     return conn
 
 
-def _migrations() -> list[tuple[int, str, str]]:
+#: A migration that SQLite and PostgreSQL cannot both run has a PostgreSQL twin beside it,
+#: ``NNNN_name.postgresql.sql``; it is recorded under the same name (NNNN_name.sql).
+POSTGRES_SUFFIX = ".postgresql.sql"
+
+
+def _migrations(engine: str = "sqlite") -> list[tuple[int, str, str]]:
+    """(version, name, SQL) in order, the engine's twin chosen where there is one."""
     folder = resources.files("dispatch.store") / "migrations"
+    texts = {e.name: e.read_text(encoding="utf-8") for e in folder.iterdir()}
     found = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if not name.endswith(".sql"):
+    for name, text in texts.items():
+        if not name.endswith(".sql") or name.endswith(POSTGRES_SUFFIX):
             continue
+        twin = name[: -len(".sql")] + POSTGRES_SUFFIX
+        if engine == "postgresql" and twin in texts:
+            text = texts[twin]
         version = int(name.split("_", 1)[0])
-        found.append((version, name, entry.read_text(encoding="utf-8")))
+        found.append((version, name, text))
     found.sort()
     versions = [v for v, _, _ in found]
     if len(versions) != len(set(versions)):
@@ -211,10 +228,15 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
-def open_db(path: Path, *, create: bool = False) -> Database:
+def open_db(path: Path | PostgresURL, *, create: bool = False) -> Database:
     """Open and migrate the store at ``path``. Only the commands that start an outlet (build,
     subscribers import, demo) pass ``create=True``; every other one refuses a missing file
-    rather than work on a stray empty database."""
+    rather than work on a stray empty database. A PostgreSQL database must exist (its server
+    creates it); it is migrated like a SQLite one."""
+    if isinstance(path, PostgresURL):
+        from dispatch.store import postgres_db  # psycopg is loaded only for PostgreSQL
+
+        return postgres_db.open_postgres(path)
     conn = connect(path, create=create)
     try:
         migrate(conn)
