@@ -7,16 +7,17 @@ from datetime import timedelta
 
 import pytest
 
-from dispatch.jobs import web as web_jobs
+from dispatch.jobs import signup as signup_jobs
+from dispatch.jobs import unsubscribe as web_jobs
 from dispatch.models import (
     STATUS_CHANGES,
     StatusActor,
     SubscriberStatus,
     status_change_allowed,
 )
+from dispatch.store import signups as web_store
 from dispatch.store import subscribers as subs
 from dispatch.store import utcnow
-from dispatch.store import web as web_store
 
 S = SubscriberStatus
 
@@ -68,7 +69,7 @@ def test_a_bounced_reader_comes_back_only_through_a_used_confirmation(run_cli, d
     token_hash = hashlib.sha256(b"tok").hexdigest()
     web_store.add_confirmation(db, token_hash, "cy@example.org", "Cy", utcnow() + timedelta(1))
     outcome = web_store.use_confirmation(
-        db, token_hash, utcnow(), web_jobs.REACTIVATED_BY_CONFIRMATION
+        db, token_hash, utcnow(), signup_jobs.REACTIVATED_BY_CONFIRMATION
     )
     assert outcome == "activated"
     person = subs.get_subscriber(db, "cy@example.org")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from dispatch.store import clicks as web_store
 from dispatch.store import subscribers as subs
-from dispatch.store import web as web_store
 from dispatch.web.security import RateLimiter, redact
 from tests.plugins.web import PAYMENT_LINK, SECRET_KEY, seed_sent_issue, web_env
 
@@ -281,7 +281,7 @@ def test_redaction_removes_tokens_and_queries():
 
 def test_unexpected_errors_are_logged_without_the_token(make_web_app, sent, caplog,
                                                        monkeypatch):
-    from dispatch.jobs import web as jobs
+    from dispatch.jobs import unsubscribe as jobs
 
     def broken(db, token):
         raise RuntimeError("a bug")

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from dispatch.store import donations, web_spool
+from dispatch.store import clicks as web_store
+from dispatch.store import donations
 from dispatch.store import subscribers as subs
-from dispatch.store import web as web_store
-from dispatch.store.web import WritePatience
+from dispatch.store import unsubscribe_spool as web_spool
+from dispatch.store.locking import WritePatience
 from tests.plugins.web import WEBHOOK_SECRET, seed_sent_issue, web_env
 from tests.test_web_webhook import LINK_ID, event, session_object, signed
 

@@ -10,9 +10,8 @@ real run would.
 from __future__ import annotations
 
 from dispatch.models import StatusActor, statuses_from
-from dispatch.store import Database
+from dispatch.store import Database, unsubscribes
 from dispatch.store import bounces as bounce_store
-from dispatch.store import web as web_store
 from dispatch.store.bounces import DeliveryRef
 
 #: The statuses each change applies to (models.STATUS_CHANGES, as the store applies them).
@@ -50,7 +49,7 @@ class Recorder:
 
     def unsubscribe(self, token: str) -> bool:
         """Whether the reader holding ``token`` was moved to 'unsubscribed'."""
-        _, changed = web_store.change_status_by_token(
+        _, changed = unsubscribes.change_status_by_token(
             self.db, token, "unsubscribed", UNSUBSCRIBABLE
         )
         return changed
@@ -103,7 +102,7 @@ class DryRun(Recorder):
         return True, self._move(ref.subscriber_id, "complained", COMPLAINABLE)
 
     def unsubscribe(self, token: str) -> bool:
-        subscriber = web_store.subscriber_by_unsub_token(self.db, token)
+        subscriber = unsubscribes.subscriber_by_unsub_token(self.db, token)
         if subscriber is None:
             return False
         self._status.setdefault(subscriber.id, subscriber.status.value)

@@ -32,9 +32,8 @@ from dispatch.bounces.parse import classify_message, read_message, unsubscribe_t
 from dispatch.config import Settings
 from dispatch.errors import DispatchError
 from dispatch.jobs.bounce_effects import DryRun, Recorder
-from dispatch.store import Database, ledger
+from dispatch.store import Database, ledger, unsubscribes
 from dispatch.store import bounces as bounce_store
-from dispatch.store import web as web_store
 
 _ATOM_UNSAFE = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")  # as render.message writes ids
 
@@ -147,7 +146,7 @@ def _match_complaint(
         ):
             signed = ref
     for token in complaint.tokens:
-        subscriber = web_store.subscriber_by_unsub_token(db, token)
+        subscriber = unsubscribes.subscriber_by_unsub_token(db, token)
         if subscriber is not None:
             if signed is not None and signed.subscriber_id == subscriber.id:
                 return signed

@@ -6,35 +6,56 @@ same time. ``run_signup`` runs afterwards on the outbox thread: it looks the add
 the email against the limits kept in the database (per address, and for the whole service per
 hour: several worker processes share them), stores the confirmation and sends the email.
 
-What the address gets (see jobs.web's module docstring for the statuses): a new, pending,
-unsubscribed, bounced or forgotten address a confirmation link; an active subscriber a short
-"you are already subscribed" note (limited like confirmations); a complained address nothing.
+What the address gets: a new, pending, unsubscribed, bounced or forgotten address a
+confirmation link; an active subscriber a short "you are already subscribed" note (limited like
+confirmations); a complained address nothing. ``confirm_signup`` uses a link.
+
+Signup policy (a fresh confirmation is the person clicking the link mailed to the address):
+an active subscriber stays as they are and gets no email; a new address becomes ``pending``
+until confirmed, and is removed once its link expires unused; an address that unsubscribed or
+bounced, a pending one, or one that was forgotten is mailed a confirmation and becomes active
+only once it is used (a forgotten address is stored again only then, and its suppression
+lifted, because the person asked again and proved the address). An address that complained is
+never mailed or reactivated from the web: only the editor can do that. Whatever happened, the
+visitor sees the same page.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 from dispatch.config import Settings
 from dispatch.errors import ConfigError
 from dispatch.jobs.send import message_config, relay_target
-from dispatch.jobs.web import _confirm_hours, _deliver, _hash, confirmation_message, signup_message
+from dispatch.jobs.tokens import valid_token
+from dispatch.mailer import Outcome, SmtpConnection
+from dispatch.mailer.dkim import signer_from_settings
+from dispatch.models import Persona, RenderedVariant, StatusActor, statuses_from
+from dispatch.render.message import MessageFactory, Recipient
 from dispatch.render.templates import Renderer
 from dispatch.store import Database, utcnow
-from dispatch.store import web as store
+from dispatch.store import signups as store
+from dispatch.store.locking import WritePatience, retry_when_locked
 from dispatch.subscribers import clean_name, envelope_address, normalize_address
 
 log = logging.getLogger("dispatch.web")
+
+#: Statuses a used confirmation link turns into active (complained never gets a link: signup).
+REACTIVATED_BY_CONFIRMATION = statuses_from(StatusActor.CONFIRMATION, "active")
+_ADDRESS = re.compile(r"[^\s<>@'\"]+@[^\s<>@'\"]+")
 
 #: Per address: at most one signup email per RESEND_MINUTES, DAILY_MAX a day.
 RESEND_MINUTES = 10
 DAILY_MAX = 5
 #: A signup's database work waits longer than a request would: nobody is waiting for it.
-BACKGROUND_PATIENCE = store.WritePatience(busy_ms=10_000, pauses=(1.0, 5.0, 15.0))
+BACKGROUND_PATIENCE = WritePatience(busy_ms=10_000, pauses=(1.0, 5.0, 15.0))
 
 
 @dataclass(frozen=True)
@@ -83,7 +104,7 @@ def run_signup(
     """Do a signup's work (on the outbox thread): its database part is retried while another
     writer holds the lock, then the email goes out. ``confirm_url(token)`` makes the link."""
     with open_db() as db:
-        prepared = store.retry_when_locked(
+        prepared = retry_when_locked(
             lambda: _prepare(db, settings, renderer, signup, confirm_url),
             BACKGROUND_PATIENCE,
             "signup",
@@ -154,3 +175,71 @@ def already_subscribed_message(
             "preheader": "Nothing to do: the newsletter keeps coming.",
         },
     )
+
+
+# -- the emails and the confirmation link ----------------------------------------------------
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _confirm_hours(settings: Settings) -> int:
+    if settings.confirm_hours < 1:
+        raise ConfigError("DISPATCH_CONFIRM_HOURS must be at least 1")
+    return settings.confirm_hours
+
+
+def confirmation_message(
+    db: Database, settings: Settings, renderer: Renderer, address: str, url: str, hours: int
+) -> bytes:
+    """The confirmation email. It never repeats the name typed into the form (anyone can type
+    anything there, and this mail goes to an address not yet confirmed)."""
+    subject = f"Please confirm your subscription to {settings.outlet_name}"
+    return signup_message(db, settings, renderer, address, "confirm", subject, {
+        "preheader": "One click and you are subscribed.", "confirm_url": url, "hours": hours,
+    })
+
+
+def signup_message(
+    db: Database, settings: Settings, renderer: Renderer, address: str, template: str,
+    subject: str, context: dict[str, Any],
+) -> bytes:
+    """An email the signup form sends (``templates/<template>.html`` and ``.txt``)."""
+    html, text = renderer.render_email(template, {"subject": subject, **context})
+    # Not list mail: no List-Id, no List-Unsubscribe (there is nothing to leave yet).
+    config = replace(message_config(db, settings), public_url="", list_id="", list_mail=False)
+    variant = RenderedVariant(Persona.NON_DONOR.value, subject, html, text)
+    factory = MessageFactory(template, {variant.persona: variant}, config)
+    key = f"{template}-" + secrets.token_hex(6)
+    data = factory.build(variant.persona, Recipient(email=address, key=key, unsub_token="signup"))
+    signer = signer_from_settings(settings)  # DKIM-signed like every other kind of mail
+    return signer.sign(data) if signer is not None else data
+
+
+def _deliver(settings: Settings, target: Any, sender: str, recipient: str, data: bytes) -> None:
+    conn = SmtpConnection(target, settings.smtp_timeout)
+    try:
+        status = conn.send(sender, recipient, data)
+    finally:
+        conn.close()
+    if status.outcome != Outcome.SENT:
+        # The relay's reply can quote the address: keep addresses out of the log.
+        log.warning("a confirmation email was not accepted by %s: %s", target.describe(),
+                    _ADDRESS.sub("[address]", status.describe))
+
+
+def confirmation_is_open(db: Database, token: str) -> bool:
+    """Whether a confirmation link is still good (unused, unexpired); changes nothing."""
+    return valid_token(token) and store.open_confirmation(db, _hash(token), utcnow()) is not None
+
+
+def confirm_signup(db: Database, token: str) -> str | None:
+    """Use a confirmation link: 'activated', 'already', 'refused:<status>', or None when the
+    link is unknown, used or expired."""
+    if not valid_token(token):
+        return None
+    outcome = store.use_confirmation(db, _hash(token), utcnow(), REACTIVATED_BY_CONFIRMATION)
+    if outcome is not None:
+        log.info("signup confirmation used: %s", outcome)
+    return outcome

@@ -7,34 +7,29 @@ and ``.env`` for a production server::
     DISPATCH_WEB_PROXIES=1 gunicorn -w 4 -b 127.0.0.1:8000 \
         -c python:dispatch.web.gunicorn_conf 'dispatch.web:wsgi_app()'
 
-Each route parses the request and calls one use case in ``dispatch.jobs.web``.
+Each blueprint (links, signup, archive, stripe_hook) parses the request and calls one use case
+in ``dispatch.jobs`` (unsubscribe, clicks, signup, archive, donations); what the blueprints
+share (the per-app state, its database connection, page rendering) is ``web.app_support``,
+which imports nothing from this module.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dispatch.config import Settings, load_settings
 from dispatch.errors import DispatchError, WebError
 from dispatch.jobs.common import renderer_from
-from dispatch.jobs.signup import BACKGROUND_PATIENCE
-from dispatch.jobs.web import Outbox, apply_deferred_unsubscribes, has_deferred_unsubscribes
-from dispatch.render.templates import Renderer
-from dispatch.store import Database, open_db
-from dispatch.store.web import DatabaseBusyError, WritePatience, connect_web, retry_when_locked
+from dispatch.store.locking import DatabaseBusyError
+from dispatch.web.app_support import WebState, page, state
 from dispatch.web.security import (
-    RateLimiter,
     add_hsts,
     add_security_headers,
     install_log_redaction,
@@ -42,10 +37,7 @@ from dispatch.web.security import (
 )
 
 log = logging.getLogger("dispatch.web")
-T = TypeVar("T")
 
-#: POSTs to /subscribe per client address and window (seconds), per worker process.
-SIGNUP_LIMIT = (5, 600.0)
 #: Largest request body accepted (Stripe events are a few kilobytes).
 MAX_BODY = 512 * 1024
 
@@ -55,69 +47,10 @@ GUNICORN_COMMAND = (
 )
 
 
-@dataclass
-class WebState:
-    """What the routes share: settings, the page renderer, the confirmation outbox and the
-    signup rate limit. The store is migrated once (lazily, after a server forks its workers)
-    and each request gets its own connection, closed when the request ends; ``patience`` says
-    how long a request's write waits for another writer (an import, a send)."""
-
-    settings: Settings
-    db_path: Path
-    renderer: Renderer
-    outbox: Outbox = field(default_factory=Outbox)
-    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(*SIGNUP_LIMIT))
-    patience: WritePatience = field(default_factory=WritePatience)
-    _migrated: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def db(self) -> Database:
-        """This request's connection to the store."""
-        if "dispatch_db" not in g:
-            g.dispatch_db = self.connect(self.patience)
-        return g.dispatch_db  # type: ignore[no-any-return]
-
-    def connect(self, patience: WritePatience) -> Database:
-        """A new connection to the migrated store (the caller closes it)."""
-        with self._lock:
-            if not self._migrated:
-                open_db(self.db_path, create=True).close()  # a signup may start the list
-                self._migrated = True
-        return connect_web(self.db_path, patience)
-
-    def write(self, call: Callable[[], T], what: str) -> T:
-        """Run a use case that writes, again after a short pause while another writer holds
-        the database; DatabaseBusyError (a 503 with Retry-After) if it never lets go."""
-        result = retry_when_locked(call, self.patience, what)
-        if has_deferred_unsubscribes(self.db_path):  # the lock is free now: catch up
-            self.apply_deferred_unsubscribes()
-        return result
-
-    def apply_deferred_unsubscribes(self) -> None:
-        """Queue the spooled unsubscribes on the outbox thread (see links.unsubscribe_post)."""
-        self.outbox.submit(partial(
-            apply_deferred_unsubscribes, partial(self.connect, BACKGROUND_PATIENCE),
-            BACKGROUND_PATIENCE,
-        ))
-
-    def close(self) -> None:
-        self.outbox.join()
-
-
 def _close_db(_exc: BaseException | None) -> None:
     database = g.pop("dispatch_db", None)
     if database is not None:
         database.close()
-
-
-def state() -> WebState:
-    return current_app.extensions["dispatch"]  # type: ignore[no-any-return]
-
-
-def page(_template: str, status: int = 200, **context: Any) -> Response:
-    """Render ``templates/web/<_template>.html`` (the outlet's folder over the bundled one)."""
-    html = state().renderer.render_template(f"web/{_template}.html", context)
-    return Response(html, status=status, mimetype="text/html")
 
 
 def create_app(settings: Settings, db_path: Path | None = None) -> Flask:

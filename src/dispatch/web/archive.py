@@ -1,12 +1,12 @@
 """The public archive: ``/archive/`` lists the digests that went out, ``/archive/<issue>`` shows
-one as its email looked, with nothing personal in it (see jobs.web.archive_page)."""
+one as its email looked, with nothing personal in it (see jobs.archive.archive_page)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, url_for
 
-from dispatch.jobs import web as jobs
-from dispatch.web import page, state
+from dispatch.jobs import archive as jobs
+from dispatch.web.app_support import page, state
 
 bp = Blueprint("archive", __name__)
 CACHE = "public, max-age=300"

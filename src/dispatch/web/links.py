@@ -14,10 +14,11 @@ import logging
 from flask import Blueprint, Response, abort, request, url_for
 
 from dispatch.errors import StoreError
-from dispatch.jobs import web as jobs
+from dispatch.jobs import clicks
+from dispatch.jobs import unsubscribe as jobs
 from dispatch.models import Subscriber
-from dispatch.store.web import DatabaseBusyError
-from dispatch.web import page, state
+from dispatch.store.locking import DatabaseBusyError
+from dispatch.web.app_support import page, state
 from dispatch.web.security import no_store
 
 bp = Blueprint("links", __name__)
@@ -100,7 +101,7 @@ def donate(token: str) -> Response:
     if request.method == "HEAD":  # link checkers: no click counted, nothing revealed
         return no_store(Response(status=204))
     web = state()
-    target = web.write(lambda: jobs.donation_redirect(web.db(), web.settings, token),
+    target = web.write(lambda: clicks.donation_redirect(web.db(), web.settings, token),
                        "donation click")
     if target is None:
         abort(404)

@@ -17,8 +17,7 @@ from flask import Blueprint, Response, abort, request, url_for
 
 from dispatch.errors import InputError
 from dispatch.jobs import signup as signup_jobs
-from dispatch.jobs import web as jobs
-from dispatch.web import page, state
+from dispatch.web.app_support import page, state
 from dispatch.web.security import CSRF_FIELD, csrf_ok, csrf_token, no_store
 
 bp = Blueprint("signup", __name__)
@@ -74,7 +73,7 @@ def subscribe_post() -> Response:
 
 @bp.get("/confirm/<token>")
 def confirm_get(token: str) -> Response:
-    if not jobs.confirmation_is_open(state().db(), token):
+    if not signup_jobs.confirmation_is_open(state().db(), token):
         return no_store(page("confirm", status=404, valid=False,
                              subscribe_url=url_for("signup.subscribe_get")))
     return no_store(page("confirm", valid=True,
@@ -84,7 +83,7 @@ def confirm_get(token: str) -> Response:
 @bp.post("/confirm/<token>")
 def confirm_post(token: str) -> Response:
     web = state()
-    outcome = web.write(lambda: jobs.confirm_signup(web.db(), token), "confirm")
+    outcome = web.write(lambda: signup_jobs.confirm_signup(web.db(), token), "confirm")
     if outcome is None:
         return no_store(page("confirm", status=404, valid=False,
                              subscribe_url=url_for("signup.subscribe_get")))

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, jsonify, request
 from dispatch.donations import WebhookError
 from dispatch.errors import ConfigError, DonationError
 from dispatch.jobs import donations as jobs
-from dispatch.web import state
+from dispatch.web.app_support import state
 
 bp = Blueprint("stripe_hook", __name__)
 log = logging.getLogger("dispatch.web")
