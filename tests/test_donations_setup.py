@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from dispatch.donations import donation_link_base
 from dispatch.errors import InputError
-from dispatch.jobs.common import donation_link_base
 from dispatch.jobs.donations import setup_donations, to_minor_units
 from dispatch.store import donations as store
 

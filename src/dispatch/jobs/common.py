@@ -1,11 +1,10 @@
-"""Pieces several use cases share: the renderer and outlet built from settings."""
+"""The renderer, the outlet and the links of a send, built from settings (the Payment Link's
+URL is dispatch.donations.donation_link_base)."""
 
 from __future__ import annotations
 
-from dispatch.config import Settings, check_payment_link_shape, default_templates_dir
+from dispatch.config import Settings, default_templates_dir
 from dispatch.render.templates import AppealCopy, Links, Outlet, Renderer
-from dispatch.store import Database
-from dispatch.store import donations as donation_store
 
 
 def outlet_from(settings: Settings) -> Outlet:
@@ -37,13 +36,3 @@ def archive_url(settings: Settings, issue_id: str) -> str:
 def send_links(settings: Settings, issue_id: str) -> Links:
     """Links for the variants the send fills in: personal parts stay placeholders."""
     return Links(archive=archive_url(settings, issue_id))
-
-
-def donation_link_base(db: Database, settings: Settings) -> str:
-    """The Payment Link URL personal donation links start from: the setting wins, else the
-    link stored by `dispatch donations setup`; '' when neither exists."""
-    value = settings.payment_link.strip()
-    if value:
-        return check_payment_link_shape(value)
-    row = donation_store.main_payment_link(db)
-    return str(row["url"]) if row is not None else ""

@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 from itertools import islice
 
 from dispatch.config import Settings
-from dispatch.donations import verify_payment_link
+from dispatch.donations import donation_link_base, verify_payment_link
 from dispatch.errors import ConfigError, InputError, IssueError
 from dispatch.jobs.build import render_and_store, require_issue
-from dispatch.jobs.common import donation_link_base
 from dispatch.jobs.delivery import DeliveryRun, RetryPolicy
 from dispatch.jobs.sendlock import send_lock, send_running
 from dispatch.mailer import (
