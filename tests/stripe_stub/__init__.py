@@ -183,6 +183,8 @@ class StripeStub(BillingMixin):
         )
         session["customer_details"]["email"] = email
         self.objects["checkout.session"][session["id"]] = session
+        if status == "complete":
+            self._emit("checkout.session.completed", session)
         return session
 
     def settle(self, session_id: str, *, succeeded: bool = True) -> None:

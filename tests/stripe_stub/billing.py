@@ -492,6 +492,7 @@ class BillingMixin(EventsMixin):
             )
             invoice["status_transitions"]["paid_at"] = self.clock
             self._set_status(sub, "active")
+            self._emit("invoice_payment.paid", self._invoice_payments[invoice["id"]][-1])
             self._emit("invoice.paid", invoice)
             self._emit("invoice.payment_succeeded", invoice)
             return

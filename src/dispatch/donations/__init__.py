@@ -12,6 +12,8 @@ objects and events into typed facts, webhook verification), one module per job:
 - ``attribution``: which gifts are the outlet's, and how a personal link carries the reader's
   delivery token to Stripe (``client_reference_id``) and back.
 - ``links``: the outlet's Payment Link URL, checked against the key's account.
+- ``recurring`` and ``billing`` (issue 11): subscriptions, invoices, invoice payments, session
+  origins and disputes as facts, and the Stripe calls that list and read them.
 - Money (minor units, formatting) is ``dispatch.money``, shared with the rest of Dispatch.
 
 The use cases (set up, sync, record a fact, handle a webhook) are ``dispatch.jobs.donations``;
@@ -23,6 +25,7 @@ and thank-you emails.
 
 from __future__ import annotations
 
+from dispatch.donations import recurring  # noqa: F401 - registers the recurring event parsers
 from dispatch.donations.attribution import checkout_url, is_outlets_gift
 from dispatch.donations.facts import (
     TOKEN_RE,

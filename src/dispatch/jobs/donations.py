@@ -27,6 +27,7 @@ from dispatch.donations import (
     verify_event,
 )
 from dispatch.errors import ConfigError, DonationError, InputError
+from dispatch.jobs.recurring import RECURRING_FACTS, record_recurring, sync_recurring
 from dispatch.money import to_minor_units
 from dispatch.store import Database
 from dispatch.store import donations as store
@@ -75,6 +76,8 @@ def record_refund_fact(db: Database, refund: Refund) -> str:
 
 def record_fact(db: Database, fact: Fact, source: str) -> str:
     """Record any fact; the outcome ('new', 'updated', 'unchanged' or 'ignored')."""
+    if isinstance(fact, RECURRING_FACTS):
+        return record_recurring(db, fact)
     if isinstance(fact, Gift):
         return record_gift(db, fact, source).outcome
     return record_refund_fact(db, fact)
@@ -149,6 +152,9 @@ class SyncResult:
             "ignored": c["ignored"], "unattributed": c["unattributed"],
             "pending": c["pending"], "refunds_new": c["refunds_new"],
             "refunds_updated": c["refunds_updated"],
+            **{f"{kind}_{what}": c[f"{kind}_{what}"]
+               for kind in ("subscriptions", "invoices", "disputes")
+               for what in ("new", "updated")},
         }
 
 
@@ -216,6 +222,7 @@ def sync_donations(
         _tally(result, record_checkout_session(db, gw.checkout_session(session_id), "sync"),
                recheck=True)
     _sync_refunds(db, gw, result)
+    result.counts.update(sync_recurring(db, gw))
     result.counts["pending"] = len(store.pending_session_ids(db))
     return result
 
