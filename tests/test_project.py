@@ -88,6 +88,16 @@ def test_third_party_libraries_each_live_in_one_place() -> None:
     assert not offenders, "\n".join(offenders)
 
 
+def test_web_blueprints_import_their_helpers_from_a_sibling_not_the_package() -> None:
+    """web/__init__ imports the blueprints; a blueprint importing it back is a hidden loop."""
+    offenders = [
+        path.name
+        for path in (SRC / "web").glob("*.py")
+        if path.name != "__init__.py" and "dispatch.web" in _imports(path)
+    ]
+    assert not offenders, offenders
+
+
 def test_every_setting_is_documented_in_env_example() -> None:
     text = (ROOT / ".env.example").read_text(encoding="utf-8")
     missing = [name for name in all_env_names() if f"\n{name}=" not in text]
