@@ -16,6 +16,7 @@ from typing import Any
 
 from dispatch.config import Settings, check_payment_link_shape
 from dispatch.donations import (
+    Event,
     Fact,
     Gift,
     Refund,
@@ -108,17 +109,19 @@ class WebhookResult:
     outcome: str  # 'new' | 'updated' | 'unchanged' | 'ignored' | 'duplicate'
 
 
-def handle_webhook(
-    db: Database, settings: Settings, payload: bytes, sig_header: str | None
-) -> WebhookResult:
-    """Verify one delivery and record its facts with the same upserts as `donations sync`.
+def read_webhook(settings: Settings, payload: bytes, sig_header: str | None) -> Event:
+    """Verify one delivery and read its facts (no database, no network).
 
     Raises ConfigError without a signing secret, WebhookError for a refused delivery (also a
-    signed one that is not a well-formed event), and DonationError for an event the store
-    cannot take (another Stripe mode); the event is then not marked handled, so Stripe's retry
-    gets another chance once that is fixed.
-    """
-    event = verify_event(payload, sig_header, settings.require("stripe_webhook_secret"))
+    signed one that is not a well-formed event)."""
+    return verify_event(payload, sig_header, settings.require("stripe_webhook_secret"))
+
+
+def record_event(db: Database, event: Event) -> WebhookResult:
+    """Record a verified event's facts with the same upserts as `donations sync`, once per
+    event id. Raises DonationError for an event the store cannot take (another Stripe mode);
+    the event is then not marked handled, so Stripe's retry gets another chance once that is
+    fixed. Safe to repeat (the web service retries it while another writer holds the lock)."""
     if not event.handled:
         return WebhookResult(event.id, event.type, "ignored")
     if store.stripe_event_seen(db, event.id):
@@ -132,6 +135,13 @@ def handle_webhook(
     if outcome != "ignored":  # an ignored event may count after a sync: let Stripe retry it
         store.record_stripe_event(db, event.id, event.type)
     return WebhookResult(event.id, event.type, outcome)
+
+
+def handle_webhook(
+    db: Database, settings: Settings, payload: bytes, sig_header: str | None
+) -> WebhookResult:
+    """``read_webhook`` then ``record_event``: one delivery, verified and recorded."""
+    return record_event(db, read_webhook(settings, payload, sig_header))
 
 
 # -- sync --------------------------------------------------------------------------------

@@ -28,9 +28,8 @@ def webhook() -> Response | tuple[Response, int]:
     payload = request.get_data(cache=False, as_text=False)
     try:
         signature = request.headers.get("Stripe-Signature")
-        result = web.write(
-            lambda: jobs.handle_webhook(web.db(), web.settings, payload, signature), "webhook"
-        )
+        event = jobs.read_webhook(web.settings, payload, signature)  # before any database work
+        result = web.write(lambda: jobs.record_event(web.db(), event), "webhook")
     except ConfigError as exc:
         log.error("Stripe webhook refused: %s", exc)
         return jsonify(error="webhook not configured"), 503
