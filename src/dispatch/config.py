@@ -172,6 +172,8 @@ class Settings:
     stripe_max_retries: int = field(default=2, metadata={"env": "STRIPE_MAX_NETWORK_RETRIES"})
     currency: str = field(default="usd", metadata={"env": "DISPATCH_CURRENCY"})
     language: str = field(default="en", metadata={"env": "DISPATCH_LANGUAGE"})
+    languages: tuple[str, ...] = field(default=(), metadata={"env": "DISPATCH_LANGUAGES"})
+    locale_dir: Path | None = field(default=None, metadata={"env": "DISPATCH_LOCALE_DIR"})
     donation_product: str = field(default="", metadata={"env": "DISPATCH_DONATION_PRODUCT"})
     dns_servers: tuple[str, ...] = field(default=(), metadata={"env": "DISPATCH_DNS_SERVERS"})
     relay_dkim_selector: str = field(
@@ -231,6 +233,14 @@ class Settings:
                 raise ConfigError(
                     f"DISPATCH_LANGUAGE is {values['language']!r}, not a language Dispatch knows",
                     "Set it to a BCP 47 tag such as en, de or pt-BR in .env.",
+                ) from exc
+        for tag in values.get("languages", ()):  # type: ignore[attr-defined]
+            try:
+                parse_language(str(tag))
+            except InputError as exc:
+                raise ConfigError(
+                    f"DISPATCH_LANGUAGES lists {tag!r}, not a language Dispatch knows",
+                    "List BCP 47 tags separated by commas, such as en,de,fr.",
                 ) from exc
         return cls(**values)  # type: ignore[arg-type]
 

@@ -24,6 +24,8 @@ def renderer_from(settings: Settings) -> Renderer:
         appeal=AppealCopy(
             settings.appeal_headline, settings.appeal_text, settings.appeal_button
         ),
+        languages=settings.languages,
+        locale_dir=settings.locale_dir,
     )
 
 

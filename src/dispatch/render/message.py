@@ -20,15 +20,17 @@ import html
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
+from pathlib import Path
 from urllib.parse import quote
 
 from dispatch.errors import ConfigError, RenderError
 from dispatch.models import PLACEHOLDERS, Persona, RenderedVariant
+from dispatch.render.i18n import LANGUAGE_MARK, translations
 from dispatch.render.placeholders import greeting_for
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
@@ -89,6 +91,8 @@ class MessageConfig:
     secret: bytes = b""
     list_mail: bool = True  # False for one-off mail (a signup confirmation): no List-* headers
     greeting: str = "first"  # DISPATCH_GREETING: first, full or none
+    language: str = "en"  # DISPATCH_LANGUAGE: the greeting's language in unmarked variants
+    locale_dir: Path | None = None  # DISPATCH_LOCALE_DIR: the outlet's own catalogs
 
     @property
     def from_domain(self) -> str:
@@ -206,6 +210,7 @@ class _Variant:
     text: list[bytes | _Line]
     html: list[bytes | _Line]
     boundary: str
+    gettext: Callable[[str], str]  # the variant's language, for the greeting
 
 
 class MessageFactory:
@@ -230,7 +235,7 @@ class MessageFactory:
                 "Set DISPATCH_PAYMENT_LINK to your Stripe Payment Link (see `dispatch donations "
                 "setup`), or DISPATCH_PUBLIC_URL when the web service runs.",
             )
-        self._variants = {name: self._prepare(v) for name, v in variants.items()}
+        self._variants = {name: self._prepare(name, v) for name, v in variants.items()}
         self._fallback = (
             Persona.NON_DONOR.value
             if Persona.NON_DONOR.value in self._variants
@@ -239,8 +244,9 @@ class MessageFactory:
 
     # -- once per variant ---------------------------------------------------------------
 
-    def _prepare(self, variant: RenderedVariant) -> _Variant:
+    def _prepare(self, name: str, variant: RenderedVariant) -> _Variant:
         cfg = self.config
+        lang = name.partition(LANGUAGE_MARK)[2] or cfg.language
         lines = [f"From: {format_mailbox(cfg.from_name, cfg.from_address)}"]
         subject_template = None
         if _PLACEHOLDER.search(variant.subject):
@@ -261,6 +267,7 @@ class MessageFactory:
             text=_compile_body(variant.text),
             html=_compile_body(variant.html),
             boundary=boundary,
+            gettext=translations(lang, cfg.locale_dir).gettext,
         )
 
     # -- per recipient ------------------------------------------------------------------
@@ -295,10 +302,15 @@ class MessageFactory:
 
     def build(self, persona: str, recipient: Recipient, date: str | None = None) -> bytes:
         """The finished message for one reader (CRLF bytes)."""
-        variant = self._variants.get(persona) or self._variants[self._fallback]
+        variant = (
+            self._variants.get(persona)
+            or self._variants.get(persona.partition(LANGUAGE_MARK)[0])
+            or self._variants[self._fallback]
+        )
         name = clean_header_value(recipient.name)
+        greeting = greeting_for(name, recipient.first_name, self.config.greeting, variant.gettext)
         plain = {
-            "GREETING": greeting_for(name, recipient.first_name, self.config.greeting),
+            "GREETING": greeting,
             "NAME": name,
             "EMAIL": recipient.email,
             "DONATE_URL": self.donate_url(recipient),

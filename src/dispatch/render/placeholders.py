@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html as html_lib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from dispatch.models import PLACEHOLDERS
 
@@ -15,16 +15,24 @@ def _one_line(value: str) -> str:
     return " ".join(text.split())
 
 
-def greeting_for(name: str, first_name: str = "", mode: str = "first") -> str:
+def _same(message: str) -> str:
+    return message
+
+
+def greeting_for(
+    name: str, first_name: str = "", mode: str = "first", gettext: Callable[[str], str] = _same
+) -> str:
     """The greeting line of a copy (DISPATCH_GREETING): ``first`` greets by first name where an
     import gave one, else by the full name ("Dear Ada," rather than "Dear Ada Lovelace,");
     ``full`` by the full name; ``none`` greets everyone as "Dear reader,". A name is never
-    split by guessing: naming orders differ."""
+    split by guessing: naming orders differ. ``gettext`` is the copy's language catalog."""
     if mode == "none":
-        return "Dear reader,"
+        return gettext("Dear reader,")
     chosen = _one_line(first_name) if mode == "first" else ""
     chosen = chosen or _one_line(name)
-    return f"Dear {chosen}," if chosen else "Dear reader,"
+    if not chosen:
+        return gettext("Dear reader,")
+    return gettext("Dear %(name)s,").replace("%(name)s", chosen)
 
 
 def fill_placeholders(body: str, values: Mapping[str, str], *, is_html: bool) -> str:

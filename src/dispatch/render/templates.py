@@ -1,8 +1,10 @@
 """Jinja2 rendering and premailer CSS inlining: the only module that imports either.
 
-An issue is rendered once per persona (non-donor, recent donor, lapsed donor); each HTML body is
-inlined once. Per-recipient parts stay as ``models.PLACEHOLDERS`` for the send to fill in by
-string replacement, so no template render or CSS inlining happens per recipient.
+An issue is rendered once per persona (non-donor, recent donor, lapsed donor) and language
+(DISPATCH_LANGUAGES); each HTML body is inlined once. Per-recipient parts stay as
+``models.PLACEHOLDERS`` for the send to fill in by string replacement, so no template render or
+CSS inlining happens per recipient. Fixed strings are translated through Jinja's i18n extension
+with the catalogs of ``render.i18n``: one Jinja environment per language, made once.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ import logging
 import re
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,16 @@ from dispatch.models import (
     RenderedVariant,
 )
 from dispatch.money import format_money
+from dispatch.render.i18n import (
+    LANGUAGE_MARK,
+    N_,
+    day_date,
+    language_list,
+    long_date,
+    normalize_tag,
+    text_direction,
+    translations,
+)
 
 #: Where the donation appeal goes in a digest: after this many articles (or at the end).
 APPEAL_AFTER = 2
@@ -48,12 +59,17 @@ class Outlet:
 class AppealCopy:
     """The standard appeal's wording (DISPATCH_APPEAL_*): the outlet's own claims, not ours."""
 
-    headline: str = "Support our reporting"
-    text: str = (
+    headline: str = N_("Support our reporting")
+    text: str = N_(
         "If this newsletter is useful to you, please consider a gift. Every contribution,"
         " large or small, helps pay for the reporting in it."
     )
-    button: str = "Donate now"
+    button: str = N_("Donate now")
+
+    def translated(self, gettext: Callable[[str], str]) -> AppealCopy:
+        """The default wording in a reader's language; an outlet's own wording is looked up in
+        its catalog (DISPATCH_LOCALE_DIR) and otherwise kept as written."""
+        return AppealCopy(gettext(self.headline), gettext(self.text), gettext(self.button))
 
 
 @dataclass(frozen=True)
@@ -65,28 +81,18 @@ class Links:
     archive: str = ""
 
 
-def _longdate(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:%A} {value.day} {value:%B %Y}"
-
-
-def _day(value: str | date | None) -> str:
-    """An ISO date (a campaign's end) as readers write it: 31 December 2026."""
-    if not value:
-        return ""
-    try:
-        day = value if isinstance(value, date) else date.fromisoformat(str(value))
-    except ValueError:
-        return str(value)
-    return f"{day.day} {day:%B %Y}"
-
-
 def _wrap(value: str, width: int = 72) -> str:
     return "\n".join(
         textwrap.fill(line, width=width, break_long_words=False, break_on_hyphens=False)
         for line in str(value).splitlines()
     )
+
+
+def variant_name(persona: str, lang: str, default: str) -> str:
+    """A variant's name: "non_donor" in the default language, "non_donor@de" in another."""
+    if normalize_tag(lang) == normalize_tag(default):
+        return persona
+    return f"{persona}{LANGUAGE_MARK}{lang}"
 
 
 def _money_filter(lang: str) -> Callable[[int, str], str]:
@@ -98,7 +104,8 @@ def _money_filter(lang: str) -> Callable[[int, str], str]:
 
 
 class Renderer:
-    """Renders issues and other emails from a templates folder over the bundled defaults."""
+    """Renders issues and other emails from a templates folder over the bundled defaults, in the
+    outlet's language and the other languages it offers."""
 
     def __init__(
         self,
@@ -106,31 +113,73 @@ class Renderer:
         outlet: Outlet,
         defaults_dir: Path | None = None,
         appeal: AppealCopy | None = None,
+        *,
+        languages: Sequence[str] = (),
+        locale_dir: Path | None = None,
     ):
         search = [str(templates_dir)]
         if defaults_dir is not None and defaults_dir != templates_dir:
             search.append(str(defaults_dir))
+        self._loader = jinja2.FileSystemLoader(search)
         self.outlet = outlet
         self.appeal = appeal or AppealCopy()
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(search),
+        #: The outlet's languages, its default (DISPATCH_LANGUAGE) first.
+        self.languages = language_list(outlet.lang, languages)
+        self.locale_dir = locale_dir
+        self._envs: dict[str, jinja2.Environment] = {}
+        self.env = self._env(outlet.lang)
+
+    def _env(self, lang: str) -> jinja2.Environment:
+        """The Jinja environment of one language (made once: templates compile once each)."""
+        env = self._envs.get(lang)
+        if env is not None:
+            return env
+        env = jinja2.Environment(
+            loader=self._loader,
             autoescape=jinja2.select_autoescape(["html", "htm", "xml"]),
             undefined=jinja2.StrictUndefined,
             trim_blocks=False,
             lstrip_blocks=False,
             keep_trailing_newline=True,
+            extensions=["jinja2.ext.i18n"],
         )
-        self.env.filters["longdate"] = _longdate
-        self.env.filters["wrap"] = _wrap
-        self.env.filters["day"] = _day
-        self.env.filters["money"] = _money_filter(outlet.lang)
+        catalog = translations(lang, self.locale_dir)
+        env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
+        env.filters["longdate"] = lambda value: long_date(value, lang)
+        env.filters["wrap"] = _wrap
+        env.filters["day"] = lambda value: day_date(value, lang)
+        env.filters["money"] = _money_filter(lang)
+        env.filters["t"] = catalog.gettext  # a fixed string chosen at run time (web_strings)
+        env.globals["appeal_copy"] = self.appeal.translated(catalog.gettext)
+        env.globals["outlet"] = replace(self.outlet, lang=lang)
+        env.globals["text_dir"] = text_direction(lang)
+        self._envs[lang] = env
+        return env
+
+    def language_for(self, tag: str | None) -> str:
+        """The outlet language a reader's language tag picks: one of DISPATCH_LANGUAGES
+        (compared case-insensitively, ``pt_BR`` = ``pt-BR``), else the default."""
+        if tag:
+            wanted = normalize_tag(tag)
+            for lang in self.languages:
+                if normalize_tag(lang) == wanted:
+                    return lang
+        return self.outlet.lang
+
+    def gettext(self, message: str, lang: str | None = None) -> str:
+        """A fixed string for Python code (page titles, subjects) in a language."""
+        return str(translations(self.language_for(lang), self.locale_dir).gettext(message))
 
     # -- generic -------------------------------------------------------------------------
 
-    def render_template(self, name: str, context: Mapping[str, Any]) -> str:
+    def render_template(
+        self, name: str, context: Mapping[str, Any], lang: str | None = None
+    ) -> str:
+        """Render one template in ``lang`` (a reader's language; the outlet's by default)."""
+        env = self._env(self.language_for(lang))
         try:
-            template = self.env.get_template(name)
-            return template.render({"outlet": self.outlet, "appeal_copy": self.appeal, **context})
+            template = env.get_template(name)
+            return template.render(context)
         except jinja2.TemplateNotFound as exc:
             raise RenderError(f"The template {exc.name} was not found") from exc
         except jinja2.TemplateSyntaxError as exc:
@@ -141,10 +190,12 @@ class Renderer:
         except jinja2.UndefinedError as exc:
             raise RenderError(f"The template {name} uses an unknown value: {exc.message}") from exc
 
-    def render_email(self, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
+    def render_email(
+        self, name: str, context: Mapping[str, Any], lang: str | None = None
+    ) -> tuple[str, str]:
         """Render ``name.html`` (CSS inlined) and ``name.txt`` with the same context."""
-        html = inline_css(self.render_template(f"{name}.html", context))
-        text = tidy_text(self.render_template(f"{name}.txt", context))
+        html = inline_css(self.render_template(f"{name}.html", context, lang))
+        text = tidy_text(self.render_template(f"{name}.txt", context, lang))
         return html, text
 
     # -- digests -------------------------------------------------------------------------
@@ -157,10 +208,12 @@ class Renderer:
         campaign: CampaignProgress | None = None,
         links: Links | None = None,
         greeting: str = PLACEHOLDERS["GREETING"],
+        languages: Sequence[str] | None = None,
     ) -> list[RenderedVariant]:
-        """One finished variant per persona, placeholders left in unless given real values."""
+        """One finished variant per persona and language (all of the outlet's unless given),
+        placeholders left in unless given real values. The default language's variants are
+        named by persona alone, the others "persona@lang" (``variant_name``)."""
         context = {
-            "issue": _IssueView(issue),
             "subject": issue.subject,
             "preheader": issue.preheader,
             "campaign": campaign,
@@ -169,16 +222,22 @@ class Renderer:
             "appeal_after": APPEAL_AFTER,
         }
         variants = []
-        for persona in personas:
-            html, text = self.render_email("digest", {**context, "persona": str(persona)})
-            variants.append(RenderedVariant(str(persona), issue.subject, html, text))
+        personas = tuple(personas)
+        for lang in self.languages if languages is None else languages:
+            view = _IssueView(issue, lang, self.gettext)
+            for persona in personas:
+                html, text = self.render_email(
+                    "digest", {**context, "issue": view, "persona": str(persona)}, lang
+                )
+                name = variant_name(str(persona), lang, self.outlet.lang)
+                variants.append(RenderedVariant(name, issue.subject, html, text))
         return variants
 
 
 class _IssueView:
     """What the digest templates see of an issue."""
 
-    def __init__(self, issue: Issue) -> None:
+    def __init__(self, issue: Issue, lang: str, gettext: Callable[[str, str], str]) -> None:
         self.id = issue.id
         self.subject = issue.subject
         self.preheader = issue.preheader
@@ -186,7 +245,10 @@ class _IssueView:
         self.note_paragraphs = [p.strip() for p in self.note.split("\n\n") if p.strip()]
         self.articles: Sequence[Article] = issue.articles
         end = issue.window_end or issue.created_at
-        self.dateline = f"Issue {issue.id} · {_longdate(end)}"
+        self.dateline = gettext(N_("Issue %(id)s · %(date)s"), lang) % {
+            "id": issue.id,
+            "date": long_date(end, lang),
+        }
 
 
 _premailer_log = logging.getLogger("dispatch.render.premailer")
