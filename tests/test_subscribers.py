@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dispatch.store.subscribers import address_hash
+from tests.plugins.postgres import dump_text
 
 EXAMPLE = Path(__file__).parents[1] / "subscribers" / "example.csv"
 
@@ -183,7 +184,7 @@ def test_forget_erases_the_person_and_keeps_them_off_the_list(tmp_path, run_cli,
     assert "ana@example.org" not in listed(run_cli)
     rows = db.execute("SELECT email, subscriber_id FROM deliveries ORDER BY id").fetchall()
     assert [tuple(r) for r in rows][0] == (None, None)
-    dump = "\n".join(db.conn.iterdump())
+    dump = dump_text(db)
     assert "ana@example.org" not in dump.lower() and "Ana Souza" not in dump
     assert address_hash("ana@example.org") in dump
     report = import_json(run_cli, write(tmp_path, "ana@example.org,Ana\n"))

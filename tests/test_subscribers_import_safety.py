@@ -12,6 +12,7 @@ import pytest
 
 from dispatch.store import subscribers as store
 from dispatch.subscribers import CsvRow
+from tests.conftest import sqlite_only
 
 
 def run_import(run_cli, path: Path) -> dict:
@@ -66,6 +67,7 @@ def _rows(n: int, start: int = 0) -> list[CsvRow]:
     return [CsvRow(i, f"r{i}@example.org", f"Reader {i}") for i in range(start, start + n)]
 
 
+@sqlite_only  # SQLite's one writer at a time; PostgreSQL locks rows
 def test_import_commits_in_batches_so_other_writers_never_wait(db):
     store.import_subscribers(db, _rows(5), source="seed")  # r0..r4 exist
     other = sqlite3.connect(db.path, timeout=0, isolation_level=None)  # a worker that never waits

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from dispatch.store import campaigns, thanks, to_db_time, utcnow
+from tests.conftest import sqlite_only
 
 
 def _plan(db, sql: str) -> str:
     return " | ".join(row["detail"] for row in db.execute("EXPLAIN QUERY PLAN " + sql, ("x",)))
 
 
+@sqlite_only  # SQLite's EXPLAIN QUERY PLAN
 @pytest.mark.parametrize("sql", [campaigns.PAYER_SUBSCRIBER, thanks.ACTIVE_PAYER])
 def test_payer_lookups_use_the_address_index_not_a_scan(db, sql):
     plan = _plan(db, sql)

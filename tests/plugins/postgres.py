@@ -192,3 +192,18 @@ def pg_url(pg_cluster: Cluster) -> Iterator[str]:
 
     close_pools()
     pg_cluster.drop_database(name)
+
+
+def dump_text(db: Any) -> str:
+    """Every row of every table as text, on either engine (SQLite's iterdump's role)."""
+    if db.engine == "sqlite":
+        return "\n".join(db.conn.iterdump())
+    tables = db.execute(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+    ).fetchall()
+    return "\n".join(
+        str(row[0])
+        for (name,) in tables
+        for row in db.execute(f'SELECT t::text FROM "{name}" t').fetchall()
+    )

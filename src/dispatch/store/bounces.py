@@ -100,8 +100,9 @@ def record_bounce(
     now = to_db_time(utcnow())
     with db.transaction() as conn:
         inserted = conn.execute(
-            "INSERT OR IGNORE INTO bounces (message_key, delivery_id, issue_id, subscriber_id,"
-            " kind, diagnostic, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO bounces (message_key, delivery_id, issue_id, subscriber_id,"
+            " kind, diagnostic, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (message_key, ref.delivery_id, ref.issue_id, ref.subscriber_id, kind, diagnostic, now),
         ).rowcount
         if not inserted or ref.subscriber_id is None:
@@ -160,8 +161,9 @@ def record_complaint(
     now = to_db_time(utcnow())
     with db.transaction() as conn:
         inserted = conn.execute(
-            "INSERT OR IGNORE INTO complaints (message_key, delivery_id, issue_id, subscriber_id,"
-            " feedback_type, reporter, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO complaints (message_key, delivery_id, issue_id, subscriber_id,"
+            " feedback_type, reporter, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (
                 message_key,
                 ref.delivery_id,

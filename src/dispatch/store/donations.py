@@ -124,7 +124,8 @@ def advance_cursor(db: Database, name: str, value: int) -> None:
     with db.transaction() as conn:
         conn.execute(
             "INSERT INTO sync_cursors (name, value, updated_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value),"
+            " ON CONFLICT (name) DO UPDATE SET value = CASE WHEN excluded.value >"
+            " sync_cursors.value THEN excluded.value ELSE sync_cursors.value END,"
             " updated_at = excluded.updated_at",
             (name, int(value), to_db_time(utcnow())),
         )
@@ -140,7 +141,8 @@ def record_stripe_event(db: Database, event_id: str, event_type: str) -> bool:
     """Remember a webhook event id; False when it was handled before (a redelivery)."""
     with db.transaction() as conn:
         cur = conn.execute(
-            "INSERT OR IGNORE INTO stripe_events (id, type, received_at) VALUES (?, ?, ?)",
+            "INSERT INTO stripe_events (id, type, received_at) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (event_id, event_type, to_db_time(utcnow())),
         )
         return cur.rowcount == 1

@@ -57,7 +57,7 @@ def secret_key(db: Database) -> bytes:
     if row is None:
         with db.transaction() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('message_key', ?)",
+                "INSERT INTO meta (key, value) VALUES ('message_key', ?) ON CONFLICT DO NOTHING",
                 (secrets.token_hex(32),),
             )
         row = db.execute("SELECT value FROM meta WHERE key = 'message_key'").fetchone()

@@ -58,6 +58,9 @@ def translate(sql: str) -> str:
         elif ch == "?":
             out.append("%s")
             i += 1
+        elif sql.startswith("temp.", i) and (i == 0 or not _is_name(sql[i - 1])):
+            out.append("pg_temp.")  # SQLite's schema of temporary tables
+            i += len("temp.")
         elif ch == "%":
             out.append("%%")
             i += 1
@@ -65,6 +68,10 @@ def translate(sql: str) -> str:
             out.append(ch)
             i += 1
     return "".join(out)
+
+
+def _is_name(ch: str) -> bool:
+    return ch.isalnum() or ch in "_$."
 
 
 def _adapt(params: Sequence[Any] | dict[str, Any]) -> Sequence[Any]:
@@ -104,6 +111,30 @@ def _row_factory(cursor: Any) -> RowMaker[Row]:
     return make
 
 
+class PgCursor:
+    """A psycopg cursor with sqlite3's ``lastrowid``: the id the last INSERT on this
+    connection took from an identity column (``lastval()``), read only when asked for."""
+
+    def __init__(self, cursor: Any, raw: psycopg.Connection[Any]) -> None:
+        self._cursor = cursor
+        self._raw = raw
+
+    @property
+    def lastrowid(self) -> int | None:
+        try:
+            with self._raw.transaction():  # a savepoint: a failed lastval() spoils nothing
+                row = self._raw.execute("SELECT lastval()").fetchone()
+        except psycopg.errors.ObjectNotInPrerequisiteState:  # no INSERT took an id yet
+            return None
+        return int(row[0]) if row else None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cursor)
+
+
 class PgConnection:
     """What the store's code calls ``conn``: ``execute`` and ``executemany`` with ``?``."""
 
@@ -111,7 +142,8 @@ class PgConnection:
         self.raw = raw
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        return self.raw.execute(translate(sql), _adapt(params))  # type: ignore[arg-type]
+        cursor = self.raw.execute(translate(sql), _adapt(params))  # type: ignore[arg-type]
+        return PgCursor(cursor, self.raw)
 
     def executemany(self, sql: str, seq: Any) -> Any:
         cursor = self.raw.cursor()

@@ -94,9 +94,9 @@ def reserve_signup_mail(
         if confirmation is not None:
             if confirmation.add_pending:
                 conn.execute(
-                    "INSERT OR IGNORE INTO subscribers (email, name, status, unsub_token,"
+                    "INSERT INTO subscribers (email, name, status, unsub_token,"
                     " source, created_at, updated_at, status_changed_at) VALUES (?, ?,"
-                    " 'pending', ?, 'signup', ?, ?, ?)",
+                    " 'pending', ?, 'signup', ?, ?, ?) ON CONFLICT DO NOTHING",
                     (email, confirmation.name, new_unsub_token(), when, when, when),
                 )
             conn.execute(

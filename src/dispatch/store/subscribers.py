@@ -340,7 +340,8 @@ def forget(db: Database, email: str, reason: str = "forgotten on request") -> bo
         )
         conn.execute("DELETE FROM confirmations WHERE email = ?", (email,))  # web signups
         conn.execute(
-            "INSERT OR IGNORE INTO suppressions (email_hash, reason, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO suppressions (email_hash, reason, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (address_hash(email), reason, now),
         )
     return row is not None

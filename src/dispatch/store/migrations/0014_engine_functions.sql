@@ -1,0 +1,2 @@
+-- SQLite has randomblob(), hex() and julianday() built in; PostgreSQL gets the same functions
+-- from 0014_engine_functions.postgresql.sql, so the store's SQL reads the same on both.
