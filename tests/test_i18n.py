@@ -7,7 +7,7 @@ import email
 import re
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from email import policy
 from pathlib import Path
 
@@ -287,3 +287,45 @@ def test_english_pages_are_unchanged_in_wording(make_settings):
     page = app.test_client().get("/subscribe").get_data(as_text=True)
     assert "Subscribe to our newsletter" in page and '<html lang="en" dir="ltr">' in page
     app.extensions["dispatch"].close()
+
+
+# -- appeals and thank-yous -----------------------------------------------------------------
+
+
+def test_an_appeal_is_rendered_in_each_language_with_its_default_subject(db, make_settings):
+    from dispatch.jobs.appeals import render_appeal
+
+    settings = make_settings(
+        DISPATCH_OUTLET_NAME="The Riverside Ledger", DISPATCH_LANGUAGES="en,fr"
+    )
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    subject = "Will you support The Riverside Ledger?"
+    variants = {
+        v.persona: v
+        for v in render_appeal(db, settings, "appeal-x", subject, "Winter is hard.", "", now)
+    }
+    assert set(variants) == {f"{p}{s}" for p in Persona for s in ("", "@fr")}
+    french = variants["lapsed_donor@fr"]
+    assert french.subject == "Soutiendrez-vous The Riverside Ledger\xa0?"
+    assert "30 novembre 2026" in french.html and "Renouveler mon soutien" in french.html
+    assert "Winter is hard." in french.text  # the editor's message stays as written
+    assert variants["non_donor"].subject == subject
+    own = render_appeal(db, settings, "appeal-y", "Our own subject", "", "", now)
+    assert {v.subject for v in own} == {"Our own subject"}
+
+
+def test_a_thank_you_speaks_the_reader_language(db, make_settings):
+    from dispatch.jobs.appeals import _render_thanks
+    from dispatch.jobs.common import renderer_from
+
+    settings = make_settings(DISPATCH_OUTLET_NAME="Le Courrier", DISPATCH_LANGUAGES="fr,de")
+    row = {"issue_id": "2026-W48", "issue_subject": "Die Flutmauer", "amount_minor": 2500,
+           "currency": "eur", "checkout_mode": "subscription"}  # fmt: skip
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    renderer = renderer_from(settings)
+    german = _render_thanks(renderer, settings, "thanks-1", row, now, db, "de")
+    assert german.subject == "Danke, dass Sie Le Courrier unterstützen"
+    assert "Vielen Dank für Ihre monatliche Spende über 25\xa0€." in _one_line(german.text)
+    assert "„Die Flutmauer“ (2026-W48)" in german.text
+    other = _render_thanks(renderer, settings, "thanks-1", row, now, db, "it")
+    assert other.subject == "Thank you for supporting Le Courrier"  # DISPATCH_LANGUAGE: en

@@ -88,6 +88,9 @@ def test_the_wheel_carries_templates_sample_data_and_migrations(wheel: Path) -> 
     assert any(n.startswith("dispatch/store/migrations/0001_") for n in names)
     assert any(n.startswith("dispatch/sample/site/") for n in names)
     assert "dispatch/sample/subscribers.csv" in names  # the demo's list, and no other list
+    for lang in ("en", "es", "de", "fr", "ar"):  # compiled catalogs (issue 14), and their source
+        assert f"dispatch/locale/{lang}/LC_MESSAGES/dispatch.mo" in names
+        assert f"dispatch/locale/{lang}/LC_MESSAGES/dispatch.po" in names
     assert not any(n.startswith("subscribers/") for n in names)
     assert not any(n.startswith("templates/") for n in names)  # no stray top-level package
 

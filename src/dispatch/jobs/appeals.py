@@ -21,7 +21,8 @@ from dispatch.jobs.send import SendOptions, SendSummary, relay_target, send_issu
 from dispatch.mailer import check_relay
 from dispatch.models import Persona, RenderedVariant
 from dispatch.money import format_money
-from dispatch.render.templates import Links, Renderer
+from dispatch.render.i18n import day_date
+from dispatch.render.templates import Links, Renderer, variant_name
 from dispatch.store import Database, to_db_time
 from dispatch.store import campaigns as campaign_store
 from dispatch.store import donations as donation_store
@@ -50,24 +51,31 @@ class ThanksResult:
                 "uncertain": self.uncertain, "would_thank": self.dry_run}
 
 
+def _thanks_subject(renderer: Renderer, settings: Settings, lang: str | None) -> str:
+    return renderer.gettext("Thank you for supporting %(name)s", lang) % {
+        "name": settings.outlet_name}
+
+
 def _render_thanks(renderer: Renderer, settings: Settings, issue_id: str, row,
-                   now: datetime, db: Database) -> RenderedVariant:
+                   now: datetime, db: Database, lang: str | None = None) -> RenderedVariant:
+    """The thank-you in the reader's language (one of DISPATCH_LANGUAGES, else the default)."""
+    lang = renderer.language_for(lang)
     prompted = None
     if row["issue_id"]:
         prompted = {"id": row["issue_id"], "subject": row["issue_subject"] or row["issue_id"]}
-    subject = f"Thank you for supporting {settings.outlet_name}"
-    amount = format_money(row["amount_minor"], row["currency"], locale=settings.language,
-                          whole=True)
+    subject = _thanks_subject(renderer, settings, lang)
+    amount = format_money(row["amount_minor"], row["currency"], locale=lang, whole=True)
+    preheader = renderer.gettext("Your gift of %(amount)s makes our reporting possible.", lang)
     html, text = renderer.render_email("thanks", {
         "subject": subject,
-        "preheader": f"Your gift of {amount} makes our reporting possible.",
+        "preheader": preheader % {"amount": amount},
         "greeting": "%%DISPATCH_GREETING%%",
         "links": Links(),  # no "view in your browser": a thank-you is personal, not archived
         "amount": amount,
         "monthly": row["checkout_mode"] == "subscription",
         "prompted_by": prompted,
         "campaign": donation_store.active_campaign_progress(db, now),
-    })
+    }, lang)
     return RenderedVariant(THANKS_VARIANT, subject, html, text)
 
 
@@ -92,11 +100,12 @@ def thank_donors(
             continue
         issue_id = f"thanks-{row['id']}"
         if who is not None:
+            lang = who["language"]
             if not issue_store.issue_exists(db, issue_id):
                 issue_store.create_issue(db, issue_id, kind="thanks",
-                                         subject=f"Thank you for supporting {settings.outlet_name}")
+                                         subject=_thanks_subject(renderer, settings, lang))
             issue_store.save_variants(db, issue_id, [
-                _render_thanks(renderer, settings, issue_id, row, now, db)])
+                _render_thanks(renderer, settings, issue_id, row, now, db, lang)])
         if thanks_store.fix_thanks(db, row["id"], issue_id if who else None,
                                    who["id"] if who else None, who["email"] if who else None,
                                    THANKS_VARIANT):
@@ -132,20 +141,35 @@ def _paragraphs(message: str) -> list[str]:
     return [p.strip() for p in message.replace("\r\n", "\n").split("\n\n") if p.strip()]
 
 
+def _appeal_subject(renderer: Renderer, settings: Settings, lang: str | None = None) -> str:
+    return renderer.gettext("Will you support %(name)s?", lang) % {"name": settings.outlet_name}
+
+
 def render_appeal(db: Database, settings: Settings, issue_id: str, subject: str, message: str,
                   preheader: str, now: datetime) -> list[RenderedVariant]:
+    """One variant per persona and language (DISPATCH_LANGUAGES); the editor's message, subject
+    and preheader stay as written, the default subject and preheader are translated."""
     renderer = renderer_from(settings)
+    default_subject = subject == _appeal_subject(renderer, settings)
     context = {
-        "subject": subject, "preheader": preheader, "greeting": "%%DISPATCH_GREETING%%",
+        "greeting": "%%DISPATCH_GREETING%%",
         "links": Links(),  # the archive shows digests only: no "view in your browser" link
-        "dateline": f"{now:%d %B %Y}".lstrip("0"),
         "message_paragraphs": _paragraphs(message),
         "campaign": donation_store.active_campaign_progress(db, now),
     }
     variants = []
-    for persona in Persona:
-        html, text = renderer.render_email("appeal", {**context, "persona": persona.value})
-        variants.append(RenderedVariant(persona.value, subject, html, text))
+    for lang in renderer.languages:
+        own_subject = _appeal_subject(renderer, settings, lang) if default_subject else subject
+        context.update({
+            "subject": own_subject,
+            "preheader": renderer.gettext(preheader, lang),
+            "dateline": day_date(now, lang),
+        })
+        for persona in Persona:
+            html, text = renderer.render_email(
+                "appeal", {**context, "persona": persona.value}, lang)
+            name = variant_name(persona.value, lang, settings.language)
+            variants.append(RenderedVariant(name, own_subject, html, text))
     return variants
 
 
@@ -166,7 +190,7 @@ def send_appeal(
         raise IssueError(f"{issue_id} is a {existing.kind}, not an appeal",
                          "Choose another --id for the appeal.")
     subject = subject or (existing.subject if existing else
-                          f"Will you support {settings.outlet_name}?")
+                          _appeal_subject(renderer_from(settings), settings))
     fixed = None
     if existing is None or existing.status == "draft":
         preheader = settings.appeal_headline

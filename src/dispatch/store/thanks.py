@@ -25,7 +25,9 @@ ORDER BY given_at, d.id
 
 
 #: Addresses are stored lower-cased: '= lower(?)' uses the UNIQUE index (NOCASE scanned).
-ACTIVE_PAYER = "SELECT id, email FROM subscribers WHERE email = lower(?) AND status = 'active'"
+ACTIVE_PAYER = (
+    "SELECT id, email, language FROM subscribers WHERE email = lower(?) AND status = 'active'"
+)
 
 
 def candidates(db: Database, since: str) -> list[sqlite3.Row]:
@@ -48,7 +50,7 @@ def recipient_for(db: Database, donation_id: int) -> sqlite3.Row | None:
             return found
     if row["subscriber_id"] is not None and not row["possibly_forwarded"]:
         return db.execute(
-            "SELECT id, email FROM subscribers WHERE id = ? AND status = 'active'",
+            "SELECT id, email, language FROM subscribers WHERE id = ? AND status = 'active'",
             (row["subscriber_id"],),
         ).fetchone()
     return None
