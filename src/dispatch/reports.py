@@ -25,6 +25,7 @@ def build_report(db: Database, issue_id: str | None = None) -> dict[str, Any]:
     Each issue: issue, kind, subject, sent_at, recipients, sent, failed, bounced,
     unsubscribed_since, clicks, clickers, donations, donors, pending, possibly_forwarded,
     amounts {currency: minor units}, refunded {currency: minor units}, conversion.
+    ``dispatch.jobs.reporting`` adds the recurring figures (issue 11).
     """
     chosen = q.issues(db, issue_id)
     if issue_id is not None and not chosen:
@@ -106,21 +107,41 @@ def render_table(report: dict[str, Any], locale: str | None = None) -> str:
     if report["donors"]:
         lines.append(f"Donors through their links: {len(report['donors'])} "
                      "(`dispatch report --json` lists them)")
+    monthly = [r for r in report["issues"] if r.get("recurring", {}).get("donors_started")]
+    if monthly or report.get("mrr", {}).get("now"):
+        lines.append("")
+        lines.append(f"Monthly recurring revenue now: {money_list(report['mrr']['now'], locale)}")
+        for r in monthly:
+            rec = r["recurring"]
+            lines.append(
+                f"  {r['issue']}: {rec['donors_started']} recurring donors started, "
+                f"{rec['active']} active, {rec['past_due']} past due, {rec['cancelled']} "
+                f"cancelled, {rec['renewals']} renewals; lifetime "
+                f"{money_list(r['lifetime'], locale)}"
+            )
     return "\n".join(lines)
 
 
 def write_csv(report: dict[str, Any], path: Path) -> None:
-    """One row per issue; one net amount column per currency (minor units), e.g. amount_usd."""
+    """One row per issue; one net amount column per currency (minor units), e.g. amount_usd;
+    with recurring figures (jobs.reporting), recurring_* counts and lifetime_<currency>."""
     currencies = sorted({c for r in report["issues"] for c in r["amounts"]})
+    lifetime = sorted({c for r in report["issues"] for c in r.get("lifetime", {})})
     fields = ["issue", "kind", "sent_at", "recipients", "sent", "failed", "bounced",
               "unsubscribed_since", "clicks", "donations", "donors", "pending", "conversion"]
+    recurring = ["donors_started", "active", "past_due", "cancelled", "renewals"]
     try:
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(fields + [f"amount_{c}" for c in currencies])
+            writer.writerow(fields + [f"amount_{c}" for c in currencies]
+                            + [f"recurring_{k}" for k in recurring]
+                            + [f"lifetime_{c}" for c in lifetime])
             for r in report["issues"]:
+                rec = r.get("recurring", {})
                 writer.writerow([r[f] if r[f] is not None else "" for f in fields]
-                                + [r["amounts"].get(c, 0) for c in currencies])
+                                + [r["amounts"].get(c, 0) for c in currencies]
+                                + [rec.get(k, 0) for k in recurring]
+                                + [r.get("lifetime", {}).get(c, 0) for c in lifetime])
     except OSError as exc:
         raise InputError(f"Cannot write {path}: {exc.strerror}", "Check the path.") from exc
 

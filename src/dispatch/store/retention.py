@@ -139,3 +139,24 @@ def donor_history(db: Database, subscriber_id: int) -> list[sqlite3.Row]:
         " ORDER BY at",
         (subscriber_id, subscriber_id, subscriber_id),
     ).fetchall()
+
+
+def new_subscriptions(db: Database, first_day: str, last_day: str) -> list[sqlite3.Row]:
+    """The outlet's subscriptions that started between two ISO dates (inclusive, UTC), with
+    the donor's address and name where the reader is still a subscriber."""
+    return db.execute(
+        "SELECT s.id, s.status, s.amount_minor, s.currency, s.billing_interval, s.started_at,"
+        " o.issue_id, sub.email, sub.name"
+        " FROM subscriptions s JOIN subscription_origins o ON o.subscription_id = s.id"
+        " LEFT JOIN subscribers sub ON sub.id = o.subscriber_id"
+        " WHERE s.started_at >= ? AND s.started_at < ?"
+        " AND s.status NOT IN ('incomplete', 'incomplete_expired')"
+        " ORDER BY s.started_at, s.id",
+        (first_day, _next_day(last_day)),
+    ).fetchall()
+
+
+def _next_day(day: str) -> str:
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
