@@ -1,0 +1,87 @@
+"""`dispatch db copy`: an outlet moves from SQLite to PostgreSQL and back, every table, counts
+checked, never over a database that holds rows, no password on the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dispatch.store import PostgresURL, open_db
+from dispatch.store import copy as copy_store
+from dispatch.store import subscribers as subscriber_store
+from dispatch.subscribers import CsvRow
+from tests.plugins.postgres import PASSWORD
+
+
+def _fill(path: Path) -> None:
+    """A small outlet: readers (one forgotten), an issue, its ledger, a payment link."""
+    now = "2026-11-27T10:00:00+00:00"
+    with open_db(path, create=True) as db:
+        rows = [CsvRow(i, f"r{i}@example.org", f"Reader {i}") for i in range(1, 6)]
+        subscriber_store.import_subscribers(db, rows, source="test")
+        subscriber_store.forget(db, "r5@example.org")
+        with db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO issues (id, subject, created_at) VALUES ('2026-W48', 'Week 48', ?)",
+                (now,),
+            )
+            conn.execute(
+                "INSERT INTO deliveries (issue_id, subscriber_id, email, token, variant, state,"
+                " created_at, updated_at) SELECT '2026-W48', id, email, 'tok' || id, 'default',"
+                " 'sent', ?, ? FROM subscribers",
+                (now, now),
+            )
+            conn.execute(
+                "INSERT INTO payment_links (id, url, kind, livemode, created_at)"
+                " VALUES ('plink_1', 'https://buy.stripe.com/test_1', 'custom', 0, ?)",
+                (now,),
+            )
+
+
+def _contents(db) -> dict[str, list[tuple]]:
+    return {
+        t: sorted(tuple(r) for r in db.execute(f"SELECT * FROM {t}").fetchall())
+        for t in copy_store.tables_in_order()
+    }
+
+
+def test_an_outlet_moves_to_postgresql_and_back_unchanged(run_cli, pg_url, tmp_path):
+    source = tmp_path / "outlet.sqlite3"
+    _fill(source)
+    bare = pg_url.replace(f":{PASSWORD}@", "@")
+    result = run_cli("db", "copy", str(source), bare, "--json", env={"PGPASSWORD": PASSWORD})
+    assert result.exit_code == 0, result.output
+    copied = json.loads(result.output)["tables"]
+    assert copied["subscribers"] == 4 and copied["deliveries"] == 4
+    assert copied["suppressions"] == 1 and copied["payment_links"] == 1
+    back = tmp_path / "back.sqlite3"
+    again = run_cli("db", "copy", bare, f"sqlite:///{back}", env={"PGPASSWORD": PASSWORD})
+    assert again.exit_code == 0, again.output
+    assert "every count matches" in again.output
+    with open_db(source) as a, open_db(back) as b:
+        assert _contents(a) == _contents(b)
+    with open_db(PostgresURL.parse(pg_url, tmp_path)) as pg:  # new rows take new ids
+        subscriber_store.import_subscribers(pg, [CsvRow(1, "new@example.org", "")], "t")
+        ids = [r[0] for r in pg.execute("SELECT id FROM subscribers ORDER BY id")]
+        assert len(ids) == 5 and ids[-1] > ids[-2]
+
+
+def test_a_target_with_rows_is_refused_and_left_alone(run_cli, tmp_path):
+    source, target = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
+    _fill(source)
+    _fill(target)
+    result = run_cli("db", "copy", str(source), str(target))
+    assert result.exit_code == 1
+    assert "The target database is not empty" in result.output
+    with open_db(target) as db:
+        assert db.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 4
+
+
+def test_a_password_on_the_command_line_is_refused_and_not_echoed(run_cli, tmp_path):
+    source = tmp_path / "a.sqlite3"
+    _fill(source)
+    url = "postgresql://news:hunter2-secret@127.0.0.1:1/news"
+    result = run_cli("db", "copy", str(source), url)
+    assert result.exit_code != 0
+    assert "has a password in it" in result.output and "PGPASSWORD" in result.output
+    assert "hunter2-secret" not in result.output
