@@ -290,7 +290,7 @@ def send(
                 f"{summary.uncertain_now} messages went out but the relay's reply was lost: "
                 "marked uncertain."
             )
-        if summary.throttled:
+        if summary.throttled and summary.learnt_rate:
             click.echo(
                 f"The relay throttled {summary.throttled} times; it allows about "
                 f"{summary.learnt_rate:.1f} messages a second (remembered for the next send)."
