@@ -185,7 +185,8 @@ def test_each_language_is_rendered_once_per_persona():
     assert "Ausgabe 2026-W48 · Montag, 23. November 2026" in by_name["non_donor@de"].html
     # the articles stay as written
     assert "Councillors approved the riverside wall" in by_name["non_donor@ar"].html
-    assert r.language_for("de_DE") == "en" and r.language_for("DE") == "de"
+    assert r.language_for("de_AT") == "de" and r.language_for("DE") == "de"
+    assert r.language_for("German") == "en" and r.language_for("deu") == "en"
     assert r.language_for("") == "en" and r.language_for("xx") == "en"
 
 

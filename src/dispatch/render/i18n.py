@@ -11,7 +11,7 @@ text direction come from Babel's CLDR data for the language tag.
 from __future__ import annotations
 
 import gettext
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -53,6 +53,22 @@ def normalize_tag(tag: str) -> str:
     """A language as written in settings and subscriber rows, compared case-insensitively:
     ``pt_BR`` and ``PT-br`` are both ``pt-br``."""
     return tag.strip().replace("_", "-").lower()
+
+
+def pick_language(tag: str | None, languages: Sequence[str]) -> str:
+    """The language of ``languages`` (the outlet's, default first) a reader's language picks:
+    the same tag, compared case-insensitively (``pt_BR`` is ``pt-BR``), else the outlet's
+    language a regional tag belongs to (``de-AT`` reads ``de``), else the default. A value that
+    is not a tag ("German") picks the default: it is used as written, never guessed at."""
+    if tag:
+        wanted = normalize_tag(tag)
+        for lang in languages:
+            if normalize_tag(lang) == wanted:
+                return lang
+        for lang in languages:
+            if wanted.startswith(normalize_tag(lang) + "-"):
+                return lang
+    return languages[0]
 
 
 def language_list(default: str, extra: Iterable[str]) -> tuple[str, ...]:

@@ -37,6 +37,7 @@ from dispatch.render.i18n import (
     language_list,
     long_date,
     normalize_tag,
+    pick_language,
     text_direction,
     translations,
 )
@@ -157,14 +158,8 @@ class Renderer:
         return env
 
     def language_for(self, tag: str | None) -> str:
-        """The outlet language a reader's language tag picks: one of DISPATCH_LANGUAGES
-        (compared case-insensitively, ``pt_BR`` = ``pt-BR``), else the default."""
-        if tag:
-            wanted = normalize_tag(tag)
-            for lang in self.languages:
-                if normalize_tag(lang) == wanted:
-                    return lang
-        return self.outlet.lang
+        """The outlet language a reader's language picks (``pick_language``)."""
+        return pick_language(tag, self.languages)
 
     def gettext(self, message: str, lang: str | None = None) -> str:
         """A fixed string for Python code (page titles, subjects) in a language."""
