@@ -21,7 +21,7 @@ import dkim
 import pytest
 
 from dispatch.jobs.appeals import THANKS_VARIANT, _render_thanks, render_appeal
-from dispatch.jobs.common import renderer_from, send_links
+from dispatch.jobs.rendering import renderer_from, send_links
 from dispatch.jobs.send import message_config
 from dispatch.jobs.signup import already_subscribed_message, confirmation_message
 from dispatch.mailer.dkim import DkimSigner, generate_key

@@ -62,7 +62,7 @@ def seed_sent_issue(db: Any, settings: Any, people: list[tuple[str, str]],
                     issue_id: str = "2026-W47") -> SentIssue:
     """A digest rendered by the real templates, its ledger fixed for ``people`` and marked sent
     (the send itself is the send engine's to test)."""
-    from dispatch.jobs.common import renderer_from, send_links
+    from dispatch.jobs.rendering import renderer_from, send_links
     from dispatch.models import Article, Issue
     from dispatch.store import issues, ledger
     from dispatch.store import subscribers as subs

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, IssueError
-from dispatch.jobs.common import renderer_from
+from dispatch.jobs.rendering import renderer_from
 from dispatch.jobs.send import SendOptions, SendSummary, relay_target, send_issue
 from dispatch.mailer import check_relay
 from dispatch.models import Persona, RenderedVariant

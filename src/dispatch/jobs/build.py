@@ -10,7 +10,7 @@ from dispatch.articles import CollectOptions, SourceWarning, collect_articles
 from dispatch.config import Settings
 from dispatch.donations import verify_payment_link
 from dispatch.errors import ConfigError, IssueError, SourceError
-from dispatch.jobs.common import renderer_from, send_links
+from dispatch.jobs.rendering import renderer_from, send_links
 from dispatch.models import Article, Issue, defuse_placeholders
 from dispatch.store import Database
 from dispatch.store import donations as donation_store
