@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from dispatch.errors import StoreError
-from dispatch.store import Database, connect
+from dispatch.store import Database, PostgresURL, connect, open_db
 
 log = logging.getLogger("dispatch.web")
 T = TypeVar("T")
@@ -39,15 +39,27 @@ class WritePatience:
     retry_after: int = 10  # seconds, said to the client with the 503
 
 
-def connect_web(path: Path, patience: WritePatience) -> Database:
+#: PostgreSQL's codes for "another transaction held what we waited for": lock_timeout ran out,
+#: a serialization failure, a deadlock. Each is safe to retry as a whole transaction.
+POSTGRES_LOCKED = ("55P03", "40001", "40P01")
+
+
+def connect_web(path: Path | PostgresURL, patience: WritePatience) -> Database:
     """A connection for one web request, waiting at most ``busy_ms`` per attempt for a lock."""
+    if isinstance(path, PostgresURL):  # pooled; a lock waits lock_timeout, as busy_timeout
+        db = open_db(path)
+        db.execute(f"SET lock_timeout = {int(patience.busy_ms)}")
+        return db
     conn = connect(path)
     conn.execute(f"PRAGMA busy_timeout={int(patience.busy_ms)}")
     return Database(conn, path)
 
 
 def is_locked(exc: BaseException) -> bool:
-    """Whether a SQLite error is another connection's lock (SQLITE_BUSY or SQLITE_LOCKED)."""
+    """Whether a SQLite error is another connection's lock (SQLITE_BUSY or SQLITE_LOCKED), or a
+    PostgreSQL one of POSTGRES_LOCKED."""
+    if type(exc).__module__.startswith("psycopg"):
+        return getattr(exc, "sqlstate", None) in POSTGRES_LOCKED
     if not isinstance(exc, sqlite3.OperationalError):
         return False
     code = getattr(exc, "sqlite_errorcode", None)
@@ -63,7 +75,7 @@ def retry_when_locked(call: Callable[[], T], patience: WritePatience, what: str)
     for attempt, pause in enumerate((*patience.pauses, None), start=1):
         try:
             return call()
-        except sqlite3.OperationalError as exc:
+        except Exception as exc:
             if not is_locked(exc):
                 raise
             if pause is None:

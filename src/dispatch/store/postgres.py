@@ -167,8 +167,19 @@ def _connect_error(target: PostgresURL, exc: BaseException) -> StoreError:
     )
 
 
+#: How long a statement waits for a lock another transaction holds (SQLite's busy_timeout).
+LOCK_TIMEOUT_MS = 30_000
+
+
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.row_factory = _row_factory  # type: ignore[assignment]
+    conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+
+
+def _reset(conn: psycopg.Connection[Any]) -> None:
+    """A connection given back to the pool forgets what its borrower SET."""
+    conn.execute("RESET ALL")
+    conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
 
 
 def _pool(target: PostgresURL) -> ConnectionPool:
@@ -191,6 +202,7 @@ def _pool(target: PostgresURL) -> ConnectionPool:
             target.url,
             kwargs=kwargs,
             configure=_configure,
+            reset=_reset,
             min_size=1,
             max_size=POOL_MAX,
             name=redact_url(target.url),

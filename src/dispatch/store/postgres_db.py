@@ -24,6 +24,9 @@ from dispatch.store.target import PostgresURL
 #: pg_advisory_xact_lock key for migrations ("dispatch" in ASCII, as a number).
 MIGRATION_LOCK = 0x6469737061746368
 
+#: ... and for write transactions (one at a time, as on SQLite).
+WRITE_LOCK = MIGRATION_LOCK + 1
+
 _ROWID = re.compile(r"\bid(\s+)INTEGER\s+PRIMARY\s+KEY\b(?!\s+AUTOINCREMENT)", re.IGNORECASE)
 
 
@@ -51,8 +54,11 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        """BEGIN ... COMMIT, or ROLLBACK on any exception."""
+        """BEGIN ... COMMIT, or ROLLBACK on any exception. Like SQLite's BEGIN IMMEDIATE, one
+        write transaction at a time per database (a transaction-level advisory lock), so the
+        store's read-then-write steps mean the same on both engines."""
         with self.lock, self.raw.transaction():
+            self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             yield self.conn
 
     def execute(self, sql: str, params: tuple | dict = ()) -> Any:  # type: ignore[type-arg]

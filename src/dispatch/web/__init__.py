@@ -27,6 +27,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from dispatch.config import Settings, load_settings
 from dispatch.errors import DispatchError, WebError
 from dispatch.jobs.rendering import renderer_from
+from dispatch.store import PostgresURL
 from dispatch.store.locking import DatabaseBusyError
 from dispatch.web.app_support import WebState, page, state
 from dispatch.web.security import (
@@ -53,7 +54,7 @@ def _close_db(_exc: BaseException | None) -> None:
         database.close()
 
 
-def create_app(settings: Settings, db_path: Path | None = None) -> Flask:
+def create_app(settings: Settings, db_path: Path | PostgresURL | None = None) -> Flask:
     """The web service for these settings; DISPATCH_SECRET_KEY is required (it signs the
     signup form's session)."""
     secret = settings.require("secret_key")

@@ -19,7 +19,7 @@ from dispatch.jobs.outbox import Outbox
 from dispatch.jobs.signup import BACKGROUND_PATIENCE
 from dispatch.jobs.unsubscribe import apply_deferred_unsubscribes, has_deferred_unsubscribes
 from dispatch.render.templates import Renderer
-from dispatch.store import Database, open_db
+from dispatch.store import Database, PostgresURL, local_path, open_db
 from dispatch.store.locking import WritePatience, connect_web, retry_when_locked
 from dispatch.web.security import RateLimiter
 
@@ -37,7 +37,7 @@ class WebState:
     how long a request's write waits for another writer (an import, a send)."""
 
     settings: Settings
-    db_path: Path
+    db_path: Path | PostgresURL
     renderer: Renderer
     outbox: Outbox = field(default_factory=Outbox)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(*SIGNUP_LIMIT))
@@ -63,7 +63,7 @@ class WebState:
         """Run a use case that writes, again after a short pause while another writer holds
         the database; DatabaseBusyError (a 503 with Retry-After) if it never lets go."""
         result = retry_when_locked(call, self.patience, what)
-        if has_deferred_unsubscribes(self.db_path):  # the lock is free now: catch up
+        if has_deferred_unsubscribes(local_path(self.db_path)):  # the lock is free now: catch up
             self.apply_deferred_unsubscribes()
         return result
 
