@@ -330,3 +330,41 @@ def test_a_thank_you_speaks_the_reader_language(db, make_settings):
     assert "„Die Flutmauer“ (2026-W48)" in german.text
     other = _render_thanks(renderer, settings, "thanks-1", row, now, db, "it")
     assert other.subject == "Thank you for supporting Le Courrier"  # DISPATCH_LANGUAGE: en
+
+
+# -- the signup form's language --------------------------------------------------------------
+
+
+def test_a_signup_in_another_language_is_mailed_and_kept_in_it(db, make_settings):
+    from dispatch.jobs.rendering import renderer_from
+    from dispatch.jobs.signup import accept_signup, confirmation_message, mail_limits
+    from dispatch.store import signups as signup_store
+    from dispatch.store import subscribers as subs
+    from tests.plugins.web import web_env
+
+    settings = make_settings(
+        **web_env(DISPATCH_LANGUAGES="en,de,ar", DISPATCH_SMTP_URL="smtp://127.0.0.1:2525")
+    )
+    assert accept_signup(settings, "Ana@Example.org", "Ana", "DE").language == "de"
+    assert accept_signup(settings, "ana@example.org", "Ana", "fr").language == ""  # not offered
+    signup = accept_signup(settings, "ana@example.org", "Ana", "de")
+    data = confirmation_message(db, settings, renderer_from(settings), signup.address,
+                                "https://x.test/confirm/t", 48, signup.language)  # fmt: skip
+    msg = email.message_from_bytes(data, policy=policy.default)
+    assert msg["Subject"] == "Bitte bestätigen Sie Ihr Abonnement von The Riverside Ledger"
+    body = msg.get_body(("plain",)).get_content()
+    assert "Der Link gilt 48 Stunden." in _one_line(body)
+    now = datetime.now(UTC)
+    pending = signup_store.NewConfirmation("h" * 64, "Ana", now, True, language="de")
+    assert signup_store.reserve_signup_mail(db, signup.address, mail_limits(settings), now,
+                                            pending) == "ok"  # fmt: skip
+    assert subs.get_subscriber(db, "ana@example.org").language == "de"
+
+
+def test_the_signup_form_offers_the_outlet_languages(make_web_app):
+    page = make_web_app(DISPATCH_LANGUAGES="en,de,ar").test_client().get("/subscribe")
+    html = page.get_data(as_text=True)
+    assert '<option value="de" lang="de">Deutsch</option>' in html
+    assert '<option value="en" lang="en" selected>English</option>' in html
+    single = make_web_app().test_client().get("/subscribe").get_data(as_text=True)
+    assert 'name="language"' not in single

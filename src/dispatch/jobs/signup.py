@@ -38,6 +38,7 @@ from dispatch.jobs.tokens import valid_token
 from dispatch.mailer import Outcome, SmtpConnection
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Persona, RenderedVariant, StatusActor, statuses_from
+from dispatch.render.i18n import normalize_tag
 from dispatch.render.message import MessageFactory, Recipient
 from dispatch.render.templates import Renderer
 from dispatch.store import Database, utcnow
@@ -64,13 +65,17 @@ class Signup:
 
     address: str
     name: str
+    language: str = ""  # one of DISPATCH_LANGUAGES (the form's choice), or "" for the default
 
 
-def accept_signup(settings: Settings, email: str, name: str) -> Signup:
+def accept_signup(settings: Settings, email: str, name: str, language: str = "") -> Signup:
     """Check a submission without looking anything up. Raises InputError for an address that
     is not valid (said on the form: that reveals nothing about who subscribes) and ConfigError
-    when the settings cannot send a confirmation (the same for every address)."""
-    signup = Signup(normalize_address(email[:320]), clean_name(name))
+    when the settings cannot send a confirmation (the same for every address). ``language``
+    is kept only when it is one of the outlet's languages."""
+    offered = {normalize_tag(t): t for t in (settings.language, *settings.languages)}
+    signup = Signup(normalize_address(email[:320]), clean_name(name),
+                    offered.get(normalize_tag(language[:35]), ""))
     settings.require("public_url")
     settings.require("from_address")
     relay_target(settings)
@@ -135,15 +140,18 @@ def _prepare(
     sender = envelope_address(message_config(db, settings).from_address)
     limits = mail_limits(settings)
     if state == "active":
-        data = already_subscribed_message(db, settings, renderer, address)
+        data = already_subscribed_message(db, settings, renderer, address, signup.language)
         verdict = store.reserve_signup_mail(db, address, limits, now)
         action = "noted"
     else:
         token = secrets.token_urlsafe(32)
         hours = _confirm_hours(settings)
-        data = confirmation_message(db, settings, renderer, address, confirm_url(token), hours)
+        data = confirmation_message(
+            db, settings, renderer, address, confirm_url(token), hours, signup.language
+        )
         pending = store.NewConfirmation(
-            _hash(token), signup.name, now + timedelta(hours=hours), add_pending=state == "new"
+            _hash(token), signup.name, now + timedelta(hours=hours), add_pending=state == "new",
+            language=signup.language,
         )
         verdict = store.reserve_signup_mail(db, address, limits, now, pending)
         action = "mailed"
@@ -159,11 +167,12 @@ def _prepare(
 
 
 def already_subscribed_message(
-    db: Database, settings: Settings, renderer: Renderer, address: str
+    db: Database, settings: Settings, renderer: Renderer, address: str, lang: str | None = None
 ) -> bytes:
     """The note to an active subscriber whose address was typed into the form again: the
     page said "check your inbox" to everyone, so the inbox is where they learn it."""
-    subject = f"You are already subscribed to {settings.outlet_name}"
+    _ = renderer.gettext
+    subject = _("You are already subscribed to %(name)s", lang) % {"name": settings.outlet_name}
     return signup_message(
         db,
         settings,
@@ -172,8 +181,9 @@ def already_subscribed_message(
         "already_subscribed",
         subject,
         {
-            "preheader": "Nothing to do: the newsletter keeps coming.",
+            "preheader": _("Nothing to do: the newsletter keeps coming.", lang),
         },
+        lang,
     )
 
 
@@ -191,22 +201,27 @@ def _confirm_hours(settings: Settings) -> int:
 
 
 def confirmation_message(
-    db: Database, settings: Settings, renderer: Renderer, address: str, url: str, hours: int
+    db: Database, settings: Settings, renderer: Renderer, address: str, url: str, hours: int,
+    lang: str | None = None,
 ) -> bytes:
     """The confirmation email. It never repeats the name typed into the form (anyone can type
     anything there, and this mail goes to an address not yet confirmed)."""
-    subject = f"Please confirm your subscription to {settings.outlet_name}"
+    _ = renderer.gettext
+    subject = _("Please confirm your subscription to %(name)s", lang) % {
+        "name": settings.outlet_name}
     return signup_message(db, settings, renderer, address, "confirm", subject, {
-        "preheader": "One click and you are subscribed.", "confirm_url": url, "hours": hours,
-    })
+        "preheader": _("One click and you are subscribed.", lang), "confirm_url": url,
+        "hours": hours,
+    }, lang)
 
 
 def signup_message(
     db: Database, settings: Settings, renderer: Renderer, address: str, template: str,
-    subject: str, context: dict[str, Any],
+    subject: str, context: dict[str, Any], lang: str | None = None,
 ) -> bytes:
-    """An email the signup form sends (``templates/<template>.html`` and ``.txt``)."""
-    html, text = renderer.render_email(template, {"subject": subject, **context})
+    """An email the signup form sends (``templates/<template>.html`` and ``.txt``), in the
+    visitor's language (one of DISPATCH_LANGUAGES, else the default)."""
+    html, text = renderer.render_email(template, {"subject": subject, **context}, lang)
     # Not list mail: no List-Id, no List-Unsubscribe (there is nothing to leave yet).
     config = replace(message_config(db, settings), public_url="", list_id="", list_mail=False)
     variant = RenderedVariant(Persona.NON_DONOR.value, subject, html, text)

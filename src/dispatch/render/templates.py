@@ -35,6 +35,7 @@ from dispatch.render.i18n import (
     N_,
     day_date,
     language_list,
+    locale_of,
     long_date,
     normalize_tag,
     pick_language,
@@ -154,8 +155,14 @@ class Renderer:
         env.globals["appeal_copy"] = self.appeal.translated(catalog.gettext)
         env.globals["outlet"] = replace(self.outlet, lang=lang)
         env.globals["text_dir"] = text_direction(lang)
+        env.globals["languages"] = self._language_choices()
         self._envs[lang] = env
         return env
+
+    def _language_choices(self) -> list[tuple[str, str]]:
+        """(tag, name in that language) of each outlet language, for the signup form's
+        choice: "Deutsch", "français", "العربية"."""
+        return [(t, locale_of(t).get_display_name(locale_of(t)) or t) for t in self.languages]
 
     def language_for(self, tag: str | None) -> str:
         """The outlet language a reader's language picks (``pick_language``)."""

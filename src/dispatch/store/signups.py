@@ -55,6 +55,7 @@ class NewConfirmation:
     name: str
     expires_at: datetime
     add_pending: bool  # a new address: stored as 'pending' until the link is used
+    language: str = ""  # the signup form's language (one of DISPATCH_LANGUAGES), kept on it
 
 
 def reserve_signup_mail(
@@ -95,9 +96,10 @@ def reserve_signup_mail(
             if confirmation.add_pending:
                 conn.execute(
                     "INSERT INTO subscribers (email, name, status, unsub_token,"
-                    " source, created_at, updated_at, status_changed_at) VALUES (?, ?,"
-                    " 'pending', ?, 'signup', ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (email, confirmation.name, new_unsub_token(), when, when, when),
+                    " source, created_at, updated_at, status_changed_at, language) VALUES (?, ?,"
+                    " 'pending', ?, 'signup', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (email, confirmation.name, new_unsub_token(), when, when, when,
+                     confirmation.language),
                 )
             conn.execute(
                 "INSERT INTO confirmations (token_hash, email, name, created_at, expires_at)"
