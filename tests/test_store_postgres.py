@@ -133,3 +133,30 @@ def test_the_password_may_come_from_pgpassword(
     db = open_db(PostgresURL.parse(pg_url.replace(f":{PASSWORD}@", "@"), tmp_path))
     assert db.execute("SELECT 1 AS one").fetchone()["one"] == 1
     db.close()
+
+
+def test_one_send_per_postgresql_database_whichever_machine_runs_it(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Two senders on two machines share no file: the server's advisory lock excludes the
+    second, and a sender's connection that ends (a killed process) frees it."""
+    from dispatch.errors import SendError
+    from dispatch.jobs.sendlock import send_lock, send_running
+
+    first = open_db(PostgresURL.parse(pg_url, tmp_path / "a"))
+    second = open_db(PostgresURL.parse(pg_url, tmp_path / "b"))
+    with send_lock(first):
+        assert send_running(second)
+        with pytest.raises(SendError, match="on this or another machine"), send_lock(second):
+            pass
+    assert not send_running(second)
+    from dispatch.store.postgres_db import SEND_LOCK, try_session_lock
+
+    assert try_session_lock(first, SEND_LOCK)
+    first.raw.close()  # the sender dies: the server drops its session lock
+    third = open_db(PostgresURL.parse(pg_url, tmp_path / "c"))
+    with send_lock(second):
+        assert send_running(third)
+    assert not send_running(third)
+    second.close()
+    third.close()

@@ -179,6 +179,7 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 def _reset(conn: psycopg.Connection[Any]) -> None:
     """A connection given back to the pool forgets what its borrower SET."""
     conn.execute("RESET ALL")
+    conn.execute("SELECT pg_advisory_unlock_all()")  # a borrower's session locks end with it
     conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
 
 

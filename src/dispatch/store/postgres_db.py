@@ -27,6 +27,9 @@ MIGRATION_LOCK = 0x6469737061746368
 #: ... and for write transactions (one at a time, as on SQLite).
 WRITE_LOCK = MIGRATION_LOCK + 1
 
+#: ... and for `dispatch send`: one send per database, whichever machine runs it.
+SEND_LOCK = MIGRATION_LOCK + 2
+
 _ROWID = re.compile(r"\bid(\s+)INTEGER\s+PRIMARY\s+KEY\b(?!\s+AUTOINCREMENT)", re.IGNORECASE)
 
 
@@ -119,3 +122,13 @@ def open_postgres(target: PostgresURL) -> PostgresDatabase:
         db.close()
         raise
     return db
+
+
+def try_session_lock(db: Database, key: int) -> bool:
+    """Take a session-level advisory lock on ``db``'s connection without waiting. The server
+    drops it when the connection ends, so a killed process (even by SIGKILL) holds nothing."""
+    return bool(db.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0])
+
+
+def session_unlock(db: Database, key: int) -> None:
+    db.execute("SELECT pg_advisory_unlock(?)", (key,))
