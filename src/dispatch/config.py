@@ -285,7 +285,8 @@ def default_templates_dir() -> Path:
 def database_target(value: str) -> Path | PostgresURL:
     """DISPATCH_DB: a ``postgresql://`` URL (PostgreSQL), else a SQLite file (sqlite_path)."""
     if value.lower().startswith(("postgresql:", "postgres:")):
-        if not is_postgres_url(value) or not urlsplit(value).path.strip("/"):
+        parts = urlsplit(value)
+        if not is_postgres_url(value) or not (parts.path.strip("/") or "service=" in parts.query):
             raise ConfigError(
                 f"DISPATCH_DB is {redact_url(value)!r}, which does not name a PostgreSQL database",
                 "Write it as postgresql://user@host:5432/dbname (the password from PGPASSWORD "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -31,7 +31,7 @@ def redact_url(url: str) -> str:
         for item in parts.query.split("&")
         if item
     )
-    return SplitResult(parts.scheme, netloc, parts.path, query, "").geturl()
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 @dataclass(frozen=True)
