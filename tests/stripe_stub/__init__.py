@@ -101,6 +101,8 @@ class StripeStub(BillingMixin):
     _session_extra: dict[str, dict[str, Any]] = field(default_factory=dict)
     _invoice_payments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _dispute_settlement: dict[str, tuple[str, float]] = field(default_factory=dict)
+    #: (key, Idempotency-Key) -> ((path, body), (status, answer)) of POSTs already answered.
+    idempotent: dict[tuple[str, str], Any] = field(default_factory=dict)
     fail_remaining: int = 0
     fail_status: int = 500
     url: str = ""
@@ -436,8 +438,21 @@ class _Handler(BaseHTTPRequestHandler):
                 status, payload = 401, _error(
                     "invalid_request_error", "Invalid API Key provided: (redacted)")
             else:
-                status, payload = stub.handle(method, parts.path, query, form,
-                                              key_mode=match.group(2) == "live")
+                # Stripe replays the first answer to a POST with the same Idempotency-Key
+                # (and refuses the key with other parameters); 5xx answers are not kept.
+                key = self.headers.get("Idempotency-Key") if method == "POST" else None
+                kept = stub.idempotent.get((auth, key)) if key else None
+                if kept is not None and kept[0] != (parts.path, body):
+                    status, payload = 400, _error(
+                        "idempotency_error", "Keys for idempotent requests can only be used "
+                        "with the same parameters they were first used with.")
+                elif kept is not None:
+                    status, payload = kept[1]
+                else:
+                    status, payload = stub.handle(method, parts.path, query, form,
+                                                  key_mode=match.group(2) == "live")
+                    if key and status < 500:
+                        stub.idempotent[(auth, key)] = ((parts.path, body), (status, payload))
         data = json.dumps(payload).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

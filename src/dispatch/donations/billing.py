@@ -64,3 +64,30 @@ class BillingGateway:
         return self.gw._pages(
             "listing Checkout Sessions", self._v1.checkout.sessions.list, {"subscription": sub_id}
         )
+
+    # -- giving through the web service ------------------------------------------------------
+
+    def create_checkout(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """A Checkout Session made on the server (the donation page's POST). The idempotency
+        key makes a resubmitted form or a retried request give back the same session."""
+        return _plain(
+            self.gw._call(
+                "creating a Checkout Session",
+                self._v1.checkout.sessions.create,
+                params=params,
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+
+    def create_portal(self, customer: str, return_url: str | None) -> dict[str, Any]:
+        """A customer portal session where a donor changes the amount or card, or cancels."""
+        params: dict[str, Any] = {"customer": customer}
+        if return_url:
+            params["return_url"] = return_url
+        return _plain(
+            self.gw._call(
+                "opening the customer portal",
+                self._v1.billing_portal.sessions.create,
+                params=params,
+            )
+        )

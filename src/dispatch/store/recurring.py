@@ -308,3 +308,14 @@ def open_dispute_ids(db: Database) -> list[str]:
         "SELECT id FROM disputes WHERE status NOT IN ('won', 'lost', 'prevented') ORDER BY id"
     ).fetchall()
     return [r["id"] for r in rows]
+
+
+def reader_of_token(db: Database, token: str) -> tuple[str, str | None] | None:
+    """(issue id, the reader's address while still a subscriber) of a delivery token, or None
+    for an unknown one; nothing is counted (the donation page's POST)."""
+    row = db.execute(
+        "SELECT issue_id, email, subscriber_id FROM deliveries WHERE token = ?", (token,)
+    ).fetchone()
+    if row is None:
+        return None
+    return row["issue_id"], (row["email"] if row["subscriber_id"] is not None else None)

@@ -18,10 +18,12 @@ from dispatch.jobs import clicks
 from dispatch.jobs import unsubscribe as jobs
 from dispatch.models import Subscriber
 from dispatch.store.locking import DatabaseBusyError
+from dispatch.web import giving
 from dispatch.web.app_support import page, state
 from dispatch.web.security import no_store
 
 bp = Blueprint("links", __name__)
+giving.register(bp)  # the donation page's POST and the manage-your-gift link (issue 11)
 log = logging.getLogger("dispatch.web")
 
 
@@ -100,6 +102,8 @@ def donate(token: str) -> Response:
     is always the outlet's own Payment Link, never a URL taken from the request."""
     if request.method == "HEAD":  # link checkers: no click counted, nothing revealed
         return no_store(Response(status=204))
+    if giving.page_on():  # DISPATCH_DONATION_AMOUNTS set: the donation page instead
+        return giving.donation_page(token)
     web = state()
     target = web.write(lambda: clicks.donation_redirect(web.db(), web.settings, token),
                        "donation click")

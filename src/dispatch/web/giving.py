@@ -1,0 +1,156 @@
+"""The donation page and the manage-your-gift link (issue 11), added to the links blueprint:
+``GET /d/<token>`` shows the page when DISPATCH_DONATION_AMOUNTS is set (else links.donate
+redirects to the Payment Link as before), ``POST /d/<token>`` creates the Checkout Session and
+redirects to it; ``GET /m/<ref>`` shows a button whose ``POST`` opens Stripe's customer portal.
+A GET never creates anything at Stripe; a forged or altered token or link gets a 404.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from flask import Blueprint, Response, abort, request, url_for
+
+from dispatch.errors import DonationError, InputError
+from dispatch.jobs import giving
+from dispatch.money import format_money, from_minor_units
+from dispatch.web.app_support import page, state
+from dispatch.web.security import no_store
+
+log = logging.getLogger("dispatch.web")
+
+
+def page_on() -> bool:
+    return giving.giving_options(state().settings) is not None
+
+
+def _form(
+    token: str, status: int = 200, error: str = "", chosen: dict[str, str] | None = None
+) -> Response:
+    options = giving.giving_options(state().settings)
+    assert options is not None
+    chosen = chosen or {}
+    amounts = [
+        {
+            "value": str(from_minor_units(a, options.currency)),
+            "label": format_money(a, options.currency, locale=state().settings.language),
+        }
+        for a in options.amounts
+    ]
+    context: dict[str, Any] = {
+        "action": url_for("links.donate_post", token=token),
+        "amounts": amounts,
+        "currency": options.currency.upper(),
+        "error": error,
+        "frequency": chosen.get("frequency", "monthly"),
+        "amount": chosen.get("amount", ""),
+        "custom": chosen.get("custom", ""),
+        "nonce": secrets.token_urlsafe(12),
+        "minimum": format_money(options.minimum, options.currency),
+        "maximum": format_money(options.maximum, options.currency),
+    }
+    response = page("give", status=status, **context)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return no_store(response)
+
+
+def donation_page(token: str) -> Response:
+    """The GET: count the click (not when coming back from Checkout) and show the choices."""
+    web = state()
+    if request.args.get("back"):
+        known = giving.is_known_token(web.db(), token)
+    else:
+        known = web.write(lambda: giving.open_page(web.db(), token), "donation click") is not None
+    if not known:
+        abort(404)
+    return _form(token)
+
+
+def donate_post(token: str) -> Response:
+    web = state()
+    if not page_on():
+        abort(404)
+    chosen = {k: request.form.get(k, "")[:40] for k in ("frequency", "amount", "custom", "nonce")}
+    amount = chosen["custom"].strip() or chosen["amount"]
+    try:
+        url = giving.start_checkout(
+            web.db(),
+            web.settings,
+            token,
+            chosen["frequency"],
+            amount,
+            chosen["nonce"] or secrets.token_urlsafe(12),
+        )
+    except InputError as exc:
+        if not giving.is_known_token(web.db(), token):
+            abort(404)
+        return _form(token, status=400, error=exc.message, chosen=chosen)
+    except DonationError as exc:
+        log.error("the donation page could not create a Checkout Session: %s", exc)
+        return no_store(
+            page(
+                "error",
+                status=503,
+                code=503,
+                title="Payments are unavailable for a moment",
+                message="We could not reach our payment provider, so nothing was charged. Please "
+                "go back and try again in a minute.",
+            )
+        )
+    if url is None:
+        abort(404)
+    return no_store(
+        Response(status=303, headers={"Location": url, "Referrer-Policy": "no-referrer"})
+    )
+
+
+def thanks(token: str) -> Response:
+    return no_store(
+        page(
+            "error",
+            code=200,
+            title="Thank you",
+            message="Thank you for your gift: it keeps our journalism independent. "
+            "Stripe emails you a receipt.",
+        )
+    )
+
+
+def manage_get(ref: str) -> Response:
+    web = state()
+    if giving.subscription_for_ref(web.db(), web.settings, ref) is None:
+        abort(404)
+    return no_store(page("manage", action=url_for("links.manage_post", ref=ref)))
+
+
+def manage_post(ref: str) -> Response:
+    web = state()
+    try:
+        url = giving.open_portal(web.db(), web.settings, ref)
+    except DonationError as exc:
+        log.error("the customer portal could not be opened: %s", exc)
+        return no_store(
+            page(
+                "error",
+                status=503,
+                code=503,
+                title="Unavailable for a moment",
+                message="We could not reach our payment provider. Nothing was changed: please "
+                "try again in a minute.",
+            )
+        )
+    if url is None:
+        abort(404)
+    return no_store(
+        Response(status=303, headers={"Location": url, "Referrer-Policy": "no-referrer"})
+    )
+
+
+def register(bp: Blueprint) -> None:
+    """Add the routes to the links blueprint (its GET /d/<token> calls donation_page)."""
+    bp.add_url_rule("/d/<token>", "donate_post", donate_post, methods=["POST"])
+    bp.add_url_rule("/d/<token>/thanks", "donate_thanks", thanks, methods=["GET"])
+    bp.add_url_rule("/m/<ref>", "manage_get", manage_get, methods=["GET"])
+    bp.add_url_rule("/m/<ref>", "manage_post", manage_post, methods=["POST"])
