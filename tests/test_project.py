@@ -69,6 +69,8 @@ def test_third_party_libraries_each_live_in_one_place() -> None:
         "feedparser": "articles",
         "flask": "web",
         "sqlite3": "store",
+        "psycopg": "store",
+        "psycopg_pool": "store",
         "dns": "doctor",
     }
     offenders = []
