@@ -247,8 +247,11 @@ class _IssueView:
         self.note_paragraphs = [p.strip() for p in self.note.split("\n\n") if p.strip()]
         self.articles: Sequence[Article] = issue.articles
         end = issue.window_end or issue.created_at
+        # An id such as 2026-W48 inside right-to-left words is isolated (FSI ... PDI), else
+        # the bidi algorithm shows it as W48-2026.
+        isolate = ("\u2068", "\u2069") if text_direction(lang) == "rtl" else ("", "")
         self.dateline = gettext(N_("Issue %(id)s · %(date)s"), lang) % {
-            "id": issue.id,
+            "id": isolate[0] + issue.id + isolate[1],
             "date": long_date(end, lang),
         }
 
