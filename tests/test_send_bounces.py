@@ -126,7 +126,7 @@ def test_a_list_send_without_an_https_unsubscribe_url_warns_naming_the_setting(
 
 
 def test_a_big_list_without_one_click_is_refused_unless_asked_for(
-    db, run_cli, smtp_server, smtp_env, monkeypatch
+    db, run_cli, smtp_server, smtp_env, monkeypatch, tmp_path
 ):
     # The limit (5,000) lowered so that the test sends 4 messages, not 5,001.
     monkeypatch.setattr(send_job, "ONE_CLICK_LIMIT", 3)
@@ -141,6 +141,9 @@ def test_a_big_list_without_one_click_is_refused_unless_asked_for(
 
     # Test copies and dry runs are not list sends.
     assert run_cli("send", issue, "--to", "me@example.org", env=smtp_env).exit_code == 0
+    dry = run_cli("send", issue, "--dry-run", str(tmp_path / "out"), env=smtp_env)
+    assert dry.exit_code == 0, dry.output
+    assert len(list((tmp_path / "out").glob("*.eml"))) == 4
     sent = run_cli("send", issue, "--without-one-click-unsubscribe", env=smtp_env)
     assert sent.exit_code == 0, sent.output
     assert len(smtp_server.messages) == 5
