@@ -104,3 +104,28 @@ def test_an_unattributed_subscription_is_in_no_issue_figures(db):
     assert retention.subscription_rows(db) == []
     assert retention.issue_figures(db, "2026-W47")["renewals"] == 0
     assert retention.lifetime(db, "2026-W47") == {}
+
+
+def test_recurring_donors_are_current_supporters_and_lapsed_ones_are_asked_to_renew(db, ledger):
+    from datetime import timedelta
+
+    from dispatch.store import campaigns, utcnow
+
+    people = {name: ledger("2026-W40", f"{name}@example.test") for name in ("ana", "ben", "cy")}
+    ids = {
+        r["email"].split("@")[0]: r["id"]
+        for r in db.execute("SELECT id, email FROM subscribers").fetchall()
+    }
+    for n, (name, status) in enumerate(
+        (("ana", "active"), ("ben", "past_due"), ("cy", "canceled"))
+    ):
+        sub_id = f"sub_{n}"
+        store.record_origin(db, sub_id, token=people[name])
+        store.record_subscription(db, _sub(subscription_id=sub_id, status=status))
+    # Their gifts started long ago: by date alone all three would be non-donors again.
+    found = campaigns.personas(db, utcnow() + timedelta(days=900), 30, 365)
+    assert found == {
+        ids["ana"]: "recent_donor",
+        ids["ben"]: "lapsed_donor",
+        ids["cy"]: "lapsed_donor",
+    }

@@ -55,7 +55,13 @@ def personas(
     - recent_donor: within ``recent_days`` of ``now`` (thanked, not asked again);
     - lapsed_donor: older than that but within ``lapsed_days`` (asked to renew);
     - older than ``lapsed_days``: a non-donor again, so left out like everyone who never gave.
+
+    Recurring gifts (issue 11) come first: a donor with a monthly or yearly gift running is a
+    current supporter, thanked and never asked, whenever it started; one whose gift was
+    cancelled or whose card keeps failing is asked to renew (unless a recent gift thanks them).
     """
+    from dispatch.store.recurring import donor_states  # store.recurring imports this package
+
     recent_cutoff = to_db_time(now - timedelta(days=recent_days)) or ""
     lapsed_cutoff = to_db_time(now - timedelta(days=lapsed_days)) or ""
     found: dict[int, str] = {}
@@ -63,6 +69,11 @@ def personas(
         if when >= recent_cutoff:
             found[sub_id] = Persona.RECENT_DONOR.value
         elif when >= lapsed_cutoff:
+            found[sub_id] = Persona.LAPSED_DONOR.value
+    for sub_id, state in donor_states(db).items():
+        if state == "active":
+            found[sub_id] = Persona.RECENT_DONOR.value
+        elif found.get(sub_id) != Persona.RECENT_DONOR.value:
             found[sub_id] = Persona.LAPSED_DONOR.value
     return found
 

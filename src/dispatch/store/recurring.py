@@ -319,3 +319,29 @@ def reader_of_token(db: Database, token: str) -> tuple[str, str | None] | None:
     if row is None:
         return None
     return row["issue_id"], (row["email"] if row["subscriber_id"] is not None else None)
+
+
+def donor_states(db: Database) -> dict[int, str]:
+    """Subscriber id -> their recurring giving as Stripe last reported it: 'active' (any gift
+    still running), else 'failing' (past due: the card keeps failing), else 'cancelled'."""
+    rank = {"cancelled": 0, "failing": 1, "active": 2}
+    states: dict[int, str] = {}
+    for row in db.execute(
+        "SELECT o.subscriber_id, s.status FROM subscriptions s"
+        " JOIN subscription_origins o ON o.subscription_id = s.id"
+        " WHERE o.subscriber_id IS NOT NULL"
+    ):
+        status = row["status"]
+        state = (
+            "active"
+            if status in ACTIVE
+            else "failing"
+            if status in ("past_due", "unpaid")
+            else "cancelled"
+            if status in ENDED
+            else None
+        )
+        sub_id = int(row["subscriber_id"])
+        if state and rank[state] > rank.get(states.get(sub_id, ""), -1):
+            states[sub_id] = state
+    return states
