@@ -105,6 +105,26 @@ def test_web_blueprints_import_their_helpers_from_a_sibling_not_the_package() ->
     assert not offenders, offenders
 
 
+def test_cli_exits_with_a_named_status() -> None:
+    """Every exit in cli/ names an ExitStatus member, so 0/1/2/3 mean one thing everywhere."""
+    offenders = []
+    for path in (SRC / "cli").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name not in {"exit", "Exit"}:
+                continue
+            arg = node.args[0]
+            named = isinstance(arg, ast.Attribute) and (
+                getattr(arg.value, "id", "") == "ExitStatus" or arg.attr == "exit_code"
+            )
+            if not named:
+                offenders.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert not offenders, "\n".join(offenders)
+
+
 def test_every_setting_is_documented_in_env_example() -> None:
     text = (ROOT / ".env.example").read_text(encoding="utf-8")
     missing = [name for name in all_env_names() if f"\n{name}=" not in text]

@@ -7,11 +7,23 @@ Foreign exceptions are wrapped once, where they enter (``raise SendError(...) fr
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """The exit statuses of `dispatch`, one name each (after httpie's ``status.ExitStatus``)."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2  # click's own status for a usage error (click.UsageError.exit_code)
+    PARTIAL = 3  # a send where some recipients failed or are in doubt; rerun to resume
+    INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT (128 + 2)
+
 
 class DispatchError(Exception):
     """Base class: a failure the user can act on."""
 
-    exit_code = 1
+    exit_code: ExitStatus = ExitStatus.ERROR
     default_hint = ""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
@@ -61,7 +73,7 @@ class SendError(DispatchError):
 class PartialSendError(DispatchError):
     """Some recipients failed permanently; the rest went out."""
 
-    exit_code = 3
+    exit_code = ExitStatus.PARTIAL
 
 
 class DonationError(DispatchError):

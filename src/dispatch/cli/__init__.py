@@ -18,9 +18,7 @@ import click
 
 from dispatch import __version__
 from dispatch.cli._app import App
-from dispatch.errors import DispatchError
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+from dispatch.errors import DispatchError, ExitStatus
 
 
 class DispatchGroup(click.Group):
@@ -37,7 +35,7 @@ class DispatchGroup(click.Group):
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted. Rerun the same command to resume.", err=True)
-            ctx.exit(130)
+            ctx.exit(ExitStatus.INTERRUPTED)
         finally:
             app = ctx.find_object(App)
             if app is not None:

@@ -6,7 +6,7 @@ import click
 
 from dispatch.cli._app import App, echo_json, pass_app
 from dispatch.config import load_settings_leniently
-from dispatch.errors import DispatchError
+from dispatch.errors import DispatchError, ExitStatus
 from dispatch.jobs.doctor import run_doctor
 
 
@@ -44,7 +44,7 @@ def doctor(app: App, as_json: bool) -> None:
     if as_json:
         echo_json(report.as_dict())
         if not report.ok:
-            raise click.exceptions.Exit(1)
+            raise click.exceptions.Exit(ExitStatus.ERROR)
         return
     width = max(len(check.name) for check in report.checks)
     for check in report.checks:

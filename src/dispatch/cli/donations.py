@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from dispatch.cli._app import App, echo_json, pass_app
+from dispatch.errors import ExitStatus
 from dispatch.jobs import campaigns as campaign_jobs
 from dispatch.jobs.appeals import SEGMENTS, send_appeal, thank_donors
 from dispatch.jobs.donations import setup_donations, sync_donations
@@ -136,7 +137,7 @@ def thank(app: App, ctx: click.Context, max_age_days: int, dry_run: bool, as_jso
                        "`dispatch send thanks-<gift> --resend-uncertain` or --skip-uncertain.",
                        err=True)
     if result.failed:
-        ctx.exit(3)
+        ctx.exit(ExitStatus.PARTIAL)
 
 
 @donations.command("list")
@@ -272,7 +273,7 @@ def appeal(app: App, ctx: click.Context, segment: str, subject: str | None, mess
         click.echo(f"Appeal {result.issue_id}: {counts.get('sent', 0)} sent, "
                    f"{counts.get('failed', 0)} failed, {counts.get('uncertain', 0)} in doubt.")
     if summary is not None and (summary.failed or summary.uncertain):
-        ctx.exit(3)
+        ctx.exit(ExitStatus.PARTIAL)
 
 
 COMMANDS = [donations, campaign]
