@@ -368,3 +368,28 @@ def test_the_signup_form_offers_the_outlet_languages(make_web_app):
     assert '<option value="en" lang="en" selected>English</option>' in html
     single = make_web_app().test_client().get("/subscribe").get_data(as_text=True)
     assert 'name="language"' not in single
+
+
+def test_the_subject_and_preheader_dispatch_writes_follow_the_language(make_settings):
+    from dataclasses import replace
+
+    from dispatch.jobs.build import _texts_by_language, default_preheader, default_subject
+
+    settings = make_settings(DISPATCH_OUTLET_NAME="The Riverside Ledger", DISPATCH_LANGUAGES="fr")
+    issue = fixed_issue()
+    issue = replace(
+        issue,
+        subject=default_subject(settings.outlet_name, issue.articles),
+        preheader=default_preheader(issue.articles),
+    )
+    texts = _texts_by_language(settings, issue)
+    variants = {v.persona: v for v in renderer("en", ("fr",)).render_issue(issue, texts=texts)}
+    french = variants["non_donor@fr"]
+    assert french.subject == f"The Riverside Ledger\xa0: {issue.articles[0].title}"
+    assert "Aussi\xa0: Café owners" in french.html
+    assert variants["non_donor"].subject == issue.subject
+    assert "Also: Café owners" in variants["non_donor"].html
+    own = replace(issue, subject="Our flood special", preheader="Read this one")
+    texts = _texts_by_language(settings, own)
+    for v in renderer("en", ("fr",)).render_issue(own, texts=texts):
+        assert v.subject == "Our flood special" and "Read this one" in v.html

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +12,7 @@ from dispatch.donations import verify_payment_link
 from dispatch.errors import ConfigError, IssueError, SourceError
 from dispatch.jobs.rendering import renderer_from, send_links
 from dispatch.models import Article, Issue, defuse_placeholders
+from dispatch.render.i18n import translations
 from dispatch.store import Database
 from dispatch.store import donations as donation_store
 from dispatch.store import issues as issue_store
@@ -50,16 +51,39 @@ def default_window(db: Database, settings: Settings, now: datetime) -> tuple[dat
     return since, now
 
 
-def default_subject(outlet_name: str, articles: Sequence[Article]) -> str:
+def default_subject(outlet_name: str, articles: Sequence[Article], lang: str = "en") -> str:
+    """The subject Dispatch writes when the editor writes none, in ``lang``."""
+    _ = translations(lang).gettext
     if not articles:
-        return f"{outlet_name}: this week"
-    return f"{outlet_name}: {articles[0].title}"
+        return _("%(name)s: this week") % {"name": outlet_name}
+    return _("%(name)s: %(title)s") % {"name": outlet_name, "title": articles[0].title}
 
 
-def default_preheader(articles: Sequence[Article]) -> str:
+def default_preheader(articles: Sequence[Article], lang: str = "en") -> str:
+    """The preheader Dispatch writes when the editor writes none, in ``lang``."""
+    _ = translations(lang).gettext
     rest = [a.title for a in articles[1:4]]
-    text = "Also: " + " · ".join(rest) if rest else "This week's stories from our newsroom."
+    if rest:
+        text = _("Also: %(titles)s") % {"titles": " · ".join(rest)}
+    else:
+        text = _("This week's stories from our newsroom.")
     return text if len(text) <= 140 else text[:139].rstrip() + "…"
+
+
+def _texts_by_language(settings: Settings, issue: Issue) -> Callable[[str], tuple[str, str]]:
+    """(subject, preheader) of an issue for each language variant: the editor's own words as
+    written, the ones Dispatch wrote in the variant's language."""
+    own_subject = issue.subject != default_subject(
+        settings.outlet_name, issue.articles, settings.language)
+    own_preheader = issue.preheader != default_preheader(issue.articles, settings.language)
+
+    def texts(lang: str) -> tuple[str, str]:
+        subject = issue.subject if own_subject else default_subject(
+            settings.outlet_name, issue.articles, lang)
+        preheader = issue.preheader if own_preheader else default_preheader(issue.articles, lang)
+        return subject, preheader
+
+    return texts
 
 
 def build_issue(
@@ -161,8 +185,10 @@ def build_issue(
     issue_store.create_issue(
         db,
         target_id,
-        subject=subject or default_subject(settings.outlet_name, chosen),
-        preheader=preheader if preheader is not None else default_preheader(chosen),
+        subject=subject or default_subject(settings.outlet_name, chosen, settings.language),
+        preheader=(
+            preheader if preheader is not None else default_preheader(chosen, settings.language)
+        ),
         note=note if note is not None else (existing.note if existing else ""),
         articles=chosen,
         window_start=window_start,
@@ -176,9 +202,10 @@ def build_issue(
         assert shown is not None
         changes = {}
         if not subject:
-            changes["subject"] = default_subject(settings.outlet_name, shown.articles)
+            changes["subject"] = default_subject(
+                settings.outlet_name, shown.articles, settings.language)
         if preheader is None:
-            changes["preheader"] = default_preheader(shown.articles)
+            changes["preheader"] = default_preheader(shown.articles, settings.language)
         issue_store.update_issue_fields(db, target_id, **changes)
     result.issue = render_and_store(db, settings, target_id, now=now)
     return result
@@ -191,10 +218,10 @@ def _editor_texts(db: Database, settings: Settings, issue_id: str) -> tuple[str 
     if draft is None:
         return None, None
     subject: str | None = draft.subject
-    if subject == default_subject(settings.outlet_name, draft.articles):
+    if subject == default_subject(settings.outlet_name, draft.articles, settings.language):
         subject = None
     preheader: str | None = draft.preheader
-    if preheader == default_preheader(draft.articles):
+    if preheader == default_preheader(draft.articles, settings.language):
         preheader = None
     return subject, preheader
 
@@ -281,7 +308,10 @@ def render_and_store(
         raise IssueError(f"There is no issue {issue_id}", "`dispatch issues` lists them.")
     renderer = renderer_from(settings)
     campaign = donation_store.active_campaign_progress(db, now or datetime.now(UTC))
-    variants = renderer.render_issue(issue, campaign=campaign, links=send_links(settings, issue.id))
+    variants = renderer.render_issue(
+        issue, campaign=campaign, links=send_links(settings, issue.id),
+        texts=_texts_by_language(settings, issue),
+    )
     issue_store.save_variants(db, issue.id, variants)
     return issue
 

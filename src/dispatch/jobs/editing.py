@@ -95,10 +95,11 @@ def _follow_defaults(db: Database, settings: Settings, before: Issue) -> None:
     editor wrote stays as it is."""
     after = require_issue(db, before.id)
     changes = {}
-    if before.subject == default_subject(settings.outlet_name, before.articles):
-        changes["subject"] = default_subject(settings.outlet_name, after.articles)
-    if before.preheader == default_preheader(before.articles):
-        changes["preheader"] = default_preheader(after.articles)
+    lang = settings.language
+    if before.subject == default_subject(settings.outlet_name, before.articles, lang):
+        changes["subject"] = default_subject(settings.outlet_name, after.articles, lang)
+    if before.preheader == default_preheader(before.articles, lang):
+        changes["preheader"] = default_preheader(after.articles, lang)
     issue_store.update_issue_fields(db, before.id, **changes)
 
 

@@ -211,13 +211,13 @@ class Renderer:
         links: Links | None = None,
         greeting: str = PLACEHOLDERS["GREETING"],
         languages: Sequence[str] | None = None,
+        texts: Callable[[str], tuple[str, str]] | None = None,
     ) -> list[RenderedVariant]:
         """One finished variant per persona and language (all of the outlet's unless given),
         placeholders left in unless given real values. The default language's variants are
-        named by persona alone, the others "persona@lang" (``variant_name``)."""
+        named by persona alone, the others "persona@lang" (``variant_name``). ``texts(lang)``
+        gives a language's (subject, preheader) when they differ by language."""
         context = {
-            "subject": issue.subject,
-            "preheader": issue.preheader,
             "campaign": campaign,
             "links": links or Links(),
             "greeting": greeting,
@@ -226,13 +226,14 @@ class Renderer:
         variants = []
         personas = tuple(personas)
         for lang in self.languages if languages is None else languages:
+            subject, preheader = texts(lang) if texts else (issue.subject, issue.preheader)
             view = _IssueView(issue, lang, self.gettext)
+            view.subject, view.preheader = subject, preheader
+            own = {**context, "issue": view, "subject": subject, "preheader": preheader}
             for persona in personas:
-                html, text = self.render_email(
-                    "digest", {**context, "issue": view, "persona": str(persona)}, lang
-                )
+                html, text = self.render_email("digest", {**own, "persona": str(persona)}, lang)
                 name = variant_name(str(persona), lang, self.outlet.lang)
-                variants.append(RenderedVariant(name, issue.subject, html, text))
+                variants.append(RenderedVariant(name, subject, html, text))
         return variants
 
 
