@@ -45,7 +45,7 @@ def _monthly_session(client, token="tok_A1", amount=1000):
 
 def test_checkout_session_created_over_the_api_then_paid_starts_a_subscription(client, stripe_stub):
     session = _monthly_session(client)
-    assert session.status == "open" and session.url.startswith("https://checkout.stripe.test/")
+    assert session.status == "open" and session.url.startswith("https://checkout.stripe.com/")
     assert session.client_reference_id == "tok_A1" and session.amount_total == 1000
 
     stripe_stub.complete_session(session.id)
@@ -181,7 +181,7 @@ def test_portal_session_needs_a_customer_of_the_keys_mode(client, stripe_stub):
     portal = client.v1.billing_portal.sessions.create(
         params={"customer": session["customer"], "return_url": "https://news.test/"}
     )
-    assert portal.url.startswith("https://billing.stripe.test/")
+    assert portal.url.startswith("https://billing.stripe.com/")
     live = stripe.StripeClient(
         LIVE_KEY, base_addresses={"api": stripe_stub.url}, max_network_retries=0
     )

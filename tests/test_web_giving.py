@@ -175,7 +175,7 @@ def test_the_manage_link_opens_the_portal_only_on_post_and_only_when_signed(
     assert _posts(stripe_stub, "/v1/billing_portal/sessions") == []
     response = client.post(path)
     assert response.status_code == 303
-    assert response.headers["Location"].startswith("https://billing.stripe.test/")
+    assert response.headers["Location"].startswith("https://billing.stripe.com/")
     [call] = _posts(stripe_stub, "/v1/billing_portal/sessions")
     assert call.form["customer"] == session["customer"]
     altered = path[:-2] + ("AA" if not path.endswith("AA") else "BB")
@@ -183,3 +183,9 @@ def test_the_manage_link_opens_the_portal_only_on_post_and_only_when_signed(
     assert client.post(altered).status_code == 404
     assert client.post(f"/m/{session['subscription']}").status_code == 404
     assert len(_posts(stripe_stub, "/v1/billing_portal/sessions")) == 1
+
+
+def test_the_pages_let_their_forms_lead_to_stripes_hosted_pages_only(client, token):
+    policy = client.get(f"/d/{token}").headers["Content-Security-Policy"]
+    assert "form-action 'self' https://checkout.stripe.com https://billing.stripe.com" in policy
+    assert "script-src 'none'" in policy

@@ -660,7 +660,7 @@ class BillingMixin(EventsMixin):
             success_url=form.get("success_url"),
             cancel_url=form.get("cancel_url"),
             submit_type=form.get("submit_type"),
-            url=f"https://checkout.stripe.test/c/pay/{session['id']}",
+            url=f"https://checkout.stripe.com/c/pay/{session['id']}",
             subscription=None,
             invoice=None,
             customer=None,
@@ -700,6 +700,6 @@ class BillingMixin(EventsMixin):
             "on_behalf_of": None,
             "return_url": form.get("return_url"),
         }
-        portal["url"] = f"https://billing.stripe.test/p/session/{portal['id']}"
+        portal["url"] = f"https://billing.stripe.com/p/session/{portal['id']}"
         self.objects["billing_portal.session"][portal["id"]] = portal
         return 200, portal

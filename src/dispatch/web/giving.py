@@ -17,9 +17,21 @@ from dispatch.errors import DonationError, InputError
 from dispatch.jobs import giving
 from dispatch.money import format_money, from_minor_units
 from dispatch.web.app_support import page, state
-from dispatch.web.security import no_store
+from dispatch.web.security import CONTENT_SECURITY_POLICY, no_store
 
 log = logging.getLogger("dispatch.web")
+
+#: The house policy (web.security) with Stripe's hosted pages added to form-action: a form's
+#: POST that answers with a redirect is held to form-action too, so without this Chromium
+#: refuses to follow the donation page to Checkout and the manage page to the portal.
+STRIPE_FORMS = "form-action 'self' https://checkout.stripe.com https://billing.stripe.com"
+
+
+def _allow_stripe(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'", STRIPE_FORMS
+    )
+    return response
 
 
 def page_on() -> bool:
@@ -53,7 +65,7 @@ def _form(
     }
     response = page("give", status=status, **context)
     response.headers["Referrer-Policy"] = "no-referrer"
-    return no_store(response)
+    return no_store(_allow_stripe(response))
 
 
 def donation_page(token: str) -> Response:
@@ -122,7 +134,7 @@ def manage_get(ref: str) -> Response:
     web = state()
     if giving.subscription_for_ref(web.db(), web.settings, ref) is None:
         abort(404)
-    return no_store(page("manage", action=url_for("links.manage_post", ref=ref)))
+    return no_store(_allow_stripe(page("manage", action=url_for("links.manage_post", ref=ref))))
 
 
 def manage_post(ref: str) -> Response:
