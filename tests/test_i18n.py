@@ -393,3 +393,28 @@ def test_the_subject_and_preheader_dispatch_writes_follow_the_language(make_sett
     texts = _texts_by_language(settings, own)
     for v in renderer("en", ("fr",)).render_issue(own, texts=texts):
         assert v.subject == "Our flood special" and "Read this one" in v.html
+
+
+def test_a_reader_signs_up_and_unsubscribes_in_their_language(make_web_app, smtp_server, db):
+    from dispatch.store import subscribers as subs
+    from tests.plugins.web import seed_sent_issue
+
+    app = make_web_app(DISPATCH_SMTP_URL=smtp_server.url, DISPATCH_LANGUAGES="en,de")
+    client = app.test_client()
+    form = client.get("/subscribe").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    data = {"csrf_token": token, "email": "lena@example.org", "name": "Lena", "website": "",
+            "language": "de"}  # fmt: skip
+    page = client.post("/subscribe", data=data, buffered=True).get_data(as_text=True)
+    assert "Sehen Sie in Ihr Postfach" in page and '<html lang="de"' in page
+    app.extensions["dispatch"].outbox.join(timeout=30)
+    [mail] = smtp_server.to("lena@example.org")
+    assert mail.parsed()["Subject"].startswith("Bitte bestätigen Sie Ihr Abonnement")
+    assert subs.get_subscriber(db, "lena@example.org").language == "de"
+
+    settings = app.extensions["dispatch"].settings
+    sent = seed_sent_issue(db, settings, [("ana@example.org", "Ana")], issue_id="2026-W40")
+    with db.transaction() as conn:
+        conn.execute("UPDATE subscribers SET language = 'de-AT' WHERE email = 'ana@example.org'")
+    unsub = client.get(f"/u/{sent.readers['ana@example.org'].unsub_token}")
+    assert "Vom Newsletter von The Riverside Ledger abmelden?" in unsub.get_data(as_text=True)

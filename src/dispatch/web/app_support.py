@@ -82,9 +82,10 @@ def state() -> WebState:
     return current_app.extensions["dispatch"]  # type: ignore[no-any-return]
 
 
-def page(_template: str, status: int = 200, **context: Any) -> Response:
-    """Render ``templates/web/<_template>.html`` (the outlet's folder over the bundled one)."""
-    html = state().renderer.render_template(f"web/{_template}.html", context)
+def page(_template: str, status: int = 200, _lang: str | None = None, **context: Any) -> Response:
+    """Render ``templates/web/<_template>.html`` (the outlet's folder over the bundled one), in
+    ``_lang`` (a reader's language, one of DISPATCH_LANGUAGES) or the outlet's."""
+    html = state().renderer.render_template(f"web/{_template}.html", context, _lang)
     return Response(html, status=status, mimetype="text/html")
 
 

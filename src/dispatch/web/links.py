@@ -30,6 +30,7 @@ log = logging.getLogger("dispatch.web")
 def _unsubscribe_page(token: str, subscriber: Subscriber, *, just_changed: str = "") -> Response:
     return no_store(page(
         "unsubscribe",
+        _lang=subscriber.language,
         token=token,
         sub_status=subscriber.status.value,
         address=jobs.mask_address(subscriber.email),

@@ -34,8 +34,8 @@ def _form(status: int = 200, *, error: str = "", email: str = "", name: str = ""
     ))
 
 
-def _check_inbox() -> Response:
-    return no_store(page("check_inbox", hours=state().settings.confirm_hours))
+def _check_inbox(lang: str = "") -> Response:
+    return no_store(page("check_inbox", _lang=lang, hours=state().settings.confirm_hours))
 
 
 @bp.get("/subscribe")
@@ -55,7 +55,9 @@ def subscribe_post() -> Response:
     if request.form.get(HONEYPOT_FIELD):
         return _check_inbox()  # a bot: tell it what a person would see, do nothing
     try:
-        signup = signup_jobs.accept_signup(web.settings, email, name)
+        signup = signup_jobs.accept_signup(
+            web.settings, email, name, request.form.get("language", "")
+        )
     except InputError:
         return _form(422, error="Please check the email address: it does not look valid.",
                      email=email[:320], name=name[:200])
@@ -64,7 +66,7 @@ def subscribe_post() -> Response:
         signup_jobs.run_signup, partial(web.connect, signup_jobs.BACKGROUND_PATIENCE),
         web.settings, web.renderer, signup, link.__add__,
     )
-    response = _check_inbox()
+    response = _check_inbox(signup.language)
     # Queued once the server has sent the page (WSGI close), so not even the start of the
     # address's work competes with its own response.
     response.call_on_close(partial(web.outbox.submit, job))
