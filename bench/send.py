@@ -56,12 +56,18 @@ def child(argv: list[str]) -> None:
         start = time.perf_counter()
         summary = send_job.send_issue(db, settings, issue_id)
         seconds = time.perf_counter() - start
-    print(json.dumps({
-        "sent": summary.sent_now, "failed": summary.failed_now, "seconds": seconds,
-        "status": summary.issue_status,
-        "rss_before_mb": rss_before,
-        "peak_rss_mb": _peak_rss_mb(),
-    }))
+    print(
+        json.dumps(
+            {
+                "sent": summary.sent_now,
+                "failed": summary.failed_now,
+                "seconds": seconds,
+                "status": summary.issue_status,
+                "rss_before_mb": rss_before,
+                "peak_rss_mb": _peak_rss_mb(),
+            }
+        )
+    )
 
 
 def _peak_rss_mb() -> float:
@@ -100,7 +106,9 @@ def _use_null_relay(send_job) -> None:  # noqa: ANN001 - the module
 def run_child(db_path: Path, issue_id: str, port: int, mode: str) -> dict:
     proc = subprocess.run(
         [sys.executable, __file__, "_child", str(db_path), issue_id, str(port), mode],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise SystemExit(f"the send failed ({mode}):\n{proc.stderr[-3000:]}")
@@ -114,22 +122,40 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         child(sys.argv[2:])
         return
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=20000, help="messages per send")
-    parser.add_argument("--subscribers", type=int, default=None,
-                        help="subscribers in the database (default: --messages; the rest "
-                             "beyond --messages are unsubscribed)")
-    parser.add_argument("--articles", type=int, default=22,
-                        help="articles in the digest (22 makes a ~50 KB message)")
+    parser.add_argument(
+        "--subscribers",
+        type=int,
+        default=None,
+        help="subscribers in the database (default: --messages; the rest "
+        "beyond --messages are unsubscribed)",
+    )
+    parser.add_argument(
+        "--articles",
+        type=int,
+        default=22,
+        help="articles in the digest (22 makes a ~50 KB message)",
+    )
     parser.add_argument("--naive", type=int, default=200, help="recipients for the naive pipeline")
     parser.add_argument("--dkim", action="store_true", help="also send with DKIM signing")
-    parser.add_argument("--skip-send", action="store_true",
-                        help="skip smtp-source and the 20k send (memory runs only)")
-    parser.add_argument("--memory-runs", default="",
-                        help="comma-separated list sizes for peak-RSS runs, e.g. 10000,100000")
-    parser.add_argument("--memory-smtp", action="store_true",
-                        help="memory runs send to smtp-sink instead of the null relay")
+    parser.add_argument(
+        "--skip-send",
+        action="store_true",
+        help="skip smtp-source and the 20k send (memory runs only)",
+    )
+    parser.add_argument(
+        "--memory-runs",
+        default="",
+        help="comma-separated list sizes for peak-RSS runs, e.g. 10000,100000",
+    )
+    parser.add_argument(
+        "--memory-smtp",
+        action="store_true",
+        help="memory runs send to smtp-sink instead of the null relay",
+    )
     args = parser.parse_args()
     subscribers = args.subscribers or args.messages
     if subscribers < args.messages:
@@ -150,12 +176,16 @@ def main() -> None:
 def main_run(folder: Path, args: argparse.Namespace, subscribers: int) -> None:
     started = time.perf_counter()
     prepared = setup.prepare(folder, subscribers, args.messages, args.articles)
-    print(f"database:           {subscribers} subscribers, {args.messages} active "
-          f"(built in {time.perf_counter() - started:.1f} s)")
+    print(
+        f"database:           {subscribers} subscribers, {args.messages} active "
+        f"(built in {time.perf_counter() - started:.1f} s)"
+    )
     print(f"messages:           {args.messages} personal copies, 4 connections")
-    print(f"size:               {prepared.message_size / 1024:.1f} KB per message "
-          f"({args.articles} articles; the bundled 4-article sample is "
-          f"{prepared.sample_size / 1024:.1f} KB)")
+    print(
+        f"size:               {prepared.message_size / 1024:.1f} KB per message "
+        f"({args.articles} articles; the bundled 4-article sample is "
+        f"{prepared.sample_size / 1024:.1f} KB)"
+    )
     sink = setup.Sink()
     try:
         source = setup.smtp_source_rate(sink.port, args.messages, prepared.message_size)
@@ -163,29 +193,39 @@ def main_run(folder: Path, args: argparse.Namespace, subscribers: int) -> None:
         assert result["sent"] == args.messages and result["status"] == "sent", result
         dispatch_rate = result["sent"] / result["seconds"]
         print(f"smtp-source rate:   {source:,.0f} msg/s")
-        print(f"Dispatch rate:      {dispatch_rate:,.0f} msg/s "
-              f"({result['seconds']:.1f} s, ledger committed as it went)")
+        print(
+            f"Dispatch rate:      {dispatch_rate:,.0f} msg/s "
+            f"({result['seconds']:.1f} s, ledger committed as it went)"
+        )
         print(f"ratio:              {dispatch_rate / source:.2f} of smtp-source (target >= 0.50)")
-        print(f"peak RSS of send:   {result['peak_rss_mb']:.0f} MB "
-              f"({result['rss_before_mb']:.0f} MB after imports; target < 200 MB)")
+        print(
+            f"peak RSS of send:   {result['peak_rss_mb']:.0f} MB "
+            f"({result['rss_before_mb']:.0f} MB after imports; target < 200 MB)"
+        )
         if args.dkim:
             (folder / "dkim").mkdir()
             signed = setup.prepare(folder / "dkim", subscribers, args.messages, args.articles)
             with_dkim = run_child(signed.db_path, signed.issue_id, sink.port, "smtp+dkim")
             rate = with_dkim["sent"] / with_dkim["seconds"]
-            print(f"Dispatch + DKIM:    {rate:,.0f} msg/s (RSA-2048 on every message; "
-                  f"{rate / source:.2f} of smtp-source)")
+            print(
+                f"Dispatch + DKIM:    {rate:,.0f} msg/s (RSA-2048 on every message; "
+                f"{rate / source:.2f} of smtp-source)"
+            )
     finally:
         sink.stop()
     naive = setup.naive_rate(prepared.db_path, prepared.issue_id, args.naive)
-    print(f"naive pipeline:     {naive:,.0f} msg/s (Jinja + premailer + EmailMessage per "
-          f"recipient, {args.naive} messages, no SMTP) = {dispatch_rate / naive:.0f}x slower "
-          "than Dispatch's send")
+    print(
+        f"naive pipeline:     {naive:,.0f} msg/s (Jinja + premailer + EmailMessage per "
+        f"recipient, {args.naive} messages, no SMTP) = {dispatch_rate / naive:.0f}x slower "
+        "than Dispatch's send"
+    )
     costs = setup.dkim_costs(setup.one_message(prepared.db_path, prepared.issue_id))
-    print(f"DKIM per message:   Dispatch RSA-2048 {costs['dispatch_rsa_ms']:.2f} ms, "
-          f"Ed25519 {costs['dispatch_ed25519_ms']:.2f} ms; dkimpy RSA-2048 "
-          f"{costs['dkimpy_rsa_ms']:.1f} ms; one send slot at Dispatch's rate is "
-          f"{4000 / dispatch_rate:.1f} ms per connection")
+    print(
+        f"DKIM per message:   Dispatch RSA-2048 {costs['dispatch_rsa_ms']:.2f} ms, "
+        f"Ed25519 {costs['dispatch_ed25519_ms']:.2f} ms; dkimpy RSA-2048 "
+        f"{costs['dkimpy_rsa_ms']:.1f} ms; one send slot at Dispatch's rate is "
+        f"{4000 / dispatch_rate:.1f} ms per connection"
+    )
 
 
 def memory_run(folder: Path, size: int, args: argparse.Namespace) -> None:
@@ -205,10 +245,12 @@ def memory_run(folder: Path, size: int, args: argparse.Namespace) -> None:
         result = run_child(prepared.db_path, prepared.issue_id, 9, "null")
         how = "null relay"
     assert result["sent"] == size, result
-    print(f"memory run {size:>9,}: peak RSS {result['peak_rss_mb']:6.1f} MB "
-          f"(after imports {result['rss_before_mb']:.0f} MB), "
-          f"{result['sent'] / result['seconds']:,.0f} msg/s via {how}, "
-          f"database built in {built:.0f} s")
+    print(
+        f"memory run {size:>9,}: peak RSS {result['peak_rss_mb']:6.1f} MB "
+        f"(after imports {result['rss_before_mb']:.0f} MB), "
+        f"{result['sent'] / result['seconds']:,.0f} msg/s via {how}, "
+        f"database built in {built:.0f} s"
+    )
 
 
 if __name__ == "__main__":

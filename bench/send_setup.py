@@ -33,23 +33,29 @@ NAMES = ["Ana", "Ben Okafor", "Cleo Marsh", "Dev Patel", "Zoë Müller", "", "O'
 
 
 def settings_for(db_path: Path, port: int = 9, dkim_key: Path | None = None) -> Settings:
-    dkim = {} if dkim_key is None else {
-        "DISPATCH_DKIM_DOMAIN": "outlet.test",
-        "DISPATCH_DKIM_SELECTOR": "bench",
-        "DISPATCH_DKIM_KEY_FILE": str(dkim_key),
-    }
-    return Settings.from_mapping({
-        **dkim,
-        "DISPATCH_DB": str(db_path),
-        "DISPATCH_FROM": FROM,
-        "DISPATCH_OUTLET_NAME": "The Riverside Ledger",
-        "DISPATCH_PAYMENT_LINK": "https://donate.stripe.com/test_bench0000",
-        "DISPATCH_PUBLIC_URL": "https://outlet.test",
-        "DISPATCH_SECRET_KEY": "bench-secret-key-not-for-production-0000",
-        "DISPATCH_SMTP_URL": f"smtp://127.0.0.1:{port}",
-        "DISPATCH_SMTP_CONCURRENCY": "4",
-        "DISPATCH_SMTP_TIMEOUT": "60",
-    })
+    dkim = (
+        {}
+        if dkim_key is None
+        else {
+            "DISPATCH_DKIM_DOMAIN": "outlet.test",
+            "DISPATCH_DKIM_SELECTOR": "bench",
+            "DISPATCH_DKIM_KEY_FILE": str(dkim_key),
+        }
+    )
+    return Settings.from_mapping(
+        {
+            **dkim,
+            "DISPATCH_DB": str(db_path),
+            "DISPATCH_FROM": FROM,
+            "DISPATCH_OUTLET_NAME": "The Riverside Ledger",
+            "DISPATCH_PAYMENT_LINK": "https://donate.stripe.com/test_bench0000",
+            "DISPATCH_PUBLIC_URL": "https://outlet.test",
+            "DISPATCH_SECRET_KEY": "bench-secret-key-not-for-production-0000",
+            "DISPATCH_SMTP_URL": f"smtp://127.0.0.1:{port}",
+            "DISPATCH_SMTP_CONCURRENCY": "4",
+            "DISPATCH_SMTP_TIMEOUT": "60",
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -73,16 +79,22 @@ def sample_message_size(folder: Path) -> int:
     site = Path(str(resources.files("dispatch") / "sample" / "site"))
     settings = settings_for(folder / "sample.sqlite3")
     with open_db(settings.db_path, create=True) as db:
-        result = build_issue(db, settings, sources=[str(site)],
-                             now=datetime(2026, 11, 21, 9, tzinfo=UTC))
+        result = build_issue(
+            db, settings, sources=[str(site)], now=datetime(2026, 11, 21, 9, tzinfo=UTC)
+        )
         assert result.issue is not None
         factory = _factory(db, settings, result.issue)
         return len(factory.build("non_donor", sample_recipient()))
 
 
 def sample_recipient(n: int = 1) -> Recipient:
-    return Recipient(email=f"reader{n}@example.test", name=NAMES[n % len(NAMES)],
-                     token=secrets.token_hex(16), unsub_token=secrets.token_urlsafe(24), key=str(n))
+    return Recipient(
+        email=f"reader{n}@example.test",
+        name=NAMES[n % len(NAMES)],
+        token=secrets.token_hex(16),
+        unsub_token=secrets.token_urlsafe(24),
+        key=str(n),
+    )
 
 
 def add_subscribers(db: Database, count: int, active: int) -> None:
@@ -90,14 +102,24 @@ def add_subscribers(db: Database, count: int, active: int) -> None:
     ``active`` are active, the rest unsubscribed."""
     now = to_db_time(utcnow())
     rows = (
-        (f"reader{i}@example.test", NAMES[i % len(NAMES)], "[]",
-         "active" if i < active else "unsubscribed", secrets.token_hex(16), "bench", now, now)
+        (
+            f"reader{i}@example.test",
+            NAMES[i % len(NAMES)],
+            "[]",
+            "active" if i < active else "unsubscribed",
+            secrets.token_hex(16),
+            "bench",
+            now,
+            now,
+        )
         for i in range(count)
     )
     with db.transaction() as conn:
         conn.executemany(
             "INSERT INTO subscribers (email, name, tags, status, unsub_token, source,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 def prepare(folder: Path, subscribers: int, active: int, articles: int) -> Prepared:
@@ -139,7 +161,8 @@ class Sink:
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
         self.proc = subprocess.Popen(
             [SINK, *user, f"127.0.0.1:{self.port}", "1000"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -166,9 +189,23 @@ def smtp_source_rate(port: int, messages: int, size: int, sessions: int = 4) -> 
     """Messages per second of Postfix's C load generator, same size, same sink."""
     start = time.perf_counter()
     subprocess.run(
-        [SOURCE, "-s", str(sessions), "-m", str(messages), "-l", str(size),
-         "-f", "news@outlet.test", "-t", "reader@example.test", f"127.0.0.1:{port}"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            SOURCE,
+            "-s",
+            str(sessions),
+            "-m",
+            str(messages),
+            "-l",
+            str(size),
+            "-f",
+            "news@outlet.test",
+            "-t",
+            "reader@example.test",
+            f"127.0.0.1:{port}",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     return messages / (time.perf_counter() - start)
 
@@ -188,10 +225,16 @@ def naive_rate(db_path: Path, issue_id: str, count: int) -> float:
         start = time.perf_counter()
         for n in range(count):
             r = sample_recipient(n)
-            links = Links(donate=f"https://donate.stripe.com/x?client_reference_id={r.token}",
-                          unsubscribe=f"https://outlet.test/u/{r.unsub_token}")
-            [variant] = renderer.render_issue(issue, personas=["non_donor"], links=links,
-                                              greeting=f"Dear {r.name}," if r.name else "Hello,")
+            links = Links(
+                donate=f"https://donate.stripe.com/x?client_reference_id={r.token}",
+                unsubscribe=f"https://outlet.test/u/{r.unsub_token}",
+            )
+            [variant] = renderer.render_issue(
+                issue,
+                personas=["non_donor"],
+                links=links,
+                greeting=f"Dear {r.name}," if r.name else "Hello,",
+            )
             msg = EmailMessage(policy=SMTP)
             msg["From"] = FROM
             msg["To"] = f"{r.name} <{r.email}>" if r.name else r.email
@@ -219,8 +262,7 @@ def dkim_costs(message: bytes, ours: int = 300, theirs: int = 20) -> dict[str, f
         result[f"dispatch_{label}_ms"] = (time.perf_counter() - start) / ours * 1000
     start = time.perf_counter()
     for _ in range(theirs):
-        dkim.sign(message, b"bench", b"outlet.test", pem,
-                  canonicalize=(b"relaxed", b"relaxed"))
+        dkim.sign(message, b"bench", b"outlet.test", pem, canonicalize=(b"relaxed", b"relaxed"))
     result["dkimpy_rsa_ms"] = (time.perf_counter() - start) / theirs * 1000
     return result
 
@@ -246,5 +288,3 @@ def machine() -> str:
 
 def to_json(data: object) -> str:
     return json.dumps(data, default=str)
-
-

@@ -41,26 +41,53 @@ def test_personas_follow_the_latest_counted_gift(db, stripe_stub, link, ledger, 
     forwarded = ledger("2026-W49", "forwarder@example.test")
     ledger("2026-W49", "never@example.test")
     ledger("2026-W49", "payer@example.test")  # gave through someone else's link
-    stripe_stub.add_session(payment_link=link["id"], token=recent, email="recent@example.test",
-                            created=_unix(NOW - timedelta(days=3)))
-    stripe_stub.add_session(payment_link=link["id"], token=lapsed, email="lapsed@example.test",
-                            created=_unix(NOW - timedelta(days=200)))
-    stripe_stub.add_session(payment_link=link["id"], token=ancient, email="ancient@example.test",
-                            created=_unix(NOW - timedelta(days=500)))
-    gone = stripe_stub.add_session(payment_link=link["id"], token=refunded,
-                                   email="refunded@example.test",
-                                   created=_unix(NOW - timedelta(days=2)))
-    stripe_stub.add_session(payment_link=link["id"], token=forwarded, email="PAYER@example.test",
-                            created=_unix(NOW - timedelta(days=1)))
+    stripe_stub.add_session(
+        payment_link=link["id"],
+        token=recent,
+        email="recent@example.test",
+        created=_unix(NOW - timedelta(days=3)),
+    )
+    stripe_stub.add_session(
+        payment_link=link["id"],
+        token=lapsed,
+        email="lapsed@example.test",
+        created=_unix(NOW - timedelta(days=200)),
+    )
+    stripe_stub.add_session(
+        payment_link=link["id"],
+        token=ancient,
+        email="ancient@example.test",
+        created=_unix(NOW - timedelta(days=500)),
+    )
+    gone = stripe_stub.add_session(
+        payment_link=link["id"],
+        token=refunded,
+        email="refunded@example.test",
+        created=_unix(NOW - timedelta(days=2)),
+    )
+    stripe_stub.add_session(
+        payment_link=link["id"],
+        token=forwarded,
+        email="PAYER@example.test",
+        created=_unix(NOW - timedelta(days=1)),
+    )
     stripe_stub.add_refund(gone, gone["amount_total"])
     sync()
 
     found = donations.donor_personas(db, NOW, recent_days=30, lapsed_days=365)
 
-    named = {email: found.get(_subscriber_id(db, email), "non_donor") for email in (
-        "recent@example.test", "lapsed@example.test", "ancient@example.test",
-        "refunded@example.test", "forwarder@example.test", "never@example.test",
-        "payer@example.test")}
+    named = {
+        email: found.get(_subscriber_id(db, email), "non_donor")
+        for email in (
+            "recent@example.test",
+            "lapsed@example.test",
+            "ancient@example.test",
+            "refunded@example.test",
+            "forwarder@example.test",
+            "never@example.test",
+            "payer@example.test",
+        )
+    }
     assert named == {
         "recent@example.test": "recent_donor",
         "lapsed@example.test": "lapsed_donor",
@@ -76,50 +103,107 @@ def test_personas_follow_the_latest_counted_gift(db, stripe_stub, link, ledger, 
     assert _subscriber_id(db, "refunded@example.test") not in donors
 
 
-def test_campaign_progress_counts_net_gifts_in_its_currency_and_dates(db, stripe_stub, link,
-                                                                       sync):
-    campaigns.create_campaign(db, name="Winter drive", goal_minor=100000, currency="usd",
-                              starts_on=date(2026, 12, 1), ends_on=date(2026, 12, 31))
+def test_campaign_progress_counts_net_gifts_in_its_currency_and_dates(db, stripe_stub, link, sync):
+    campaigns.create_campaign(
+        db,
+        name="Winter drive",
+        goal_minor=100000,
+        currency="usd",
+        starts_on=date(2026, 12, 1),
+        ends_on=date(2026, 12, 31),
+    )
     inside = _unix(datetime(2026, 12, 5, tzinfo=UTC))
-    partly = stripe_stub.add_session(payment_link=link["id"], amount=5000, created=inside,
-                                     email="a@example.test")
-    stripe_stub.add_session(payment_link=link["id"], amount=2500, created=inside,
-                            email="b@example.test")
+    partly = stripe_stub.add_session(
+        payment_link=link["id"], amount=5000, created=inside, email="a@example.test"
+    )
+    stripe_stub.add_session(
+        payment_link=link["id"], amount=2500, created=inside, email="b@example.test"
+    )
     stripe_stub.add_session(payment_link=link["id"], amount=9999, currency="eur", created=inside)
-    stripe_stub.add_session(payment_link=link["id"], amount=7777,
-                            created=_unix(datetime(2026, 11, 30, 23, 59, tzinfo=UTC)))
-    stripe_stub.add_session(payment_link=link["id"], amount=1234, created=inside,
-                            payment_status="unpaid")
+    stripe_stub.add_session(
+        payment_link=link["id"],
+        amount=7777,
+        created=_unix(datetime(2026, 11, 30, 23, 59, tzinfo=UTC)),
+    )
+    stripe_stub.add_session(
+        payment_link=link["id"], amount=1234, created=inside, payment_status="unpaid"
+    )
     stripe_stub.add_refund(partly, 1000)
     sync()
 
     progress = donations.active_campaign_progress(db, NOW)
 
-    assert progress == CampaignProgress(name="Winter drive", goal_minor=100000, currency="usd",
-                                        raised_minor=6500, donors=2, ends_on="2026-12-31")
+    assert progress == CampaignProgress(
+        name="Winter drive",
+        goal_minor=100000,
+        currency="usd",
+        raised_minor=6500,
+        donors=2,
+        ends_on="2026-12-31",
+    )
     assert progress.percent == 6
     assert donations.active_campaign_progress(db, datetime(2027, 1, 1, tzinfo=UTC)) is None
 
 
 def test_campaign_dates_and_goal_are_checked(db):
     with pytest.raises(InputError, match="ends"):
-        campaigns.create_campaign(db, name="x", goal_minor=100, currency="usd",
-                                  starts_on=date(2026, 12, 2), ends_on=date(2026, 12, 1))
-    campaigns.create_campaign(db, name="x", goal_minor=100, currency="usd",
-                              starts_on=date(2026, 12, 1), ends_on=date(2026, 12, 1))
+        campaigns.create_campaign(
+            db,
+            name="x",
+            goal_minor=100,
+            currency="usd",
+            starts_on=date(2026, 12, 2),
+            ends_on=date(2026, 12, 1),
+        )
+    campaigns.create_campaign(
+        db,
+        name="x",
+        goal_minor=100,
+        currency="usd",
+        starts_on=date(2026, 12, 1),
+        ends_on=date(2026, 12, 1),
+    )
     with pytest.raises(InputError, match="already exists"):
-        campaigns.create_campaign(db, name="x", goal_minor=100, currency="usd",
-                                  starts_on=date(2026, 12, 1), ends_on=date(2026, 12, 1))
+        campaigns.create_campaign(
+            db,
+            name="x",
+            goal_minor=100,
+            currency="usd",
+            starts_on=date(2026, 12, 1),
+            ends_on=date(2026, 12, 1),
+        )
 
 
 def test_campaign_cli_create_and_list(run_cli):
-    made = run_cli("campaign", "create", "Winter drive", "--goal", "5000", "--currency", "jpy",
-                   "--start", "2026-12-01", "--end", "2026-12-31")
+    made = run_cli(
+        "campaign",
+        "create",
+        "Winter drive",
+        "--goal",
+        "5000",
+        "--currency",
+        "jpy",
+        "--start",
+        "2026-12-01",
+        "--end",
+        "2026-12-31",
+    )
     assert made.exit_code == 0, made.output
     assert "¥5,000" in made.output
     listed = run_cli("campaign", "list", "--json")
     assert listed.exit_code == 0
     assert '"goal_minor": 5000' in listed.output and '"currency": "jpy"' in listed.output
-    bad = run_cli("campaign", "create", "Other", "--goal", "12.5", "--currency", "jpy",
-                  "--start", "2026-12-01", "--end", "2026-12-31")
+    bad = run_cli(
+        "campaign",
+        "create",
+        "Other",
+        "--goal",
+        "12.5",
+        "--currency",
+        "jpy",
+        "--start",
+        "2026-12-01",
+        "--end",
+        "2026-12-31",
+    )
     assert bad.exit_code == 1 and "decimal places" in bad.output

@@ -97,23 +97,39 @@ def test_dispatchs_own_personal_messages_sign_and_verify(rsa_pem) -> None:
     from dispatch.models import PLACEHOLDERS, RenderedVariant
     from dispatch.render.message import MessageConfig, MessageFactory, Recipient
 
-    html = (f"<html><body>\n  <p>{PLACEHOLDERS['GREETING']}</p>\n"
-            + "    <p>The council   voted on the budget. Café ✓</p>\n" * 200
-            + f"  <p><a href=\"{PLACEHOLDERS['DONATE_URL']}\">Donate</a></p>\n</body></html>\n")
+    html = (
+        f"<html><body>\n  <p>{PLACEHOLDERS['GREETING']}</p>\n"
+        + "    <p>The council   voted on the budget. Café ✓</p>\n" * 200
+        + f'  <p><a href="{PLACEHOLDERS["DONATE_URL"]}">Donate</a></p>\n</body></html>\n'
+    )
     text = f"{PLACEHOLDERS['GREETING']}\n\nThe council voted.\n\n{PLACEHOLDERS['DONATE_URL']}\n"
     factory = MessageFactory(
         "2026-W48",
-        {"non_donor": RenderedVariant("non_donor", "Flood defences: what was decided ✓", html,
-                                      text)},
-        MessageConfig(from_name="The Riverside Ledger", from_address="news@outlet.test",
-                      payment_link="https://donate.stripe.com/test_x", secret=b"k" * 32,
-                      public_url="https://outlet.test"),
+        {
+            "non_donor": RenderedVariant(
+                "non_donor", "Flood defences: what was decided ✓", html, text
+            )
+        },
+        MessageConfig(
+            from_name="The Riverside Ledger",
+            from_address="news@outlet.test",
+            payment_link="https://donate.stripe.com/test_x",
+            secret=b"k" * 32,
+            public_url="https://outlet.test",
+        ),
     )
     signer = DkimSigner(DOMAIN, SELECTOR, rsa_pem)
-    for n, name in enumerate(["Zoë Müller", "O'Brien, Pat \"the pen\"", ""]):
-        built = factory.build("non_donor", Recipient(
-            email=f"r{n}@example.test", name=name, token=f"tok{n}", unsub_token=f"u{n}",
-            key=str(n + 1)))
+    for n, name in enumerate(["Zoë Müller", 'O\'Brien, Pat "the pen"', ""]):
+        built = factory.build(
+            "non_donor",
+            Recipient(
+                email=f"r{n}@example.test",
+                name=name,
+                token=f"tok{n}",
+                unsub_token=f"u{n}",
+                key=str(n + 1),
+            ),
+        )
         assert verify(signer.sign(built), signer)
 
 
@@ -171,12 +187,22 @@ def test_a_key_for_another_message_does_not_verify(rsa_pem) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"\r\n", b"\r\n\r\n", b"a  b \t\r\n\r\n", b" x\r\n\ty \r\n", b"no end", b"a\rb\r\n",
-     b"a\t \tb     c \t \r\n  \r\n\t\r\n", b"   \r\nx"],
+    [
+        b"",
+        b"\r\n",
+        b"\r\n\r\n",
+        b"a  b \t\r\n\r\n",
+        b" x\r\n\ty \r\n",
+        b"no end",
+        b"a\rb\r\n",
+        b"a\t \tb     c \t \r\n  \r\n\t\r\n",
+        b"   \r\nx",
+    ],
 )
 def test_body_canonicalisation_matches_dkimpy(body: bytes) -> None:
-    expected = Relaxed.canonicalize_body(body if body.endswith(b"\r\n") or not body
-                                         else body + b"\r\n")
+    expected = Relaxed.canonicalize_body(
+        body if body.endswith(b"\r\n") or not body else body + b"\r\n"
+    )
     assert relaxed_body(body) == expected
 
 
@@ -213,8 +239,11 @@ def test_half_configured_dkim_names_the_missing_variables(make_settings, tmp_pat
 
 def test_unreadable_key_file_is_named(make_settings, tmp_path) -> None:
     missing = tmp_path / "nope.pem"
-    settings = make_settings(DISPATCH_DKIM_DOMAIN=DOMAIN, DISPATCH_DKIM_SELECTOR=SELECTOR,
-                             DISPATCH_DKIM_KEY_FILE=str(missing))
+    settings = make_settings(
+        DISPATCH_DKIM_DOMAIN=DOMAIN,
+        DISPATCH_DKIM_SELECTOR=SELECTOR,
+        DISPATCH_DKIM_KEY_FILE=str(missing),
+    )
     with pytest.raises(ConfigError, match="DISPATCH_DKIM_KEY_FILE .*nope.pem cannot be read"):
         signer_from_settings(settings)
 
@@ -222,8 +251,11 @@ def test_unreadable_key_file_is_named(make_settings, tmp_path) -> None:
 def test_a_file_that_is_not_a_key_is_named_without_its_content(make_settings, tmp_path) -> None:
     bogus = tmp_path / "bogus.pem"
     bogus.write_text("-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWlzaA==\n-----END PRIVATE KEY-----\n")
-    settings = make_settings(DISPATCH_DKIM_DOMAIN=DOMAIN, DISPATCH_DKIM_SELECTOR=SELECTOR,
-                             DISPATCH_DKIM_KEY_FILE=str(bogus))
+    settings = make_settings(
+        DISPATCH_DKIM_DOMAIN=DOMAIN,
+        DISPATCH_DKIM_SELECTOR=SELECTOR,
+        DISPATCH_DKIM_KEY_FILE=str(bogus),
+    )
     with pytest.raises(ConfigError, match="not a usable DKIM key") as info:
         signer_from_settings(settings)
     assert "c2VjcmV0" not in str(info.value)
@@ -232,8 +264,11 @@ def test_a_file_that_is_not_a_key_is_named_without_its_content(make_settings, tm
 def test_configured_signer_signs_verifiable_mail(make_settings, tmp_path, ed_pem) -> None:
     key = tmp_path / "dkim.pem"
     key.write_bytes(ed_pem)
-    settings = make_settings(DISPATCH_DKIM_DOMAIN=DOMAIN, DISPATCH_DKIM_SELECTOR=SELECTOR,
-                             DISPATCH_DKIM_KEY_FILE=str(key))
+    settings = make_settings(
+        DISPATCH_DKIM_DOMAIN=DOMAIN,
+        DISPATCH_DKIM_SELECTOR=SELECTOR,
+        DISPATCH_DKIM_KEY_FILE=str(key),
+    )
     signer = signer_from_settings(settings)
     assert signer is not None and signer.algorithm == "ed25519-sha256"
     assert verify(signer.sign(MESSAGES["non-ascii subject and name"]), signer)
@@ -244,8 +279,9 @@ def test_configured_signer_signs_verifiable_mail(make_settings, tmp_path, ed_pem
 
 def test_keygen_writes_a_private_key_0600_and_prints_the_record(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "dkim.pem"
-    result = run_cli("dkim", "keygen", "--selector", SELECTOR, "--domain", DOMAIN,
-                     "--out", str(out))
+    result = run_cli(
+        "dkim", "keygen", "--selector", SELECTOR, "--domain", DOMAIN, "--out", str(out)
+    )
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert f"{SELECTOR}._domainkey.{DOMAIN}.  IN  TXT" in result.output
@@ -259,12 +295,25 @@ def test_keygen_writes_a_private_key_0600_and_prints_the_record(run_cli, tmp_pat
 def test_keygen_refuses_to_overwrite_without_force(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "dkim.pem"
     out.write_text("keep me")
-    result = run_cli("dkim", "keygen", "--selector", SELECTOR, "--domain", DOMAIN,
-                     "--out", str(out))
+    result = run_cli(
+        "dkim", "keygen", "--selector", SELECTOR, "--domain", DOMAIN, "--out", str(out)
+    )
     assert result.exit_code == 1
     assert "already exists" in result.output and out.read_text() == "keep me"
-    forced = run_cli("dkim", "keygen", "--selector", SELECTOR, "--domain", DOMAIN,
-                     "--out", str(out), "--force", "--algorithm", "ed25519", "--json")
+    forced = run_cli(
+        "dkim",
+        "keygen",
+        "--selector",
+        SELECTOR,
+        "--domain",
+        DOMAIN,
+        "--out",
+        str(out),
+        "--force",
+        "--algorithm",
+        "ed25519",
+        "--json",
+    )
     assert forced.exit_code == 0, forced.output
     assert '"algorithm": "ed25519-sha256"' in forced.output
 
@@ -272,8 +321,11 @@ def test_keygen_refuses_to_overwrite_without_force(run_cli, tmp_path: Path) -> N
 def test_record_shows_the_configured_keys_txt_value(run_cli, tmp_path: Path, rsa_pem) -> None:
     key = tmp_path / "dkim.pem"
     key.write_bytes(rsa_pem)
-    env = {"DISPATCH_DKIM_DOMAIN": DOMAIN, "DISPATCH_DKIM_SELECTOR": SELECTOR,
-           "DISPATCH_DKIM_KEY_FILE": str(key)}
+    env = {
+        "DISPATCH_DKIM_DOMAIN": DOMAIN,
+        "DISPATCH_DKIM_SELECTOR": SELECTOR,
+        "DISPATCH_DKIM_KEY_FILE": str(key),
+    }
     result = run_cli("dkim", "record", "--json", env=env)
     assert result.exit_code == 0, result.output
     assert DkimSigner(DOMAIN, SELECTOR, rsa_pem).dns_record() in result.output

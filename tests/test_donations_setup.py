@@ -15,8 +15,9 @@ from dispatch.store import donations as store
 def test_setup_creates_product_pay_what_you_want_price_and_donate_link(
     db, make_settings, stripe_env, stripe_stub
 ):
-    settings = make_settings(**stripe_env, DISPATCH_OUTLET_NAME="The Valley Ledger",
-                             DISPATCH_CURRENCY="eur")
+    settings = make_settings(
+        **stripe_env, DISPATCH_OUTLET_NAME="The Valley Ledger", DISPATCH_CURRENCY="eur"
+    )
     result = setup_donations(db, settings, preset="15")
 
     products = stripe_stub.calls("POST", "/v1/products")
@@ -40,8 +41,9 @@ def test_setup_creates_product_pay_what_you_want_price_and_donate_link(
     assert store.stripe_mode(db) == "test"
 
 
-def test_setup_twice_finds_the_stored_link_and_creates_nothing(db, make_settings, stripe_env,
-                                                               stripe_stub, run_cli):
+def test_setup_twice_finds_the_stored_link_and_creates_nothing(
+    db, make_settings, stripe_env, stripe_stub, run_cli
+):
     first = run_cli("donations", "setup", "--json", env=stripe_env)
     assert first.exit_code == 0, first.output
     stripe_stub.requests.clear()
@@ -91,15 +93,23 @@ def test_a_key_that_is_not_a_stripe_key_is_refused(run_cli, stripe_env):
     assert "hunter2" not in result.output
 
 
-@pytest.mark.parametrize(("text", "currency", "minor"), [
-    ("12.50", "usd", 1250), ("10", "eur", 1000), ("1000", "jpy", 1000), ("1.5", "kwd", 1500),
-])
+@pytest.mark.parametrize(
+    ("text", "currency", "minor"),
+    [
+        ("12.50", "usd", 1250),
+        ("10", "eur", 1000),
+        ("1000", "jpy", 1000),
+        ("1.5", "kwd", 1500),
+    ],
+)
 def test_amounts_in_major_units_become_minor_units(text, currency, minor):
     assert to_minor_units(text, currency) == minor
 
 
-@pytest.mark.parametrize(("text", "currency"), [("12.345", "usd"), ("10.5", "jpy"), ("-1", "usd"),
-                                                ("ten", "usd"), ("0", "eur")])
+@pytest.mark.parametrize(
+    ("text", "currency"),
+    [("12.345", "usd"), ("10.5", "jpy"), ("-1", "usd"), ("ten", "usd"), ("0", "eur")],
+)
 def test_bad_amounts_are_refused(text, currency):
     with pytest.raises(InputError):
         to_minor_units(text, currency)

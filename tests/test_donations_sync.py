@@ -29,8 +29,12 @@ def _by_session(db):
 
 def test_more_than_a_page_of_sessions_is_read_to_the_end(db, settings, stripe_stub, link, ledger):
     token = ledger("2026-W47", "ana@example.test")
-    ids = [stripe_stub.add_session(payment_link=link["id"], amount=500 + i,
-                                   token=token if i == 0 else None)["id"] for i in range(230)]
+    ids = [
+        stripe_stub.add_session(
+            payment_link=link["id"], amount=500 + i, token=token if i == 0 else None
+        )["id"]
+        for i in range(230)
+    ]
     # A session of another link of the same account is not a donation.
     other = stripe_stub.add_payment_link()
     stripe_stub.add_session(payment_link=other["id"], amount=99999)
@@ -56,8 +60,9 @@ def test_more_than_a_page_of_sessions_is_read_to_the_end(db, settings, stripe_st
     assert store.get_cursor(db, f"sessions:{link['id']}") == newest
 
 
-def test_second_sync_overlaps_the_cursor_and_counts_nothing_twice(db, settings, stripe_stub, link,
-                                                                   ledger):
+def test_second_sync_overlaps_the_cursor_and_counts_nothing_twice(
+    db, settings, stripe_stub, link, ledger
+):
     token = ledger("2026-W47", "ana@example.test")
     stripe_stub.add_session(payment_link=link["id"], amount=2500, token=token)
     first = sync_donations(db, settings)
@@ -77,13 +82,14 @@ def test_second_sync_overlaps_the_cursor_and_counts_nothing_twice(db, settings, 
     assert rows[0]["issue_id"] == "2026-W47"
 
 
-def test_unpaid_session_is_pending_then_paid_after_a_later_sync(db, settings, stripe_stub, link,
-                                                                ledger):
+def test_unpaid_session_is_pending_then_paid_after_a_later_sync(
+    db, settings, stripe_stub, link, ledger
+):
     token = ledger("2026-W47", "ana@example.test")
-    late = stripe_stub.add_session(payment_link=link["id"], amount=4000, token=token,
-                                   payment_status="unpaid")
-    failing = stripe_stub.add_session(payment_link=link["id"], amount=3000,
-                                      payment_status="unpaid")
+    late = stripe_stub.add_session(
+        payment_link=link["id"], amount=4000, token=token, payment_status="unpaid"
+    )
+    failing = stripe_stub.add_session(payment_link=link["id"], amount=3000, payment_status="unpaid")
     result = sync_donations(db, settings)
     assert result.counts["pending"] == 2
     assert {r["status"] for r in store.list_donations(db)} == {"pending"}
@@ -104,10 +110,10 @@ def test_unpaid_session_is_pending_then_paid_after_a_later_sync(db, settings, st
     assert reads and reads[0].query["expand"] == ["payment_intent"]
 
 
-def test_pending_session_older_than_the_overlap_is_rechecked_by_id(db, settings, stripe_stub,
-                                                                   link):
-    old = stripe_stub.add_session(payment_link=link["id"], payment_status="unpaid",
-                                  created=1_700_000_000)
+def test_pending_session_older_than_the_overlap_is_rechecked_by_id(db, settings, stripe_stub, link):
+    old = stripe_stub.add_session(
+        payment_link=link["id"], payment_status="unpaid", created=1_700_000_000
+    )
     stripe_stub.add_session(payment_link=link["id"], created=1_700_000_000 + 10 * 86400)
     sync_donations(db, settings)
     stripe_stub.settle(old["id"], succeeded=True)
@@ -170,8 +176,9 @@ def test_tokens_map_to_subscriber_and_issue_and_unknown_ones_stay_unattributed(
     token = ledger("2026-W47", "Ana@Example.test")
     forwarded = ledger("2026-W47", "bo@example.test")
     own = stripe_stub.add_session(payment_link=link["id"], token=token, email="ana@example.TEST")
-    fwd = stripe_stub.add_session(payment_link=link["id"], token=forwarded,
-                                  email="friend@example.test")
+    fwd = stripe_stub.add_session(
+        payment_link=link["id"], token=forwarded, email="friend@example.test"
+    )
     none = stripe_stub.add_session(payment_link=link["id"], token=None)
     unknown = stripe_stub.add_session(payment_link=link["id"], token="nosuchtoken123")
 
@@ -256,8 +263,9 @@ def test_key_of_the_other_mode_than_the_database_is_refused_before_any_request(
     sync_donations(db, settings)
     assert store.stripe_mode(db) == "test"
     stripe_stub.requests.clear()
-    live = make_settings(**dict(stripe_env, STRIPE_SECRET_KEY=LIVE_KEY,
-                                DISPATCH_PAYMENT_LINK=link["url"]))
+    live = make_settings(
+        **dict(stripe_env, STRIPE_SECRET_KEY=LIVE_KEY, DISPATCH_PAYMENT_LINK=link["url"])
+    )
     with pytest.raises(DonationError, match="live-mode key but this database holds test-mode"):
         sync_donations(db, live)
     assert stripe_stub.requests == []
@@ -290,11 +298,13 @@ def test_restricted_key_is_sent_as_bearer_and_never_logged(
     assert TEST_KEY not in seen
 
 
-def test_forgetting_a_subscriber_erases_their_address_from_their_gifts(db, settings, stripe_stub,
-                                                                       link, ledger, run_cli):
+def test_forgetting_a_subscriber_erases_their_address_from_their_gifts(
+    db, settings, stripe_stub, link, ledger, run_cli
+):
     token = ledger("2026-W47", "ana@example.org")
-    stripe_stub.add_session(payment_link=link["id"], amount=2500, token=token,
-                            email="Ana@Example.org")
+    stripe_stub.add_session(
+        payment_link=link["id"], amount=2500, token=token, email="Ana@Example.org"
+    )
     sync_donations(db, settings)
     result = run_cli("subscribers", "forget", "ana@example.org")
     assert result.exit_code == 0, result.output
@@ -303,8 +313,9 @@ def test_forgetting_a_subscriber_erases_their_address_from_their_gifts(db, setti
     assert row["amount_minor"] == 2500 and row["issue_id"] == "2026-W47"
 
 
-def test_the_same_session_by_webhook_then_sync_counts_once(db, settings, stripe_stub, link,
-                                                           ledger, run_cli):
+def test_the_same_session_by_webhook_then_sync_counts_once(
+    db, settings, stripe_stub, link, ledger, run_cli
+):
     from dispatch.jobs.donations import record_checkout_session
 
     sync_donations(db, settings)  # adopts the link
@@ -318,8 +329,12 @@ def test_the_same_session_by_webhook_then_sync_counts_once(db, settings, stripe_
     assert result.counts["new"] == 0 and result.counts["unchanged"] == 1
     [row] = store.list_donations(db)
     assert row["source"] == "webhook" and row["amount_minor"] == 1500
-    listed = run_cli("donations", "list", "--json", env={
-        "STRIPE_SECRET_KEY": TEST_KEY, "STRIPE_API_BASE": stripe_stub.url})
+    listed = run_cli(
+        "donations",
+        "list",
+        "--json",
+        env={"STRIPE_SECRET_KEY": TEST_KEY, "STRIPE_API_BASE": stripe_stub.url},
+    )
     [item] = json.loads(listed.stdout)
     assert item["issue"] == "2026-W47" and item["net_minor"] == 1500
     assert token not in listed.output and "ana@example.test" not in listed.output

@@ -57,8 +57,9 @@ def test_web_blueprints_import_their_helpers_from_a_sibling_not_the_package() ->
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module == "dispatch.web":
                 # A sibling module by name is fine; a name defined in __init__ is the loop.
-                offenders += [f"{path.name}: {a.name}" for a in node.names
-                              if a.name not in siblings]
+                offenders += [
+                    f"{path.name}: {a.name}" for a in node.names if a.name not in siblings
+                ]
     assert not offenders, offenders
 
 

@@ -30,12 +30,15 @@ def seeded(db, ledger, stripe_stub, link, run_cli, env):
     ledger("2026-W47", "cy@example.test", state="failed")
     ana48 = ledger("2026-W48", "ana@example.test", sent_at="2026-11-27T08:00:00+00:00")
     ledger("2026-W48", "bo@example.test")
-    first = stripe_stub.add_session(payment_link=link["id"], amount=2500, token=ana,
-                                    email="ana@example.test")
-    stripe_stub.add_session(payment_link=link["id"], amount=1000, currency="eur", token=bo,
-                            email="bo@example.test")
-    stripe_stub.add_session(payment_link=link["id"], amount=3000, currency="jpy", token=ana48,
-                            email="ana@example.test")
+    first = stripe_stub.add_session(
+        payment_link=link["id"], amount=2500, token=ana, email="ana@example.test"
+    )
+    stripe_stub.add_session(
+        payment_link=link["id"], amount=1000, currency="eur", token=bo, email="bo@example.test"
+    )
+    stripe_stub.add_session(
+        payment_link=link["id"], amount=3000, currency="jpy", token=ana48, email="ana@example.test"
+    )
     stripe_stub.add_session(payment_link=link["id"], amount=700, token=None)
     stripe_stub.add_refund(first, 500)
     now = to_db_time(utcnow())
@@ -48,10 +51,14 @@ def seeded(db, ledger, stripe_stub, link, run_cli, env):
         conn.execute("INSERT INTO clicks (token, clicked_at) VALUES (?, ?)", (bo, scanner))
         conn.execute(
             "INSERT INTO bounces (message_key, issue_id, kind, received_at)"
-            " VALUES ('m1', '2026-W47', 'hard', ?)", (now,))
+            " VALUES ('m1', '2026-W47', 'hard', ?)",
+            (now,),
+        )
         conn.execute(
             "UPDATE subscribers SET status = 'unsubscribed', status_changed_at = ?"
-            " WHERE email = 'bo@example.test'", ("2999-01-01T00:00:00+00:00",))
+            " WHERE email = 'bo@example.test'",
+            ("2999-01-01T00:00:00+00:00",),
+        )
     assert run_cli("donations", "sync", env=env).exit_code == 0
 
 

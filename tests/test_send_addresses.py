@@ -9,8 +9,9 @@ from dispatch.store import subscribers as subscriber_store
 from tests.plugins.smtp import add_subscribers, create_sample_issue
 
 
-def test_an_internationalised_domain_is_stored_and_sent_in_ascii(db, run_cli, smtp_server,
-                                                                  smtp_env, tmp_path):
+def test_an_internationalised_domain_is_stored_and_sent_in_ascii(
+    db, run_cli, smtp_server, smtp_env, tmp_path
+):
     csv = tmp_path / "idn.csv"
     csv.write_text(
         "email,name\nana@bücher.example,Ana\nñandú@example.com,Ñandú\nbo@example.org,Bo\n",
@@ -72,14 +73,24 @@ def test_one_click_post_is_offered_only_for_an_https_url(db, run_cli, smtp_serve
     assert msg["List-Unsubscribe-Post"] is None
 
 
-def test_a_digest_is_rendered_again_as_its_send_starts(db, run_cli, smtp_server, smtp_env,
-                                                       write_feed):
+def test_a_digest_is_rendered_again_as_its_send_starts(
+    db, run_cli, smtp_server, smtp_env, write_feed
+):
     """Built before the web service was set up; sent after: the copies link to the archive."""
     from datetime import UTC, datetime
 
     feed = write_feed([("Budget vote", "https://news.test/b", datetime(2026, 11, 18, tzinfo=UTC))])
-    built = run_cli("build", "--source", str(feed), "--since", "2026-11-16", "--until",
-                    "2026-11-22", "--json", env=smtp_env)
+    built = run_cli(
+        "build",
+        "--source",
+        str(feed),
+        "--since",
+        "2026-11-16",
+        "--until",
+        "2026-11-22",
+        "--json",
+        env=smtp_env,
+    )
     issue = json.loads(built.stdout)["issue"]
     add_subscribers(db, [("ana@example.org", "Ana")])
     env = {**smtp_env, "DISPATCH_PUBLIC_URL": "https://news.outlet.test"}

@@ -26,8 +26,15 @@ MESSAGE = b"Subject: hi\r\n\r\n.leading dot\r\nbody\r\n"
         ("smtp://relay.example.org", "relay.example.org", 25, False, "auto", "", ""),
         # a password over the network: STARTTLS becomes required, never skipped in clear
         ("smtp://u:p@relay.example.org:587", "relay.example.org", 587, False, "require", "u", "p"),
-        ("smtp://u:p@relay.example.org:587?starttls=never", "relay.example.org", 587, False,
-         "never", "u", "p"),
+        (
+            "smtp://u:p@relay.example.org:587?starttls=never",
+            "relay.example.org",
+            587,
+            False,
+            "never",
+            "u",
+            "p",
+        ),
         (
             "smtps://apikey:s%2Fe%40c%3Ar%25et@smtp.example.com",
             "smtp.example.com",

@@ -70,21 +70,25 @@ def test_one_click_post_unsubscribes_without_cookie_or_csrf_and_is_idempotent(cl
 
 def test_one_click_post_as_multipart_form_data(client, db, sent):
     token = sent.readers["ana@example.org"].unsub_token
-    response = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"},
-                           content_type="multipart/form-data")
+    response = client.post(
+        f"/u/{token}", data={"List-Unsubscribe": "One-Click"}, content_type="multipart/form-data"
+    )
     assert response.status_code == 200
     assert status_of(db, "ana@example.org") == "unsubscribed"
 
 
-@pytest.mark.parametrize("alter", [
-    lambda t: t[:-1],
-    lambda t: t + "A",
-    lambda t: t[:-1] + ("B" if t[-1] != "B" else "C"),
-    lambda t: t.upper() if t.upper() != t else t.lower(),
-    lambda t: "x" * 32,
-    lambda t: t + "%00",
-    lambda t: "A" * 300,
-])
+@pytest.mark.parametrize(
+    "alter",
+    [
+        lambda t: t[:-1],
+        lambda t: t + "A",
+        lambda t: t[:-1] + ("B" if t[-1] != "B" else "C"),
+        lambda t: t.upper() if t.upper() != t else t.lower(),
+        lambda t: "x" * 32,
+        lambda t: t + "%00",
+        lambda t: "A" * 300,
+    ],
+)
 def test_forged_or_altered_unsubscribe_token_is_refused_and_changes_nothing(
     client, db, sent, alter
 ):
@@ -98,8 +102,9 @@ def test_forged_or_altered_unsubscribe_token_is_refused_and_changes_nothing(
 
 def test_button_then_resubscribe_with_the_same_token(client, db, sent):
     token = sent.readers["ben+news@example.org"].unsub_token
-    page = client.post(f"/u/{token}", data={"action": "unsubscribe",
-                                            "List-Unsubscribe": "One-Click"})
+    page = client.post(
+        f"/u/{token}", data={"action": "unsubscribe", "List-Unsubscribe": "One-Click"}
+    )
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "You are unsubscribed" in html and f'action="/u/{token}/resubscribe"' in html
@@ -148,12 +153,15 @@ def test_click_is_counted_and_redirects_exactly_to_the_payment_link(client, db, 
     assert web_store.click_count(db, reader.token) == 2
 
 
-@pytest.mark.parametrize("query", [
-    "?next=https://evil.example/",
-    "?url=//evil.example&redirect=https%3A%2F%2Fevil.example",
-    "?client_reference_id=someone-else&prefilled_email=eve%40evil.example",
-    "?return_to=javascript:alert(1)",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?next=https://evil.example/",
+        "?url=//evil.example&redirect=https%3A%2F%2Fevil.example",
+        "?client_reference_id=someone-else&prefilled_email=eve%40evil.example",
+        "?return_to=javascript:alert(1)",
+    ],
+)
 def test_redirect_ignores_the_query_string(client, sent, query):
     reader = sent.readers["ana@example.org"]
     response = client.get(f"/d/{reader.token}{query}")
@@ -196,8 +204,13 @@ def test_forgotten_reader_is_redirected_without_their_address(client, db, sent):
 def test_payment_link_stored_by_donations_setup_is_used(make_web_app, db, sent):
     from dispatch.store import donations
 
-    donations.save_payment_link(db, link_id="plink_123", url="https://buy.stripe.com/test_setup",
-                                kind="custom", livemode=False)
+    donations.save_payment_link(
+        db,
+        link_id="plink_123",
+        url="https://buy.stripe.com/test_setup",
+        kind="custom",
+        livemode=False,
+    )
     client = make_web_app(DISPATCH_PAYMENT_LINK="").test_client()
     token = sent.readers["ana@example.org"].token
     location = client.get(f"/d/{token}").headers["Location"]
@@ -234,8 +247,13 @@ def test_archived_issue_carries_nothing_personal(client, sent):
     assert f'href="{PAYMENT_LINK}"' in html
     assert "%%DISPATCH_" not in html
     for reader in sent.readers.values():
-        for secret in (reader.email, reader.token, reader.unsub_token, reader.name,
-                       reader.name.split()[0]):
+        for secret in (
+            reader.email,
+            reader.token,
+            reader.unsub_token,
+            reader.name,
+            reader.name.split()[0],
+        ):
             assert secret not in html
     assert "client_reference_id" not in html and "prefilled_email" not in html
     assert "/u/" not in html and "/d/" not in html
@@ -244,13 +262,18 @@ def test_archived_issue_carries_nothing_personal(client, sent):
 # -- headers, limits, logs -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/", "/subscribe", "/archive/", "/u/nope", "/d/nope",
-                                  "/confirm/nope", "/healthz"])
+@pytest.mark.parametrize(
+    "path", ["/", "/subscribe", "/archive/", "/u/nope", "/d/nope", "/confirm/nope", "/healthz"]
+)
 def test_every_response_has_the_security_headers(client, path):
     headers = client.get(path).headers
     csp = headers["Content-Security-Policy"]
-    for part in ("default-src 'self'", "style-src 'self' 'unsafe-inline'",
-                 "img-src https: data:", "frame-ancestors 'none'"):
+    for part in (
+        "default-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src https: data:",
+        "frame-ancestors 'none'",
+    ):
         assert part in csp
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["X-Frame-Options"] == "DENY"
@@ -274,13 +297,13 @@ def test_rate_limiter_sliding_window():
 
 def test_redaction_removes_tokens_and_queries():
     line = '"GET /u/AbC_123-x HTTP/1.1" 200 /d/tok?e=a%40b /confirm/zz /archive/2026-W47'
-    assert redact(line) == ('"GET /u/[token] HTTP/1.1" 200 /d/[token]?[query] '
-                            '/confirm/[token] /archive/2026-W47')
+    assert redact(line) == (
+        '"GET /u/[token] HTTP/1.1" 200 /d/[token]?[query] /confirm/[token] /archive/2026-W47'
+    )
     assert redact("Is it set? Yes.") == "Is it set? Yes."
 
 
-def test_unexpected_errors_are_logged_without_the_token(make_web_app, sent, caplog,
-                                                       monkeypatch):
+def test_unexpected_errors_are_logged_without_the_token(make_web_app, sent, caplog, monkeypatch):
     from dispatch.jobs import unsubscribe as jobs
 
     def broken(db, token):
@@ -336,9 +359,20 @@ def test_documented_gunicorn_command_serves_the_app_with_token_free_access_log(
     log_file = tmp_path / "gunicorn.log"
     with log_file.open("wb") as out:
         proc = subprocess.Popen(
-            [str(gunicorn), "-w", "1", "-b", f"127.0.0.1:{port}", "-c",
-             "python:dispatch.web.gunicorn_conf", "dispatch.web:wsgi_app()"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                str(gunicorn),
+                "-w",
+                "1",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-c",
+                "python:dispatch.web.gunicorn_conf",
+                "dispatch.web:wsgi_app()",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         try:
             for _ in range(200):
@@ -354,7 +388,8 @@ def test_documented_gunicorn_command_serves_the_app_with_token_free_access_log(
             assert page.status == 200
             request = urllib.request.Request(
                 f"http://127.0.0.1:{port}/u/{reader.unsub_token}",
-                data=b"List-Unsubscribe=One-Click", method="POST",
+                data=b"List-Unsubscribe=One-Click",
+                method="POST",
             )
             assert urllib.request.urlopen(request).status == 200
         finally:
@@ -377,8 +412,13 @@ def test_dispatch_serve_serves_and_logs_without_tokens(tmp_path: Path, db, sent)
     log_file = tmp_path / "serve.log"
     token = sent.readers["ana@example.org"].unsub_token
     with log_file.open("wb") as out:
-        proc = subprocess.Popen([str(dispatch), "--no-dotenv", "serve", "--port", str(port)],
-                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(dispatch), "--no-dotenv", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
             for _ in range(200):
                 try:

@@ -56,8 +56,7 @@ def status_of(db, email: str) -> str | None:
     return sub.status.value if sub else None
 
 
-def test_new_address_is_pending_until_the_confirm_button_is_pressed(app, client, db,
-                                                                     smtp_server):
+def test_new_address_is_pending_until_the_confirm_button_is_pressed(app, client, db, smtp_server):
     response = subscribe(client, "Nia@Example.org", "Nia Okafor")
     assert response.status_code == 200 and "Check your inbox" in response.get_data(as_text=True)
     [mail] = mails_to(app, smtp_server, "nia@example.org")
@@ -120,8 +119,9 @@ def test_already_subscribed_notes_are_limited_like_confirmations(app, client, db
     assert len(mails_to(app, smtp_server, "old@example.org")) == 1
 
 
-def test_signup_emails_have_an_hourly_cap_for_the_whole_service(make_web_app, smtp_server, db,
-                                                                 caplog):
+def test_signup_emails_have_an_hourly_cap_for_the_whole_service(
+    make_web_app, smtp_server, db, caplog
+):
     """100 signups from 100 client addresses must not mail 100 people: the cap is counted in
     the database, so a second worker process (a second app on the same file) shares it."""
     env = {"DISPATCH_SMTP_URL": smtp_server.url, "DISPATCH_SIGNUP_MAILS_PER_HOUR": "3"}
@@ -130,7 +130,8 @@ def test_signup_emails_have_an_hourly_cap_for_the_whole_service(make_web_app, sm
         app = workers[n % 2]
         client = app.test_client()
         response = client.post(
-            "/subscribe", data={"csrf_token": csrf(client), "email": f"victim{n}@example.org"},
+            "/subscribe",
+            data={"csrf_token": csrf(client), "email": f"victim{n}@example.org"},
             environ_overrides={"REMOTE_ADDR": f"198.51.100.{n + 1}"},
             buffered=True,
         )
@@ -166,8 +167,12 @@ def test_missing_or_wrong_csrf_token_is_refused(app, client, db, smtp_server):
     other = app.test_client()
     stolen = csrf(other)
     fresh = app.test_client()
-    assert fresh.post("/subscribe", data={"email": "eve@example.org",
-                                          "csrf_token": stolen}).status_code == 400
+    assert (
+        fresh.post(
+            "/subscribe", data={"email": "eve@example.org", "csrf_token": stolen}
+        ).status_code
+        == 400
+    )
     assert status_of(db, "eve@example.org") is None
     assert mails_to(app, smtp_server, "eve@example.org") == []
 
@@ -188,9 +193,12 @@ def test_rate_limit_per_client_address(app, client, db):
     assert "Too many attempts" in limited.get_data(as_text=True)
     assert status_of(db, "a3@example.org") is None
     other = app.test_client()
-    response = other.post("/subscribe", data={"csrf_token": csrf(other),
-                                              "email": "a4@example.org"},
-                          environ_overrides={"REMOTE_ADDR": "198.51.100.7"}, buffered=True)
+    response = other.post(
+        "/subscribe",
+        data={"csrf_token": csrf(other), "email": "a4@example.org"},
+        environ_overrides={"REMOTE_ADDR": "198.51.100.7"},
+        buffered=True,
+    )
     assert response.status_code == 200
 
 
@@ -285,17 +293,29 @@ def test_unconfirmed_signups_are_not_kept(app, client, db, smtp_server):
     subscribe(client, "someone-else@example.org")  # any signup purges what expired
     mails_to(app, smtp_server, "someone-else@example.org")
     assert status_of(db, "typo@example.org") is None
-    assert db.execute("SELECT COUNT(*) FROM confirmations WHERE email = 'typo@example.org'"
-                      ).fetchone()[0] == 0
+    assert (
+        db.execute(
+            "SELECT COUNT(*) FROM confirmations WHERE email = 'typo@example.org'"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_forwarded_for_is_ignored_unless_proxies_are_configured(app, client):
     app.extensions["dispatch"].limiter = RateLimiter(limit=1, window=3600)
     token = csrf(client)
-    first = client.post("/subscribe", data={"csrf_token": token, "email": "p1@example.org"},
-                        headers={"X-Forwarded-For": "203.0.113.1"}, buffered=True)
-    spoofed = client.post("/subscribe", data={"csrf_token": token, "email": "p2@example.org"},
-                          headers={"X-Forwarded-For": "203.0.113.2"}, buffered=True)
+    first = client.post(
+        "/subscribe",
+        data={"csrf_token": token, "email": "p1@example.org"},
+        headers={"X-Forwarded-For": "203.0.113.1"},
+        buffered=True,
+    )
+    spoofed = client.post(
+        "/subscribe",
+        data={"csrf_token": token, "email": "p2@example.org"},
+        headers={"X-Forwarded-For": "203.0.113.2"},
+        buffered=True,
+    )
     assert (first.status_code, spoofed.status_code) == (200, 429)
 
 
@@ -306,8 +326,12 @@ def test_behind_a_proxy_the_limit_is_per_forwarded_client(make_web_app, smtp_ser
     token = csrf(client)
 
     def post(email: str, client_ip: str) -> int:
-        return client.post("/subscribe", data={"csrf_token": token, "email": email},
-                           headers={"X-Forwarded-For": client_ip}, buffered=True).status_code
+        return client.post(
+            "/subscribe",
+            data={"csrf_token": token, "email": email},
+            headers={"X-Forwarded-For": client_ip},
+            buffered=True,
+        ).status_code
 
     assert post("q1@example.org", "203.0.113.1") == 200
     assert post("q2@example.org", "203.0.113.2") == 200

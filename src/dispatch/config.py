@@ -179,9 +179,7 @@ class Settings:
     locale_dir: Path | None = field(default=None, metadata={"env": "DISPATCH_LOCALE_DIR"})
     donation_product: str = field(default="", metadata={"env": "DISPATCH_DONATION_PRODUCT"})
     dns_servers: tuple[str, ...] = field(default=(), metadata={"env": "DISPATCH_DNS_SERVERS"})
-    relay_dkim_selector: str = field(
-        default="", metadata={"env": "DISPATCH_RELAY_DKIM_SELECTOR"}
-    )
+    relay_dkim_selector: str = field(default="", metadata={"env": "DISPATCH_RELAY_DKIM_SELECTOR"})
 
     # -- construction -------------------------------------------------------------------
 

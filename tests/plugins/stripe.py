@@ -38,8 +38,15 @@ def ledger(db):  # noqa: ANN001 - the shared db fixture
 
     from dispatch.store import to_db_time, utcnow
 
-    def add(issue_id: str, email: str, *, name: str = "", state: str = "sent",
-            kind: str = "digest", sent_at: str | None = None) -> str:
+    def add(
+        issue_id: str,
+        email: str,
+        *,
+        name: str = "",
+        state: str = "sent",
+        kind: str = "digest",
+        sent_at: str | None = None,
+    ) -> str:
         now = to_db_time(utcnow())
         with db.transaction() as conn:
             if conn.execute("SELECT 1 FROM issues WHERE id = ?", (issue_id,)).fetchone() is None:

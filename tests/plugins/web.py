@@ -19,8 +19,13 @@ WEBHOOK_SECRET = "whsec_testDispatchWebhookSecret0123456789"
 PAYMENT_LINK = "https://buy.stripe.com/test_dispatch123"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 
 
@@ -58,8 +63,9 @@ def import_rows(people: list[tuple[str, str]]) -> list[Any]:
     return [CsvRow(line=n, email=email, name=name) for n, (email, name) in enumerate(people, 2)]
 
 
-def seed_sent_issue(db: Any, settings: Any, people: list[tuple[str, str]],
-                    issue_id: str = "2026-W47") -> SentIssue:
+def seed_sent_issue(
+    db: Any, settings: Any, people: list[tuple[str, str]], issue_id: str = "2026-W47"
+) -> SentIssue:
     """A digest rendered by the real templates, its ledger fixed for ``people`` and marked sent
     (the send itself is the send engine's to test)."""
     from dispatch.jobs.rendering import renderer_from, send_links
@@ -70,20 +76,38 @@ def seed_sent_issue(db: Any, settings: Any, people: list[tuple[str, str]],
     subs.import_subscribers(db, import_rows(people), "test")
     published = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
     articles = (
-        Article(title="Council passes a budget with a hole in it", guid="a1",
-                url="https://riverside-ledger.org/2026/11/budget", published=published,
-                source="test", excerpt="The council voted 7 to 4 for a budget that leaves the "
-                "library fund short by £240,000."),
-        Article(title="Flood defences: what the gauge said", guid="a2",
-                url="https://riverside-ledger.org/2026/11/flood", published=published,
-                source="test", excerpt="The river rose 1.2 metres overnight."),
+        Article(
+            title="Council passes a budget with a hole in it",
+            guid="a1",
+            url="https://riverside-ledger.org/2026/11/budget",
+            published=published,
+            source="test",
+            excerpt="The council voted 7 to 4 for a budget that leaves the "
+            "library fund short by £240,000.",
+        ),
+        Article(
+            title="Flood defences: what the gauge said",
+            guid="a2",
+            url="https://riverside-ledger.org/2026/11/flood",
+            published=published,
+            source="test",
+            excerpt="The river rose 1.2 metres overnight.",
+        ),
     )
-    issue = Issue(id=issue_id, kind="digest", status="draft",
-                  subject=f"The Ledger {issue_id}: budget and floods", preheader="This week",
-                  note="", created_at=published, articles=articles)
+    issue = Issue(
+        id=issue_id,
+        kind="digest",
+        status="draft",
+        subject=f"The Ledger {issue_id}: budget and floods",
+        preheader="This week",
+        note="",
+        created_at=published,
+        articles=articles,
+    )
     variants = renderer_from(settings).render_issue(issue, links=send_links(settings, issue_id))
-    issues.create_issue(db, issue_id, subject=issue.subject, articles=articles,
-                        preheader=issue.preheader)
+    issues.create_issue(
+        db, issue_id, subject=issue.subject, articles=articles, preheader=issue.preheader
+    )
     issues.save_variants(db, issue_id, variants)
     ledger.fix_deliveries(db, issue_id, {}, "non_donor")
     issues.set_issue_status(db, issue_id, "sent")
@@ -133,8 +157,9 @@ def live_web(make_settings: Callable[..., Any], smtp_server: Any) -> Iterator[Li
     from dispatch.web import create_app
 
     holder: dict[str, Any] = {}
-    server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start),
-                         threaded=True)
+    server = make_server(
+        "127.0.0.1", 0, lambda env, start: holder["app"](env, start), threaded=True
+    )
     url = f"http://127.0.0.1:{server.port}"
     settings = make_settings(**web_env(public_url=url, DISPATCH_SMTP_URL=smtp_server.url))
     holder["app"] = app = create_app(settings)

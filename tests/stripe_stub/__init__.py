@@ -89,10 +89,19 @@ class StripeStub(BillingMixin):
     requests: list[Recorded] = field(default_factory=list)
     objects: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {
-            "checkout.session": {}, "payment_link": {}, "product": {}, "price": {},
-            "refund": {}, "payment_intent": {}, "customer": {}, "subscription": {},
-            "invoice": {}, "dispute": {}, "balance_transaction": {},
-            "billing_portal.session": {}, "event": {},
+            "checkout.session": {},
+            "payment_link": {},
+            "product": {},
+            "price": {},
+            "refund": {},
+            "payment_intent": {},
+            "customer": {},
+            "subscription": {},
+            "invoice": {},
+            "dispute": {},
+            "balance_transaction": {},
+            "billing_portal.session": {},
+            "event": {},
         }
     )
     #: the stand-in's time (Unix seconds); now() ticks it by a minute, advance() jumps it.
@@ -154,34 +163,65 @@ class StripeStub(BillingMixin):
 
     # -- seeding helpers (tests call these) ---------------------------------------------
 
-    def add_payment_link(self, *, url: str | None = None, livemode: bool = False,
-                         currency: str = "usd") -> dict[str, Any]:
+    def add_payment_link(
+        self, *, url: str | None = None, livemode: bool = False, currency: str = "usd"
+    ) -> dict[str, Any]:
         link = template("payment_link")
-        link.update(id=self._new_id("plink", livemode), livemode=livemode, currency=currency,
-                    submit_type="donate", metadata={})
+        link.update(
+            id=self._new_id("plink", livemode),
+            livemode=livemode,
+            currency=currency,
+            submit_type="donate",
+            metadata={},
+        )
         link["url"] = url or f"https://donate.stripe.test/{link['id']}"
         self.objects["payment_link"][link["id"]] = link
         return link
 
-    def add_session(self, *, payment_link: str | None, amount: int = 1000, currency: str = "usd",
-                    token: str | None = None, email: str | None = "donor@example.test",
-                    payment_status: str = "paid", status: str = "complete",
-                    created: int | None = None, livemode: bool = False,
-                    mode: str = "payment") -> dict[str, Any]:
+    def add_session(
+        self,
+        *,
+        payment_link: str | None,
+        amount: int = 1000,
+        currency: str = "usd",
+        token: str | None = None,
+        email: str | None = "donor@example.test",
+        payment_status: str = "paid",
+        status: str = "complete",
+        created: int | None = None,
+        livemode: bool = False,
+        mode: str = "payment",
+    ) -> dict[str, Any]:
         """A Checkout Session as a Payment Link makes it, with its PaymentIntent."""
         session = template("checkout_session")
         intent = template("payment_intent")
-        intent.update(id=self._new_id("pi", livemode), amount=amount, amount_received=amount
-                      if payment_status == "paid" else 0, currency=currency, livemode=livemode,
-                      status="succeeded" if payment_status == "paid" else "processing",
-                      client_secret=None, last_payment_error=None, canceled_at=None)
+        intent.update(
+            id=self._new_id("pi", livemode),
+            amount=amount,
+            amount_received=amount if payment_status == "paid" else 0,
+            currency=currency,
+            livemode=livemode,
+            status="succeeded" if payment_status == "paid" else "processing",
+            client_secret=None,
+            last_payment_error=None,
+            canceled_at=None,
+        )
         self.objects["payment_intent"][intent["id"]] = intent
         session.update(
-            id=self._new_id("cs", livemode), livemode=livemode, payment_link=payment_link,
-            amount_total=amount, amount_subtotal=amount, currency=currency,
-            client_reference_id=token, payment_status=payment_status, status=status,
-            created=created if created is not None else self.now(), mode=mode,
-            payment_intent=intent["id"], submit_type="donate", currency_conversion=None,
+            id=self._new_id("cs", livemode),
+            livemode=livemode,
+            payment_link=payment_link,
+            amount_total=amount,
+            amount_subtotal=amount,
+            currency=currency,
+            client_reference_id=token,
+            payment_status=payment_status,
+            status=status,
+            created=created if created is not None else self.now(),
+            mode=mode,
+            payment_intent=intent["id"],
+            submit_type="donate",
+            currency_conversion=None,
         )
         session["customer_details"]["email"] = email
         self.objects["checkout.session"][session["id"]] = session
@@ -199,50 +239,89 @@ class StripeStub(BillingMixin):
         else:
             intent.update(status="requires_payment_method")
 
-    def add_refund(self, session: dict[str, Any], amount: int, *, status: str = "succeeded",
-                   created: int | None = None) -> dict[str, Any]:
+    def add_refund(
+        self,
+        session: dict[str, Any],
+        amount: int,
+        *,
+        status: str = "succeeded",
+        created: int | None = None,
+    ) -> dict[str, Any]:
         refund = template("refund")
-        refund.update(id=self._new_id("re", session["livemode"]), amount=amount,
-                      currency=session["currency"], payment_intent=session["payment_intent"],
-                      charge=None, status=status,
-                      created=created if created is not None else max(self.now(),
-                                                                       session["created"] + 60))
+        refund.update(
+            id=self._new_id("re", session["livemode"]),
+            amount=amount,
+            currency=session["currency"],
+            payment_intent=session["payment_intent"],
+            charge=None,
+            status=status,
+            created=created if created is not None else max(self.now(), session["created"] + 60),
+        )
         refund["livemode"] = session["livemode"]
         self.objects["refund"][refund["id"]] = refund
         return refund
 
     # -- behaviour ----------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: dict[str, Any], form: dict[str, Any],
-               key_mode: bool) -> tuple[int, dict[str, Any]]:
+    def handle(
+        self, method: str, path: str, query: dict[str, Any], form: dict[str, Any], key_mode: bool
+    ) -> tuple[int, dict[str, Any]]:
         routes = [
-            ("GET", r"/v1/checkout/sessions", lambda: self._list("checkout.session", query,
-                                                                  key_mode)),
-            ("GET", r"/v1/checkout/sessions/([^/]+)",
-             lambda i: self._get("checkout.session", i, query, key_mode)),
+            (
+                "GET",
+                r"/v1/checkout/sessions",
+                lambda: self._list("checkout.session", query, key_mode),
+            ),
+            (
+                "GET",
+                r"/v1/checkout/sessions/([^/]+)",
+                lambda i: self._get("checkout.session", i, query, key_mode),
+            ),
             ("GET", r"/v1/payment_links", lambda: self._list("payment_link", query, key_mode)),
-            ("GET", r"/v1/payment_links/([^/]+)",
-             lambda i: self._get("payment_link", i, query, key_mode)),
+            (
+                "GET",
+                r"/v1/payment_links/([^/]+)",
+                lambda i: self._get("payment_link", i, query, key_mode),
+            ),
             ("GET", r"/v1/refunds", lambda: self._list("refund", query, key_mode)),
             ("GET", r"/v1/refunds/([^/]+)", lambda i: self._get("refund", i, query, key_mode)),
             ("POST", r"/v1/products", lambda: self._create_product(form, key_mode)),
             ("POST", r"/v1/prices", lambda: self._create_price(form, key_mode)),
             ("POST", r"/v1/payment_links", lambda: self._create_link(form, key_mode)),
-            ("POST", r"/v1/checkout/sessions",
-             lambda: self.create_checkout_session(form, key_mode)),
-            ("POST", r"/v1/billing_portal/sessions",
-             lambda: self.create_portal_session(form, key_mode)),
+            (
+                "POST",
+                r"/v1/checkout/sessions",
+                lambda: self.create_checkout_session(form, key_mode),
+            ),
+            (
+                "POST",
+                r"/v1/billing_portal/sessions",
+                lambda: self.create_portal_session(form, key_mode),
+            ),
         ]
-        for kind, plural in (("subscription", "subscriptions"), ("invoice", "invoices"),
-                             ("dispute", "disputes"), ("event", "events")):
-            routes.append(("GET", rf"/v1/{plural}",
-                           lambda k=kind: self._list(k, query, key_mode)))
-        for kind, plural in (("subscription", "subscriptions"), ("invoice", "invoices"),
-                             ("dispute", "disputes"), ("event", "events"),
-                             ("customer", "customers"), ("payment_intent", "payment_intents"),
-                             ("balance_transaction", "balance_transactions")):
-            routes.append(("GET", rf"/v1/{plural}/([^/]+)",
-                           lambda i, k=kind: self._get(k, i, query, key_mode)))
+        for kind, plural in (
+            ("subscription", "subscriptions"),
+            ("invoice", "invoices"),
+            ("dispute", "disputes"),
+            ("event", "events"),
+        ):
+            routes.append(("GET", rf"/v1/{plural}", lambda k=kind: self._list(k, query, key_mode)))
+        for kind, plural in (
+            ("subscription", "subscriptions"),
+            ("invoice", "invoices"),
+            ("dispute", "disputes"),
+            ("event", "events"),
+            ("customer", "customers"),
+            ("payment_intent", "payment_intents"),
+            ("balance_transaction", "balance_transactions"),
+        ):
+            routes.append(
+                (
+                    "GET",
+                    rf"/v1/{plural}/([^/]+)",
+                    lambda i, k=kind: self._get(k, i, query, key_mode),
+                )
+            )
         for verb, pattern, action in routes:
             match = re.fullmatch(pattern, path)
             if verb == method and match:
@@ -251,29 +330,32 @@ class StripeStub(BillingMixin):
 
     def _visible(self, kind: str, key_mode: bool) -> list[dict[str, Any]]:
         found = [o for o in self.objects[kind].values() if o["livemode"] == key_mode]
-        return sorted(found, key=lambda o: (o.get("created", 0), o.get("_seq", 0), o["id"]),
-                      reverse=True)
+        return sorted(
+            found, key=lambda o: (o.get("created", 0), o.get("_seq", 0), o["id"]), reverse=True
+        )
 
-    def _get(self, kind: str, obj_id: str, query: dict[str, Any],
-             key_mode: bool) -> tuple[int, dict[str, Any]]:
+    def _get(
+        self, kind: str, obj_id: str, query: dict[str, Any], key_mode: bool
+    ) -> tuple[int, dict[str, Any]]:
         obj = self.objects[kind].get(obj_id)
         label = kind.split(".")[-1]
         if obj is None:
-            return 404, _error("invalid_request_error", f"No such {label}: '{obj_id}'",
-                               "resource_missing")
+            return 404, _error(
+                "invalid_request_error", f"No such {label}: '{obj_id}'", "resource_missing"
+            )
         if obj["livemode"] != key_mode:
             return 404, _mode_error(label, obj_id, key_mode)
         return 200, self._expand(obj, query.get("expand", []))
 
-    def _list(self, kind: str, query: dict[str, Any],
-              key_mode: bool) -> tuple[int, dict[str, Any]]:
+    def _list(self, kind: str, query: dict[str, Any], key_mode: bool) -> tuple[int, dict[str, Any]]:
         items = self._visible(kind, key_mode)
         link = query.get("payment_link")
         if link:
             known = self.objects["payment_link"].get(link)
             if known is None:
-                return 400, _error("invalid_request_error", f"No such payment_link: '{link}'",
-                                   "resource_missing")
+                return 400, _error(
+                    "invalid_request_error", f"No such payment_link: '{link}'", "resource_missing"
+                )
             if known["livemode"] != key_mode:
                 return 400, _mode_error("payment_link", link, key_mode)
             items = [o for o in items if o.get("payment_link") == link]
@@ -292,16 +374,17 @@ class StripeStub(BillingMixin):
             ids = [o["id"] for o in items]
             if after not in ids:
                 return 400, _error("invalid_request_error", f"No such object: '{after}'")
-            items = items[ids.index(after) + 1:]
+            items = items[ids.index(after) + 1 :]
         limit = int(query.get("limit", 10))
         if not 1 <= limit <= 100:
             return 400, _error("invalid_request_error", "Invalid limit: must be between 1 and 100")
         page = items[:limit]
-        expand = [e.removeprefix("data.") for e in query.get("expand", [])
-                  if e.startswith("data.")]
+        expand = [e.removeprefix("data.") for e in query.get("expand", []) if e.startswith("data.")]
         return 200, {
-            "object": "list", "url": f"/v1/{kind.replace('.', '/')}s", "has_more":
-            len(items) > limit, "data": [self._expand(o, expand) for o in page],
+            "object": "list",
+            "url": f"/v1/{kind.replace('.', '/')}s",
+            "has_more": len(items) > limit,
+            "data": [self._expand(o, expand) for o in page],
         }
 
     def _expand(self, obj: dict[str, Any], expand: list[str]) -> dict[str, Any]:
@@ -309,9 +392,12 @@ class StripeStub(BillingMixin):
         obj.pop("_seq", None)
         if obj.get("object") == "invoice" and "payments" in expand:
             payments = self._invoice_payments.get(obj["id"], [])
-            obj["payments"] = {"object": "list", "data": copy.deepcopy(payments),
-                               "has_more": False,
-                               "url": f"/v1/invoice_payments?invoice={obj['id']}"}
+            obj["payments"] = {
+                "object": "list",
+                "data": copy.deepcopy(payments),
+                "has_more": False,
+                "url": f"/v1/invoice_payments?invoice={obj['id']}",
+            }
         if "payment_intent" in expand and isinstance(obj.get("payment_intent"), str):
             obj["payment_intent"] = copy.deepcopy(
                 self.objects["payment_intent"].get(obj["payment_intent"], obj["payment_intent"])
@@ -322,10 +408,16 @@ class StripeStub(BillingMixin):
         if not form.get("name"):
             return 400, _error("invalid_request_error", "Missing required param: name.")
         product = {
-            "id": self._new_id("prod", livemode), "object": "product", "active": True,
-            "created": self.now(), "livemode": livemode, "name": form["name"],
-            "description": form.get("description"), "metadata": form.get("metadata", {}),
-            "type": "service", "default_price": None,
+            "id": self._new_id("prod", livemode),
+            "object": "product",
+            "active": True,
+            "created": self.now(),
+            "livemode": livemode,
+            "name": form["name"],
+            "description": form.get("description"),
+            "metadata": form.get("metadata", {}),
+            "type": "service",
+            "default_price": None,
         }
         self.objects["product"][product["id"]] = product
         return 200, product
@@ -337,22 +429,37 @@ class StripeStub(BillingMixin):
         custom = form.get("custom_unit_amount")
         recurring = form.get("recurring")
         price.update(
-            id=self._new_id("price", livemode), livemode=livemode, created=self.now(),
-            currency=form["currency"], product=form["product"], metadata=form.get("metadata", {}),
+            id=self._new_id("price", livemode),
+            livemode=livemode,
+            created=self.now(),
+            currency=form["currency"],
+            product=form["product"],
+            metadata=form.get("metadata", {}),
             unit_amount=int(form["unit_amount"]) if "unit_amount" in form else None,
-            custom_unit_amount=None, recurring=None, type="one_time", transform_quantity=None,
+            custom_unit_amount=None,
+            recurring=None,
+            type="one_time",
+            transform_quantity=None,
         )
-        price["unit_amount_decimal"] = (str(price["unit_amount"]) if price["unit_amount"]
-                                        is not None else None)
+        price["unit_amount_decimal"] = (
+            str(price["unit_amount"]) if price["unit_amount"] is not None else None
+        )
         if custom:
             price["custom_unit_amount"] = {
                 k: int(custom[k]) if custom.get(k) else None
                 for k in ("maximum", "minimum", "preset")
             }
         if recurring:
-            price.update(type="recurring", recurring={
-                "interval": recurring["interval"], "interval_count": 1, "meter": None,
-                "trial_period_days": None, "usage_type": "licensed"})
+            price.update(
+                type="recurring",
+                recurring={
+                    "interval": recurring["interval"],
+                    "interval_count": 1,
+                    "meter": None,
+                    "trial_period_days": None,
+                    "usage_type": "licensed",
+                },
+            )
         self.objects["price"][price["id"]] = price
         return 200, price
 
@@ -362,11 +469,11 @@ class StripeStub(BillingMixin):
             return 400, _error("invalid_request_error", "line_items[0][price] is invalid.")
         price = self.objects["price"][items[0]["price"]]
         if price["recurring"] and form.get("submit_type"):
-            return 400, _error("invalid_request_error",
-                               "submit_type can only be used in payment mode.")
+            return 400, _error(
+                "invalid_request_error", "submit_type can only be used in payment mode."
+            )
         link = self.add_payment_link(livemode=livemode, currency=price["currency"])
-        link.update(submit_type=form.get("submit_type", "auto"),
-                    metadata=form.get("metadata", {}))
+        link.update(submit_type=form.get("submit_type", "auto"), metadata=form.get("metadata", {}))
         return 200, link
 
 
@@ -375,17 +482,25 @@ def _filter(kind: str, items: list[dict[str, Any]], query: dict[str, Any]) -> li
     if kind == "subscription":
         status = query.get("status")
         if status != "all":
-            items = [o for o in items if o["status"] == status
-                     or (not status and o["status"] != "canceled")]
+            items = [
+                o
+                for o in items
+                if o["status"] == status or (not status and o["status"] != "canceled")
+            ]
     elif kind == "invoice" and query.get("subscription"):
-        items = [o for o in items if (o["parent"] or {}).get("subscription_details", {})
-                 .get("subscription") == query["subscription"]]
+        items = [
+            o
+            for o in items
+            if (o["parent"] or {}).get("subscription_details", {}).get("subscription")
+            == query["subscription"]
+        ]
     elif kind == "event":
         types = query.get("types") or ([query["type"]] if query.get("type") else [])
         if types:
             items = [o for o in items if o["type"] in types]
     for name in ("payment_intent", "customer", "charge") + (
-            ("status",) if kind not in ("subscription",) else ()):
+        ("status",) if kind not in ("subscription",) else ()
+    ):
         if query.get(name):
             items = [o for o in items if o.get(name) == query[name]]
     if kind == "checkout.session" and query.get("subscription"):
@@ -426,31 +541,42 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items()}
         stub = self.state
         with stub._lock:
-            stub.requests.append(Recorded(method, parts.path, query, form, headers,
-                                          f"{self.path}\n{body}"))
+            stub.requests.append(
+                Recorded(method, parts.path, query, form, headers, f"{self.path}\n{body}")
+            )
             auth = self.headers.get("Authorization", "")
             match = _KEY.match(auth.removeprefix("Bearer ").strip())
             if stub.fail_remaining > 0:
                 stub.fail_remaining -= 1
-                status, payload = stub.fail_status, _error(
-                    "api_error", "An unexpected error occurred (stand-in failure).")
+                status, payload = (
+                    stub.fail_status,
+                    _error("api_error", "An unexpected error occurred (stand-in failure)."),
+                )
             elif match is None:
-                status, payload = 401, _error(
-                    "invalid_request_error", "Invalid API Key provided: (redacted)")
+                status, payload = (
+                    401,
+                    _error("invalid_request_error", "Invalid API Key provided: (redacted)"),
+                )
             else:
                 # Stripe replays the first answer to a POST with the same Idempotency-Key
                 # (and refuses the key with other parameters); 5xx answers are not kept.
                 key = self.headers.get("Idempotency-Key") if method == "POST" else None
                 kept = stub.idempotent.get((auth, key)) if key else None
                 if kept is not None and kept[0] != (parts.path, body):
-                    status, payload = 400, _error(
-                        "idempotency_error", "Keys for idempotent requests can only be used "
-                        "with the same parameters they were first used with.")
+                    status, payload = (
+                        400,
+                        _error(
+                            "idempotency_error",
+                            "Keys for idempotent requests can only be used "
+                            "with the same parameters they were first used with.",
+                        ),
+                    )
                 elif kept is not None:
                     status, payload = kept[1]
                 else:
-                    status, payload = stub.handle(method, parts.path, query, form,
-                                                  key_mode=match.group(2) == "live")
+                    status, payload = stub.handle(
+                        method, parts.path, query, form, key_mode=match.group(2) == "live"
+                    )
                     if key and status < 500:
                         stub.idempotent[(auth, key)] = ((parts.path, body), (status, payload))
         data = json.dumps(payload).encode("utf-8")

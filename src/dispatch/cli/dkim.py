@@ -28,21 +28,32 @@ def dkim() -> None:
 
 def _txt_for_zone(record: str) -> str:
     """A TXT value in quoted pieces of at most 255 characters (one DNS string's limit)."""
-    pieces = [record[i:i + 255] for i in range(0, len(record), 255)]
+    pieces = [record[i : i + 255] for i in range(0, len(record), 255)]
     return " ".join(f'"{p}"' for p in pieces)
 
 
 @dkim.command("keygen")
 @click.option("--selector", required=True, help="Selector name, e.g. dispatch2026.")
 @click.option("--domain", required=True, help="The From address's domain, e.g. outlet.org.")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the private key (PEM, mode 0600).")
-@click.option("--algorithm", type=click.Choice(["rsa", "ed25519"]), default="rsa",
-              show_default=True, help="rsa (2048-bit, checked everywhere) or ed25519 (RFC 8463).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the private key (PEM, mode 0600).",
+)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["rsa", "ed25519"]),
+    default="rsa",
+    show_default=True,
+    help="rsa (2048-bit, checked everywhere) or ed25519 (RFC 8463).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
-def keygen(selector: str, domain: str, out: Path, algorithm: str, force: bool,
-           as_json: bool) -> None:
+def keygen(
+    selector: str, domain: str, out: Path, algorithm: str, force: bool, as_json: bool
+) -> None:
     """Write a new private key and print the DNS TXT record to publish.
 
     \b
@@ -54,8 +65,9 @@ def keygen(selector: str, domain: str, out: Path, algorithm: str, force: bool,
       #   DISPATCH_DKIM_KEY_FILE=/etc/dispatch/dkim.pem
     """
     if out.exists() and not force:
-        raise InputError(f"{out} already exists",
-                         "Choose another --out, or add --force to replace that key.")
+        raise InputError(
+            f"{out} already exists", "Choose another --out, or add --force to replace that key."
+        )
     pem = dkim_signing.generate_key(algorithm)
     signer = dkim_signing.DkimSigner(domain, selector, pem)  # validates domain and selector
     try:
@@ -65,11 +77,20 @@ def keygen(selector: str, domain: str, out: Path, algorithm: str, force: bool,
             handle.write(pem)
         os.chmod(out, 0o600)  # also when --force replaced a file with wider permissions
     except OSError as exc:
-        raise InputError(f"Cannot write the key to {out}: {exc.strerror or exc}",
-                         "Check that the folder exists and is writable.") from exc
+        raise InputError(
+            f"Cannot write the key to {out}: {exc.strerror or exc}",
+            "Check that the folder exists and is writable.",
+        ) from exc
     if as_json:
-        echo_json({"key_file": str(out), "name": signer.dns_name, "type": "TXT",
-                   "value": signer.dns_record(), "algorithm": signer.algorithm})
+        echo_json(
+            {
+                "key_file": str(out),
+                "name": signer.dns_name,
+                "type": "TXT",
+                "value": signer.dns_record(),
+                "algorithm": signer.algorithm,
+            }
+        )
         return
     click.echo(f"Wrote the private key to {out} (mode 0600; keep it secret).")
     click.echo("Publish this DNS TXT record:")
@@ -94,8 +115,14 @@ def record(app: App, as_json: bool) -> None:
             "(`dispatch dkim keygen` makes a key).",
         )
     if as_json:
-        echo_json({"name": signer.dns_name, "type": "TXT", "value": signer.dns_record(),
-                   "algorithm": signer.algorithm})
+        echo_json(
+            {
+                "name": signer.dns_name,
+                "type": "TXT",
+                "value": signer.dns_record(),
+                "algorithm": signer.algorithm,
+            }
+        )
         return
     click.echo(f"{signer.dns_name}.  IN  TXT  {_txt_for_zone(signer.dns_record())}")
 

@@ -33,16 +33,31 @@ def donations() -> None:
 
 @donations.command("setup")
 @click.option("--currency", help="ISO currency of the links (default: DISPATCH_CURRENCY).")
-@click.option("--preset", metavar="AMOUNT",
-              help="Amount shown first on the pay-what-you-want page.")
-@click.option("--fixed", multiple=True, metavar="AMOUNT",
-              help="Also make a one-off link for this fixed amount; repeat for several.")
-@click.option("--monthly", multiple=True, metavar="AMOUNT",
-              help="Also make a monthly (subscription) link for this amount; repeat for several.")
+@click.option(
+    "--preset", metavar="AMOUNT", help="Amount shown first on the pay-what-you-want page."
+)
+@click.option(
+    "--fixed",
+    multiple=True,
+    metavar="AMOUNT",
+    help="Also make a one-off link for this fixed amount; repeat for several.",
+)
+@click.option(
+    "--monthly",
+    multiple=True,
+    metavar="AMOUNT",
+    help="Also make a monthly (subscription) link for this amount; repeat for several.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the links as JSON.")
 @pass_app
-def setup(app: App, currency: str | None, preset: str | None, fixed: tuple[str, ...],
-          monthly: tuple[str, ...], as_json: bool) -> None:
+def setup(
+    app: App,
+    currency: str | None,
+    preset: str | None,
+    fixed: tuple[str, ...],
+    monthly: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Create (or adopt) the outlet's donation Payment Link in Stripe.
 
     Creates a Product, a pay-what-you-want Price and a Payment Link whose button says
@@ -55,15 +70,19 @@ def setup(app: App, currency: str | None, preset: str | None, fixed: tuple[str, 
       dispatch donations setup --currency eur --preset 10
       dispatch donations setup --fixed 5 --fixed 25 --monthly 10
     """
-    result = setup_donations(app.db(), app.settings, currency=currency, preset=preset,
-                             fixed=fixed, monthly=monthly)
+    result = setup_donations(
+        app.db(), app.settings, currency=currency, preset=preset, fixed=fixed, monthly=monthly
+    )
     if as_json:
         echo_json({"mode": result.mode, "links": result.links})
         return
     for link in result.links:
         verb = "Created" if link["created"] else "Found"
-        amount = (f" {_money(app, link['amount_minor'], link['currency'])}"
-                  if link["amount_minor"] else "")
+        amount = (
+            f" {_money(app, link['amount_minor'], link['currency'])}"
+            if link["amount_minor"]
+            else ""
+        )
         click.echo(f"{verb} {link['kind']}{amount} link ({result.mode} mode): {link['url']}")
     click.echo("Personal donation links in each issue now start from the first link above.")
 
@@ -97,8 +116,13 @@ def sync(app: App, as_json: bool) -> None:
 
 
 @donations.command("thank")
-@click.option("--max-age-days", type=click.IntRange(min=1), default=14, show_default=True,
-              help="Only gifts paid this recently (older ones are never thanked late).")
+@click.option(
+    "--max-age-days",
+    type=click.IntRange(min=1),
+    default=14,
+    show_default=True,
+    help="Only gifts paid this recently (older ones are never thanked late).",
+)
 @click.option("--dry-run", is_flag=True, help="Show which gifts would be thanked; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @click.pass_context
@@ -121,10 +145,15 @@ def thank(app: App, ctx: click.Context, max_age_days: int, dry_run: bool, as_jso
     elif dry_run:
         click.echo(f"Would thank {len(result.dry_run)} gift(s):")
         for item in result.dry_run:
-            who = (f"subscriber #{item['subscriber_id']}" if item["subscriber_id"]
-                   else "nobody (payer is not a subscriber)")
-            click.echo(f"  {_money(app, item['amount_minor'], item['currency']):>14}  "
-                       f"{item['issue'] or 'no issue':<12}  {who}")
+            who = (
+                f"subscriber #{item['subscriber_id']}"
+                if item["subscriber_id"]
+                else "nobody (payer is not a subscriber)"
+            )
+            click.echo(
+                f"  {_money(app, item['amount_minor'], item['currency']):>14}  "
+                f"{item['issue'] or 'no issue':<12}  {who}"
+            )
     else:
         click.echo(
             f"Thank-yous: {result.sent} sent, {len(result.failed)} failed, "
@@ -133,17 +162,24 @@ def thank(app: App, ctx: click.Context, max_age_days: int, dry_run: bool, as_jso
         for donation_id, reply in result.failed:
             click.echo(f"  gift #{donation_id}: {reply}", err=True)
         if result.uncertain:
-            click.echo("  In doubt (a send was interrupted mid-message): resolve with "
-                       "`dispatch send thanks-<gift> --resend-uncertain` or --skip-uncertain.",
-                       err=True)
+            click.echo(
+                "  In doubt (a send was interrupted mid-message): resolve with "
+                "`dispatch send thanks-<gift> --resend-uncertain` or --skip-uncertain.",
+                err=True,
+            )
     if result.failed:
         ctx.exit(ExitStatus.PARTIAL)
 
 
 @donations.command("list")
 @click.option("--issue", help="Only gifts attributed to this issue.")
-@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
-              help="How many, newest first (0 = all).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="How many, newest first (0 = all).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the donations as JSON.")
 @pass_app
 def list_(app: App, issue: str | None, limit: int, as_json: bool) -> None:
@@ -162,8 +198,11 @@ def list_(app: App, issue: str | None, limit: int, as_json: bool) -> None:
         return
     for r in rows:
         flags = " (possibly forwarded)" if r["possibly_forwarded"] else ""
-        refunded = f", refunded {_money(app, r['refunded_minor'], r['currency'])}" \
-            if r["refunded_minor"] else ""
+        refunded = (
+            f", refunded {_money(app, r['refunded_minor'], r['currency'])}"
+            if r["refunded_minor"]
+            else ""
+        )
         who = f"subscriber #{r['subscriber_id']}" if r["subscriber_id"] else "unattributed"
         click.echo(
             f"{r['created'][:10]}  {_money(app, r['amount_minor'], r['currency']):>14}  "
@@ -187,10 +226,20 @@ def campaign() -> None:
 @click.argument("name")
 @click.option("--goal", required=True, metavar="AMOUNT", help="Goal in major units, e.g. 5000.")
 @click.option("--currency", help="ISO currency (default: DISPATCH_CURRENCY).")
-@click.option("--start", "starts", type=click.DateTime(["%Y-%m-%d"]), required=True,
-              help="First day (UTC), YYYY-MM-DD.")
-@click.option("--end", "ends", type=click.DateTime(["%Y-%m-%d"]), required=True,
-              help="Last day (UTC), YYYY-MM-DD.")
+@click.option(
+    "--start",
+    "starts",
+    type=click.DateTime(["%Y-%m-%d"]),
+    required=True,
+    help="First day (UTC), YYYY-MM-DD.",
+)
+@click.option(
+    "--end",
+    "ends",
+    type=click.DateTime(["%Y-%m-%d"]),
+    required=True,
+    help="Last day (UTC), YYYY-MM-DD.",
+)
 @pass_app
 def create(app: App, name: str, goal: str, currency: str | None, starts, ends) -> None:
     """Create a campaign; while it runs, its progress shows in each issue's appeal.
@@ -202,8 +251,15 @@ def create(app: App, name: str, goal: str, currency: str | None, starts, ends) -
     Example:
       dispatch campaign create "Winter drive" --goal 5000 --start 2026-12-01 --end 2026-12-31
     """
-    row = campaign_jobs.create(app.db(), app.settings, name=name, goal=goal, currency=currency,
-                               starts_on=starts.date(), ends_on=ends.date())
+    row = campaign_jobs.create(
+        app.db(),
+        app.settings,
+        name=name,
+        goal=goal,
+        currency=currency,
+        starts_on=starts.date(),
+        ends_on=ends.date(),
+    )
     click.echo(
         f"Created campaign {row['name']!r}: {_money(app, row['goal_minor'], row['currency'])} "
         f"from {row['starts_on']} to {row['ends_on']}."
@@ -225,7 +281,7 @@ def list_campaigns(app: App, as_json: bool) -> None:
         echo_json(rows)
         return
     if not rows:
-        click.echo('No campaigns. Create one with `dispatch campaign create NAME --goal ...`.')
+        click.echo("No campaigns. Create one with `dispatch campaign create NAME --goal ...`.")
         return
     for r in rows:
         click.echo(
@@ -236,19 +292,38 @@ def list_campaigns(app: App, as_json: bool) -> None:
 
 
 @campaign.command("appeal")
-@click.option("--segment", type=click.Choice(list(SEGMENTS)), default="never-donated",
-              show_default=True, help="Who gets it (donor history from synced gifts).")
+@click.option(
+    "--segment",
+    type=click.Choice(list(SEGMENTS)),
+    default="never-donated",
+    show_default=True,
+    help="Who gets it (donor history from synced gifts).",
+)
 @click.option("--subject", help="Subject line (default: 'Will you support <outlet>?').")
 @click.option("--message", default="", help="The editor's message above the appeal.")
-@click.option("--message-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Read the message from this UTF-8 text file (paragraphs split by blank lines).")
-@click.option("--id", "issue_id", help="Issue id (default: appeal-<date>-<segment>); rerun with "
-              "the same id to resume.")
+@click.option(
+    "--message-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the message from this UTF-8 text file (paragraphs split by blank lines).",
+)
+@click.option(
+    "--id",
+    "issue_id",
+    help="Issue id (default: appeal-<date>-<segment>); rerun with the same id to resume.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the send summary as JSON.")
 @click.pass_context
 @pass_app
-def appeal(app: App, ctx: click.Context, segment: str, subject: str | None, message: str,
-           message_file: Path | None, issue_id: str | None, as_json: bool) -> None:
+def appeal(
+    app: App,
+    ctx: click.Context,
+    segment: str,
+    subject: str | None,
+    message: str,
+    message_file: Path | None,
+    issue_id: str | None,
+    as_json: bool,
+) -> None:
     """Send a standalone appeal email to a segment, through the send engine and its ledger.
 
     Each reader gets the donor-aware appeal (recent donors are thanked, lapsed donors asked
@@ -262,16 +337,24 @@ def appeal(app: App, ctx: click.Context, segment: str, subject: str | None, mess
     """
     if message_file is not None:
         message = message_file.read_text(encoding="utf-8")
-    result = send_appeal(app.db(), app.settings, segment=segment, subject=subject,
-                         message=message, issue_id=issue_id)
+    result = send_appeal(
+        app.db(), app.settings, segment=segment, subject=subject, message=message, issue_id=issue_id
+    )
     summary = result.summary
     if as_json:
-        echo_json({"issue": result.issue_id, "fixed": result.fixed,
-                   **(summary.as_json() if summary else {})})
+        echo_json(
+            {
+                "issue": result.issue_id,
+                "fixed": result.fixed,
+                **(summary.as_json() if summary else {}),
+            }
+        )
     elif summary is not None:
         counts = summary.counts
-        click.echo(f"Appeal {result.issue_id}: {counts.get('sent', 0)} sent, "
-                   f"{counts.get('failed', 0)} failed, {counts.get('uncertain', 0)} in doubt.")
+        click.echo(
+            f"Appeal {result.issue_id}: {counts.get('sent', 0)} sent, "
+            f"{counts.get('failed', 0)} failed, {counts.get('uncertain', 0)} in doubt."
+        )
     if summary is not None and (summary.failed or summary.uncertain):
         ctx.exit(ExitStatus.PARTIAL)
 

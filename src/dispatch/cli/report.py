@@ -14,26 +14,53 @@ from dispatch.reports import render_table, write_chart, write_csv
 
 @click.command()
 @click.argument("issue", required=False)
-@click.option("--json", "as_json", is_flag=True,
-              help='Print JSON: {"issues": [...], "donors": [...], "unattributed": {...}, '
-              '"totals": {...}}; with ISSUE, just that issue\'s object.')
-@click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write one row per issue to this CSV file.")
-@click.option("--chart", "chart_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also draw gifts and conversion per issue into this .svg file.")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write one self-contained page (charts, no scripts, works offline) "
-              "with MRR month by month, lifetime value per issue and retention.")
-@click.option("--newsmatch", "newsmatch_file",
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the matching-campaign CSV: new recurring donors between --since "
-              "and --until with their annualised value (12x a monthly gift).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print JSON: {"issues": [...], "donors": [...], "unattributed": {...}, '
+    '"totals": {...}}; with ISSUE, just that issue\'s object.',
+)
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write one row per issue to this CSV file.",
+)
+@click.option(
+    "--chart",
+    "chart_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw gifts and conversion per issue into this .svg file.",
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write one self-contained page (charts, no scripts, works offline) "
+    "with MRR month by month, lifetime value per issue and retention.",
+)
+@click.option(
+    "--newsmatch",
+    "newsmatch_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the matching-campaign CSV: new recurring donors between --since "
+    "and --until with their annualised value (12x a monthly gift).",
+)
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First day for --newsmatch.")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day for --newsmatch.")
 @pass_app
-def report(app: App, issue: str | None, as_json: bool, csv_file: Path | None,
-           chart_file: Path | None, html_file: Path | None, newsmatch_file: Path | None,
-           since: datetime | None, until: datetime | None) -> None:
+def report(
+    app: App,
+    issue: str | None,
+    as_json: bool,
+    csv_file: Path | None,
+    chart_file: Path | None,
+    html_file: Path | None,
+    newsmatch_file: Path | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> None:
     """Per issue: recipients, sent, failed, bounced, unsubscribed since, donation clicks,
     gifts (count and net amount per currency), donors and conversion; then unattributed gifts.
 
@@ -66,8 +93,12 @@ def report(app: App, issue: str | None, as_json: bool, csv_file: Path | None,
         echo_json(data["issues"][0] if issue else data)
         return
     click.echo(render_table(data, locale=app.settings.language))
-    for path, what in ((csv_file, "CSV"), (chart_file, "Chart"), (html_file, "Page"),
-                       (newsmatch_file, "NewsMatch CSV")):
+    for path, what in (
+        (csv_file, "CSV"),
+        (chart_file, "Chart"),
+        (html_file, "Page"),
+        (newsmatch_file, "NewsMatch CSV"),
+    ):
         if path is not None:
             click.echo(f"{what} written to {path}")
 

@@ -46,18 +46,31 @@ class ThanksResult:
     dry_run: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"fixed": self.fixed, "skipped": self.skipped, "sent": self.sent,
-                "failed": [{"donation": d, "reply": r} for d, r in self.failed],
-                "uncertain": self.uncertain, "would_thank": self.dry_run}
+        return {
+            "fixed": self.fixed,
+            "skipped": self.skipped,
+            "sent": self.sent,
+            "failed": [{"donation": d, "reply": r} for d, r in self.failed],
+            "uncertain": self.uncertain,
+            "would_thank": self.dry_run,
+        }
 
 
 def _thanks_subject(renderer: Renderer, settings: Settings, lang: str | None) -> str:
     return renderer.gettext("Thank you for supporting %(name)s", lang) % {
-        "name": settings.outlet_name}
+        "name": settings.outlet_name
+    }
 
 
-def _render_thanks(renderer: Renderer, settings: Settings, issue_id: str, row,
-                   now: datetime, db: Database, lang: str | None = None) -> RenderedVariant:
+def _render_thanks(
+    renderer: Renderer,
+    settings: Settings,
+    issue_id: str,
+    row,
+    now: datetime,
+    db: Database,
+    lang: str | None = None,
+) -> RenderedVariant:
     """The thank-you in the reader's language (one of DISPATCH_LANGUAGES, else the default)."""
     lang = renderer.language_for(lang)
     prompted = None
@@ -66,22 +79,31 @@ def _render_thanks(renderer: Renderer, settings: Settings, issue_id: str, row,
     subject = _thanks_subject(renderer, settings, lang)
     amount = format_money(row["amount_minor"], row["currency"], locale=lang, whole=True)
     preheader = renderer.gettext("Your gift of %(amount)s makes our reporting possible.", lang)
-    html, text = renderer.render_email("thanks", {
-        "subject": subject,
-        "preheader": preheader % {"amount": amount},
-        "greeting": "%%DISPATCH_GREETING%%",
-        "links": Links(),  # no "view in your browser": a thank-you is personal, not archived
-        "amount": amount,
-        "monthly": row["checkout_mode"] == "subscription",
-        "prompted_by": prompted,
-        "campaign": donation_store.active_campaign_progress(db, now),
-    }, lang)
+    html, text = renderer.render_email(
+        "thanks",
+        {
+            "subject": subject,
+            "preheader": preheader % {"amount": amount},
+            "greeting": "%%DISPATCH_GREETING%%",
+            "links": Links(),  # no "view in your browser": a thank-you is personal, not archived
+            "amount": amount,
+            "monthly": row["checkout_mode"] == "subscription",
+            "prompted_by": prompted,
+            "campaign": donation_store.active_campaign_progress(db, now),
+        },
+        lang,
+    )
     return RenderedVariant(THANKS_VARIANT, subject, html, text)
 
 
 def thank_donors(
-    db: Database, settings: Settings, *, max_age_days: int = 14, dry_run: bool = False,
-    options: SendOptions | None = None, now: datetime | None = None,
+    db: Database,
+    settings: Settings,
+    *,
+    max_age_days: int = 14,
+    dry_run: bool = False,
+    options: SendOptions | None = None,
+    now: datetime | None = None,
 ) -> ThanksResult:
     """Thank every paid gift of the last ``max_age_days`` not thanked yet, then send (or
     resume) every thank-you that is fixed but not finished."""
@@ -92,23 +114,34 @@ def thank_donors(
     for row in thanks_store.candidates(db, since):
         who = thanks_store.recipient_for(db, row["id"])
         if dry_run:
-            result.dry_run.append({
-                "donation": row["id"], "issue": row["issue_id"],
-                "amount_minor": row["amount_minor"], "currency": row["currency"],
-                "subscriber_id": who["id"] if who else None,
-            })
+            result.dry_run.append(
+                {
+                    "donation": row["id"],
+                    "issue": row["issue_id"],
+                    "amount_minor": row["amount_minor"],
+                    "currency": row["currency"],
+                    "subscriber_id": who["id"] if who else None,
+                }
+            )
             continue
         issue_id = f"thanks-{row['id']}"
         if who is not None:
             lang = who["language"]
             if not issue_store.issue_exists(db, issue_id):
-                issue_store.create_issue(db, issue_id, kind="thanks",
-                                         subject=_thanks_subject(renderer, settings, lang))
-            issue_store.save_variants(db, issue_id, [
-                _render_thanks(renderer, settings, issue_id, row, now, db, lang)])
-        if thanks_store.fix_thanks(db, row["id"], issue_id if who else None,
-                                   who["id"] if who else None, who["email"] if who else None,
-                                   THANKS_VARIANT):
+                issue_store.create_issue(
+                    db, issue_id, kind="thanks", subject=_thanks_subject(renderer, settings, lang)
+                )
+            issue_store.save_variants(
+                db, issue_id, [_render_thanks(renderer, settings, issue_id, row, now, db, lang)]
+            )
+        if thanks_store.fix_thanks(
+            db,
+            row["id"],
+            issue_id if who else None,
+            who["id"] if who else None,
+            who["email"] if who else None,
+            THANKS_VARIANT,
+        ):
             result.fixed += 1
             if who is None:
                 result.skipped += 1
@@ -120,8 +153,9 @@ def thank_donors(
         if state == "sent":
             result.sent += summary.sent_now
         elif state == "failed":
-            result.failed.append((open_row["donation_id"],
-                                  summary.failed[0][1] if summary.failed else ""))
+            result.failed.append(
+                (open_row["donation_id"], summary.failed[0][1] if summary.failed else "")
+            )
         elif state == "uncertain":
             result.uncertain.append(open_row["donation_id"])
     return result
@@ -145,8 +179,15 @@ def _appeal_subject(renderer: Renderer, settings: Settings, lang: str | None = N
     return renderer.gettext("Will you support %(name)s?", lang) % {"name": settings.outlet_name}
 
 
-def render_appeal(db: Database, settings: Settings, issue_id: str, subject: str, message: str,
-                  preheader: str, now: datetime) -> list[RenderedVariant]:
+def render_appeal(
+    db: Database,
+    settings: Settings,
+    issue_id: str,
+    subject: str,
+    message: str,
+    preheader: str,
+    now: datetime,
+) -> list[RenderedVariant]:
     """One variant per persona and language (DISPATCH_LANGUAGES); the editor's message, subject
     and preheader stay as written, the default subject and preheader are translated."""
     renderer = renderer_from(settings)
@@ -160,51 +201,67 @@ def render_appeal(db: Database, settings: Settings, issue_id: str, subject: str,
     variants = []
     for lang in renderer.languages:
         own_subject = _appeal_subject(renderer, settings, lang) if default_subject else subject
-        context.update({
-            "subject": own_subject,
-            "preheader": renderer.gettext(preheader, lang),
-            "dateline": day_date(now, lang),
-        })
+        context.update(
+            {
+                "subject": own_subject,
+                "preheader": renderer.gettext(preheader, lang),
+                "dateline": day_date(now, lang),
+            }
+        )
         for persona in Persona:
             html, text = renderer.render_email(
-                "appeal", {**context, "persona": persona.value}, lang)
+                "appeal", {**context, "persona": persona.value}, lang
+            )
             name = variant_name(persona.value, lang, settings.language)
             variants.append(RenderedVariant(name, own_subject, html, text))
     return variants
 
 
 def send_appeal(
-    db: Database, settings: Settings, *, segment: str, subject: str | None = None,
-    message: str = "", issue_id: str | None = None, options: SendOptions | None = None,
+    db: Database,
+    settings: Settings,
+    *,
+    segment: str,
+    subject: str | None = None,
+    message: str = "",
+    issue_id: str | None = None,
+    options: SendOptions | None = None,
     now: datetime | None = None,
 ) -> AppealResult:
     """Create (or resume) an appeal issue for a segment and send it. Rerunning with the same
     ``issue_id`` resumes the send; the segment is fixed when the ledger is."""
     now = now or datetime.now(UTC)
     if segment not in campaign_store.SEGMENTS:
-        raise InputError(f"Unknown segment {segment!r}",
-                         f"Use one of: {', '.join(campaign_store.SEGMENTS)}.")
+        raise InputError(
+            f"Unknown segment {segment!r}", f"Use one of: {', '.join(campaign_store.SEGMENTS)}."
+        )
     issue_id = issue_id or f"appeal-{now:%Y-%m-%d}-{segment}"
     existing = issue_store.get_issue(db, issue_id)
     if existing is not None and existing.kind != "appeal":
-        raise IssueError(f"{issue_id} is a {existing.kind}, not an appeal",
-                         "Choose another --id for the appeal.")
-    subject = subject or (existing.subject if existing else
-                          _appeal_subject(renderer_from(settings), settings))
+        raise IssueError(
+            f"{issue_id} is a {existing.kind}, not an appeal", "Choose another --id for the appeal."
+        )
+    subject = subject or (
+        existing.subject if existing else _appeal_subject(renderer_from(settings), settings)
+    )
     fixed = None
     if existing is None or existing.status == "draft":
         preheader = settings.appeal_headline
         if existing is None:
-            issue_store.create_issue(db, issue_id, kind="appeal", subject=subject,
-                                     preheader=preheader, note=message)
-        issue_store.save_variants(db, issue_id, render_appeal(
-            db, settings, issue_id, subject, message, preheader, now))
-        personas = donation_store.donor_personas(db, now, settings.donor_recent_days,
-                                                 settings.donor_lapsed_days)
+            issue_store.create_issue(
+                db, issue_id, kind="appeal", subject=subject, preheader=preheader, note=message
+            )
+        issue_store.save_variants(
+            db, issue_id, render_appeal(db, settings, issue_id, subject, message, preheader, now)
+        )
+        personas = donation_store.donor_personas(
+            db, now, settings.donor_recent_days, settings.donor_lapsed_days
+        )
         donors = set(campaign_store.last_gift_by_subscriber(db))
         check_relay(relay_target(settings), settings.smtp_timeout)  # before fixing anything
-        fixed = campaign_store.fix_appeal_deliveries(db, issue_id, segment, personas,
-                                                     Persona.NON_DONOR.value, donors)
+        fixed = campaign_store.fix_appeal_deliveries(
+            db, issue_id, segment, personas, Persona.NON_DONOR.value, donors
+        )
         if fixed == 0:
             raise IssueError(
                 f"Nobody is in the segment {segment!r}: no appeal was sent",

@@ -74,12 +74,16 @@ def _texts_by_language(settings: Settings, issue: Issue) -> Callable[[str], tupl
     """(subject, preheader) of an issue for each language variant: the editor's own words as
     written, the ones Dispatch wrote in the variant's language."""
     own_subject = issue.subject != default_subject(
-        settings.outlet_name, issue.articles, settings.language)
+        settings.outlet_name, issue.articles, settings.language
+    )
     own_preheader = issue.preheader != default_preheader(issue.articles, settings.language)
 
     def texts(lang: str) -> tuple[str, str]:
-        subject = issue.subject if own_subject else default_subject(
-            settings.outlet_name, issue.articles, lang)
+        subject = (
+            issue.subject
+            if own_subject
+            else default_subject(settings.outlet_name, issue.articles, lang)
+        )
         preheader = issue.preheader if own_preheader else default_preheader(issue.articles, lang)
         return subject, preheader
 
@@ -203,7 +207,8 @@ def build_issue(
         changes = {}
         if not subject:
             changes["subject"] = default_subject(
-                settings.outlet_name, shown.articles, settings.language)
+                settings.outlet_name, shown.articles, settings.language
+            )
         if preheader is None:
             changes["preheader"] = default_preheader(shown.articles, settings.language)
         issue_store.update_issue_fields(db, target_id, **changes)
@@ -309,7 +314,9 @@ def render_and_store(
     renderer = renderer_from(settings)
     campaign = donation_store.active_campaign_progress(db, now or datetime.now(UTC))
     variants = renderer.render_issue(
-        issue, campaign=campaign, links=send_links(settings, issue.id),
+        issue,
+        campaign=campaign,
+        links=send_links(settings, issue.id),
         texts=_texts_by_language(settings, issue),
     )
     issue_store.save_variants(db, issue.id, variants)

@@ -13,14 +13,28 @@ from dispatch.store import donations as donation_store
 from dispatch.store import utcnow
 
 
-def create(db, settings: Settings, *, name: str, goal: str, currency: str | None,
-           starts_on: date, ends_on: date) -> Any:
+def create(
+    db,
+    settings: Settings,
+    *,
+    name: str,
+    goal: str,
+    currency: str | None,
+    starts_on: date,
+    ends_on: date,
+) -> Any:
     name = name.strip()
     if not name:
         raise InputError("A campaign needs a name", 'Give one, e.g. "Winter drive".')
     code = (currency or settings.currency).lower()
-    store.create_campaign(db, name=name, goal_minor=to_minor_units(goal, code), currency=code,
-                          starts_on=starts_on, ends_on=ends_on)
+    store.create_campaign(
+        db,
+        name=name,
+        goal_minor=to_minor_units(goal, code),
+        currency=code,
+        starts_on=starts_on,
+        ends_on=ends_on,
+    )
     row = store.get_campaign(db, name)
     assert row is not None
     return row
@@ -32,14 +46,26 @@ def overview(db, now: datetime | None = None) -> list[dict[str, Any]]:
     out = []
     for row in store.list_campaigns(db):
         progress = store.progress(db, row)
-        state = ("upcoming" if row["starts_on"] > today else
-                 "ended" if row["ends_on"] < today else "running")
-        out.append({
-            "name": row["name"], "goal_minor": row["goal_minor"], "currency": row["currency"],
-            "starts_on": row["starts_on"], "ends_on": row["ends_on"],
-            "raised_minor": progress.raised_minor, "donors": progress.donors,
-            "percent": progress.percent, "state": state,
-        })
+        state = (
+            "upcoming"
+            if row["starts_on"] > today
+            else "ended"
+            if row["ends_on"] < today
+            else "running"
+        )
+        out.append(
+            {
+                "name": row["name"],
+                "goal_minor": row["goal_minor"],
+                "currency": row["currency"],
+                "starts_on": row["starts_on"],
+                "ends_on": row["ends_on"],
+                "raised_minor": progress.raised_minor,
+                "donors": progress.donors,
+                "percent": progress.percent,
+                "state": state,
+            }
+        )
     return out
 
 
@@ -48,12 +74,17 @@ def donation_rows(db, issue_id: str | None, limit: int) -> list[dict[str, Any]]:
     or the link token."""
     return [
         {
-            "session": r["session_id"], "created": r["session_created_at"],
-            "status": r["status"], "amount_minor": r["amount_minor"],
+            "session": r["session_id"],
+            "created": r["session_created_at"],
+            "status": r["status"],
+            "amount_minor": r["amount_minor"],
             "refunded_minor": r["refunded_minor"],
-            "net_minor": r["amount_minor"] - r["refunded_minor"], "currency": r["currency"],
-            "issue": r["issue_id"], "subscriber_id": r["subscriber_id"],
-            "possibly_forwarded": bool(r["possibly_forwarded"]), "source": r["source"],
+            "net_minor": r["amount_minor"] - r["refunded_minor"],
+            "currency": r["currency"],
+            "issue": r["issue_id"],
+            "subscriber_id": r["subscriber_id"],
+            "possibly_forwarded": bool(r["possibly_forwarded"]),
+            "source": r["source"],
         }
         for r in donation_store.list_donations(db, issue_id, limit)
     ]

@@ -85,7 +85,10 @@ def record_fact(db: Database, fact: Fact, source: str) -> str:
 
 
 def record_checkout_session(
-    db: Database, session: Mapping[str, Any], source: str = "sync", *,
+    db: Database,
+    session: Mapping[str, Any],
+    source: str = "sync",
+    *,
     payment_failed: bool = False,
 ) -> Recorded:
     """Upsert the donation for one Checkout Session as Stripe lists it (a dict).
@@ -157,14 +160,22 @@ class SyncResult:
     def as_dict(self) -> dict[str, Any]:
         c = self.counts
         return {
-            "mode": self.mode, "payment_links": self.links, "sessions_seen": self.sessions,
-            "new": c["new"], "updated": c["updated"], "unchanged": c["unchanged"],
-            "ignored": c["ignored"], "unattributed": c["unattributed"],
-            "pending": c["pending"], "refunds_new": c["refunds_new"],
+            "mode": self.mode,
+            "payment_links": self.links,
+            "sessions_seen": self.sessions,
+            "new": c["new"],
+            "updated": c["updated"],
+            "unchanged": c["unchanged"],
+            "ignored": c["ignored"],
+            "unattributed": c["unattributed"],
+            "pending": c["pending"],
+            "refunds_new": c["refunds_new"],
             "refunds_updated": c["refunds_updated"],
-            **{f"{kind}_{what}": c[f"{kind}_{what}"]
-               for kind in ("subscriptions", "invoices", "disputes")
-               for what in ("new", "updated")},
+            **{
+                f"{kind}_{what}": c[f"{kind}_{what}"]
+                for kind in ("subscriptions", "invoices", "disputes")
+                for what in ("new", "updated")
+            },
         }
 
 
@@ -190,15 +201,18 @@ def _adopt_setting_link(db: Database, settings: Settings, gw: StripeGateway) -> 
     link = gw.find_payment_link(url)
     if link is None:
         raise ConfigError(
-            f"DISPATCH_PAYMENT_LINK is not a Payment Link of this Stripe account in "
-            f"{gw.mode} mode",
+            f"DISPATCH_PAYMENT_LINK is not a Payment Link of this Stripe account in {gw.mode} mode",
             "Check the URL (Dashboard → Payment Links) and that STRIPE_SECRET_KEY is of the "
             "same mode (test or live) as the link, or unset it and run "
             "`dispatch donations setup`.",
         )
     store.save_payment_link(
-        db, link_id=link["id"], url=str(link.get("url", "")).rstrip("/"), kind="adopted",
-        livemode=bool(link.get("livemode")), currency=str(link.get("currency") or ""),
+        db,
+        link_id=link["id"],
+        url=str(link.get("url", "")).rstrip("/"),
+        kind="adopted",
+        livemode=bool(link.get("livemode")),
+        currency=str(link.get("currency") or ""),
     )
 
 
@@ -229,8 +243,11 @@ def sync_donations(
         if newest:
             store.advance_cursor(db, name, newest)
     for session_id in store.pending_session_ids(db):
-        _tally(result, record_checkout_session(db, gw.checkout_session(session_id), "sync"),
-               recheck=True)
+        _tally(
+            result,
+            record_checkout_session(db, gw.checkout_session(session_id), "sync"),
+            recheck=True,
+        )
     _sync_refunds(db, gw, result)
     result.counts.update(sync_recurring(db, gw))
     result.counts["pending"] = len(store.pending_session_ids(db))
@@ -277,8 +294,13 @@ class SetupResult:
 
 
 def setup_donations(
-    db: Database, settings: Settings, *, currency: str | None = None,
-    preset: str | None = None, fixed: tuple[str, ...] = (), monthly: tuple[str, ...] = (),
+    db: Database,
+    settings: Settings,
+    *,
+    currency: str | None = None,
+    preset: str | None = None,
+    fixed: tuple[str, ...] = (),
+    monthly: tuple[str, ...] = (),
     gateway: StripeGateway | None = None,
 ) -> SetupResult:
     """Create (or adopt) the donation Payment Link; rerunning finds what exists and creates
@@ -305,8 +327,10 @@ def setup_donations(
         _create_link(db, gw, nonce, code, "custom", None, preset_minor, settings)
     for kind, amounts in (("fixed", fixed_minor), ("monthly", monthly_minor)):
         for amount in amounts:
-            if not any(r["kind"] == kind and r["amount_minor"] == amount
-                       and r["currency"] == code for r in store.payment_links(db)):
+            if not any(
+                r["kind"] == kind and r["amount_minor"] == amount and r["currency"] == code
+                for r in store.payment_links(db)
+            ):
                 _create_link(db, gw, nonce, code, kind, amount, None, settings)
     before = {r["id"] for r in existing}
     for row in store.payment_links(db):
@@ -315,30 +339,54 @@ def setup_donations(
                 f"The stored Payment Link {row['id']} has been deactivated in Stripe",
                 "Reactivate it in the Dashboard, or point DISPATCH_PAYMENT_LINK at another link.",
             )
-        result.links.append({
-            "id": row["id"], "url": row["url"], "kind": row["kind"],
-            "amount_minor": row["amount_minor"], "currency": row["currency"],
-            "created": row["id"] not in before,
-        })
+        result.links.append(
+            {
+                "id": row["id"],
+                "url": row["url"],
+                "kind": row["kind"],
+                "amount_minor": row["amount_minor"],
+                "currency": row["currency"],
+                "created": row["id"] not in before,
+            }
+        )
     return result
 
 
-def _create_link(db: Database, gw: StripeGateway, nonce: str, currency: str, kind: str,
-                 amount: int | None, preset: int | None, settings: Settings) -> None:
+def _create_link(
+    db: Database,
+    gw: StripeGateway,
+    nonce: str,
+    currency: str,
+    kind: str,
+    amount: int | None,
+    preset: int | None,
+    settings: Settings,
+) -> None:
     product_id = store.get_meta(db, "stripe.product_id")
     if product_id is None:
         name = settings.donation_product or f"Donation to {settings.outlet_name}"
         product_id = gw.create_product(name, f"dispatch-{nonce}-product")["id"]
         store.set_meta(db, "stripe.product_id", product_id)
     suffix = f"{kind}-{amount or 0}-{currency}"
-    price = gw.create_price(product_id, currency, f"dispatch-{nonce}-price-{suffix}",
-                            amount_minor=amount, preset_minor=preset, monthly=kind == "monthly")
-    link = gw.create_payment_link(price["id"], f"dispatch-{nonce}-link-{suffix}",
-                                  monthly=kind == "monthly")
-    store.save_payment_link(
-        db, link_id=link["id"], url=str(link["url"]).rstrip("/"), kind=kind,
-        livemode=bool(link.get("livemode")), amount_minor=amount, currency=currency,
-        product_id=product_id, price_id=price["id"],
+    price = gw.create_price(
+        product_id,
+        currency,
+        f"dispatch-{nonce}-price-{suffix}",
+        amount_minor=amount,
+        preset_minor=preset,
+        monthly=kind == "monthly",
     )
-
-
+    link = gw.create_payment_link(
+        price["id"], f"dispatch-{nonce}-link-{suffix}", monthly=kind == "monthly"
+    )
+    store.save_payment_link(
+        db,
+        link_id=link["id"],
+        url=str(link["url"]).rstrip("/"),
+        kind=kind,
+        livemode=bool(link.get("livemode")),
+        amount_minor=amount,
+        currency=currency,
+        product_id=product_id,
+        price_id=price["id"],
+    )

@@ -21,9 +21,7 @@ def renderer_from(settings: Settings) -> Renderer:
         settings.resolved_templates_dir(),
         outlet_from(settings),
         defaults_dir=default_templates_dir(),
-        appeal=AppealCopy(
-            settings.appeal_headline, settings.appeal_text, settings.appeal_button
-        ),
+        appeal=AppealCopy(settings.appeal_headline, settings.appeal_text, settings.appeal_button),
         languages=settings.languages,
         locale_dir=settings.locale_dir,
     )

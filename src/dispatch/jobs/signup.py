@@ -74,8 +74,11 @@ def accept_signup(settings: Settings, email: str, name: str, language: str = "")
     when the settings cannot send a confirmation (the same for every address). ``language``
     is kept only when it is one of the outlet's languages."""
     offered = {normalize_tag(t): t for t in (settings.language, *settings.languages)}
-    signup = Signup(normalize_address(email[:320]), clean_name(name),
-                    offered.get(normalize_tag(language[:35]), ""))
+    signup = Signup(
+        normalize_address(email[:320]),
+        clean_name(name),
+        offered.get(normalize_tag(language[:35]), ""),
+    )
     settings.require("public_url")
     settings.require("from_address")
     relay_target(settings)
@@ -150,7 +153,10 @@ def _prepare(
             db, settings, renderer, address, confirm_url(token), hours, signup.language
         )
         pending = store.NewConfirmation(
-            _hash(token), signup.name, now + timedelta(hours=hours), add_pending=state == "new",
+            _hash(token),
+            signup.name,
+            now + timedelta(hours=hours),
+            add_pending=state == "new",
             language=signup.language,
         )
         verdict = store.reserve_signup_mail(db, address, limits, now, pending)
@@ -201,23 +207,45 @@ def _confirm_hours(settings: Settings) -> int:
 
 
 def confirmation_message(
-    db: Database, settings: Settings, renderer: Renderer, address: str, url: str, hours: int,
+    db: Database,
+    settings: Settings,
+    renderer: Renderer,
+    address: str,
+    url: str,
+    hours: int,
     lang: str | None = None,
 ) -> bytes:
     """The confirmation email. It never repeats the name typed into the form (anyone can type
     anything there, and this mail goes to an address not yet confirmed)."""
     _ = renderer.gettext
     subject = _("Please confirm your subscription to %(name)s", lang) % {
-        "name": settings.outlet_name}
-    return signup_message(db, settings, renderer, address, "confirm", subject, {
-        "preheader": _("One click and you are subscribed.", lang), "confirm_url": url,
-        "hours": hours,
-    }, lang)
+        "name": settings.outlet_name
+    }
+    return signup_message(
+        db,
+        settings,
+        renderer,
+        address,
+        "confirm",
+        subject,
+        {
+            "preheader": _("One click and you are subscribed.", lang),
+            "confirm_url": url,
+            "hours": hours,
+        },
+        lang,
+    )
 
 
 def signup_message(
-    db: Database, settings: Settings, renderer: Renderer, address: str, template: str,
-    subject: str, context: dict[str, Any], lang: str | None = None,
+    db: Database,
+    settings: Settings,
+    renderer: Renderer,
+    address: str,
+    template: str,
+    subject: str,
+    context: dict[str, Any],
+    lang: str | None = None,
 ) -> bytes:
     """An email the signup form sends (``templates/<template>.html`` and ``.txt``), in the
     visitor's language (one of DISPATCH_LANGUAGES, else the default)."""
@@ -240,8 +268,11 @@ def _deliver(settings: Settings, target: Any, sender: str, recipient: str, data:
         conn.close()
     if status.outcome != Outcome.SENT:
         # The relay's reply can quote the address: keep addresses out of the log.
-        log.warning("a confirmation email was not accepted by %s: %s", target.describe(),
-                    _ADDRESS.sub("[address]", status.describe))
+        log.warning(
+            "a confirmation email was not accepted by %s: %s",
+            target.describe(),
+            _ADDRESS.sub("[address]", status.describe),
+        )
 
 
 def confirmation_is_open(db: Database, token: str) -> bool:

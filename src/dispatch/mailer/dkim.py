@@ -27,9 +27,21 @@ from dispatch.errors import ConfigError
 #: Headers signed when present. From, To and Subject are also "oversigned" (listed once more
 #: than they occur) so that nobody can add a second copy without breaking the signature.
 DEFAULT_HEADERS = (
-    "from", "to", "subject", "date", "message-id", "reply-to", "cc", "mime-version",
-    "content-type", "content-transfer-encoding", "list-id", "list-unsubscribe",
-    "list-unsubscribe-post", "in-reply-to", "references",
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "reply-to",
+    "cc",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "list-id",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "in-reply-to",
+    "references",
 )
 OVERSIGNED = ("from", "to", "subject")
 
@@ -37,8 +49,10 @@ _WSP_RUN = re.compile(rb"[ \t]+")
 _SPACE_RUN = re.compile(rb"  +")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _SELECTOR = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
-                     r"[A-Za-z0-9-]{2,63}$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+    r"[A-Za-z0-9-]{2,63}$"
+)
 
 
 def to_crlf(message: bytes) -> bytes:
@@ -90,7 +104,7 @@ def relaxed_body(body: bytes) -> bytes:
     if b" \r\n" in body:
         body = body.replace(b" \r\n", b"\r\n")
     end = len(body)
-    while end >= 2 and body[end - 2:end] == b"\r\n":
+    while end >= 2 and body[end - 2 : end] == b"\r\n":
         end -= 2
     return body[:end] + b"\r\n" if end else b""
 
@@ -146,7 +160,7 @@ def _fold_tags(tags: list[str]) -> str:
 def _fold_b64(prefix_len: int, value: str) -> str:
     """The b= value in 72-character pieces (verifiers ignore whitespace inside it)."""
     first = max(8, 76 - prefix_len)
-    pieces = [value[:first]] + [value[i:i + 72] for i in range(first, len(value), 72)]
+    pieces = [value[:first]] + [value[i : i + 72] for i in range(first, len(value), 72)]
     return "\r\n\t".join(p for p in pieces if p)
 
 
@@ -162,11 +176,15 @@ class DkimSigner:
         timestamp: bool = True,
     ) -> None:
         if not _DOMAIN.match(domain):
-            raise ConfigError(f"The DKIM domain {domain!r} is not a domain name",
-                              "Set DISPATCH_DKIM_DOMAIN to your From domain, e.g. example.org.")
+            raise ConfigError(
+                f"The DKIM domain {domain!r} is not a domain name",
+                "Set DISPATCH_DKIM_DOMAIN to your From domain, e.g. example.org.",
+            )
         if not _SELECTOR.match(selector):
-            raise ConfigError(f"The DKIM selector {selector!r} is not valid",
-                              "Use letters, digits, dots and hyphens, e.g. dispatch2026.")
+            raise ConfigError(
+                f"The DKIM selector {selector!r} is not valid",
+                "Use letters, digits, dots and hyphens, e.g. dispatch2026.",
+            )
         self.domain = domain.lower()
         self.selector = selector
         self.headers = tuple(h.lower() for h in headers)
@@ -196,7 +214,10 @@ class DkimSigner:
         if "from" not in present:
             raise ValueError("a message without a From header cannot be DKIM-signed")
         tags = [
-            "v=1", f"a={self.algorithm}", "c=relaxed/relaxed", f"d={self.domain}",
+            "v=1",
+            f"a={self.algorithm}",
+            "c=relaxed/relaxed",
+            f"d={self.domain}",
             f"s={self.selector}",
         ]
         if self.timestamp:

@@ -47,9 +47,7 @@ def last_gift_by_subscriber(db: Database) -> dict[int, str]:
     return last
 
 
-def personas(
-    db: Database, now: datetime, recent_days: int, lapsed_days: int
-) -> dict[int, str]:
+def personas(db: Database, now: datetime, recent_days: int, lapsed_days: int) -> dict[int, str]:
     """Each donor subscriber's persona, from their latest counted gift:
 
     - recent_donor: within ``recent_days`` of ``now`` (thanked, not asked again);
@@ -93,14 +91,18 @@ def create_campaign(
         )
     with db.transaction() as conn:
         if conn.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
-            raise InputError(
-                f"A campaign named {name!r} already exists", "Choose another name."
-            )
+            raise InputError(f"A campaign named {name!r} already exists", "Choose another name.")
         cur = conn.execute(
             "INSERT INTO campaigns (name, goal_minor, currency, starts_on, ends_on, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (name, goal_minor, currency.lower(), starts_on.isoformat(), ends_on.isoformat(),
-             to_db_time(utcnow())),
+            (
+                name,
+                goal_minor,
+                currency.lower(),
+                starts_on.isoformat(),
+                ends_on.isoformat(),
+                to_db_time(utcnow()),
+            ),
         )
         return int(cur.lastrowid or 0)
 
@@ -151,8 +153,12 @@ SEGMENTS = tuple(ledger.SEGMENT_FILTERS)
 
 
 def fix_appeal_deliveries(
-    db: Database, issue_id: str, segment: str, personas_by_id: dict[int, str],
-    default_persona: str, donor_ids: set[int],
+    db: Database,
+    issue_id: str,
+    segment: str,
+    personas_by_id: dict[int, str],
+    default_persona: str,
+    donor_ids: set[int],
 ) -> int | None:
     """Fix the ledger of a draft appeal for one segment of the active subscribers, in one
     transaction, streaming inside SQLite; the issue leaves draft. Returns the number of rows,
@@ -164,6 +170,11 @@ def fix_appeal_deliveries(
     if segment not in SEGMENTS:
         raise InputError(f"Unknown segment {segment!r}", f"Use one of: {', '.join(SEGMENTS)}.")
     return ledger.fix_deliveries(
-        db, issue_id, personas_by_id, default_persona, segment=segment, donor_ids=donor_ids,
+        db,
+        issue_id,
+        personas_by_id,
+        default_persona,
+        segment=segment,
+        donor_ids=donor_ids,
         keep_draft_if_empty=True,
     )

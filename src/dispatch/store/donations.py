@@ -67,8 +67,15 @@ def _claim_mode(conn: sqlite3.Connection, livemode: bool) -> None:
 
 
 def save_payment_link(
-    db: Database, *, link_id: str, url: str, kind: str, livemode: bool,
-    amount_minor: int | None = None, currency: str = "", product_id: str | None = None,
+    db: Database,
+    *,
+    link_id: str,
+    url: str,
+    kind: str,
+    livemode: bool,
+    amount_minor: int | None = None,
+    currency: str = "",
+    product_id: str | None = None,
     price_id: str | None = None,
 ) -> None:
     with db.transaction() as conn:
@@ -77,8 +84,17 @@ def save_payment_link(
             "INSERT INTO payment_links (id, url, kind, amount_minor, currency, product_id,"
             " price_id, livemode, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET url = excluded.url",
-            (link_id, url, kind, amount_minor, currency, product_id, price_id, int(livemode),
-             to_db_time(utcnow())),
+            (
+                link_id,
+                url,
+                kind,
+                amount_minor,
+                currency,
+                product_id,
+                price_id,
+                int(livemode),
+                to_db_time(utcnow()),
+            ),
         )
 
 
@@ -169,7 +185,9 @@ def record_donation(db: Database, facts: Mapping[str, Any], source: str) -> tupl
             ).fetchone()
         payer = facts.get("payer_email") or None
         forwarded = bool(
-            delivery is not None and payer and delivery["email"]
+            delivery is not None
+            and payer
+            and delivery["email"]
             and payer.strip().casefold() != delivery["email"].strip().casefold()
         )
         existing = conn.execute(
@@ -242,8 +260,12 @@ def record_refund(db: Database, facts: Mapping[str, Any]) -> str:
     """Upsert one refund; returns 'new', 'updated' or 'unchanged'."""
     now = to_db_time(utcnow())
     values = (
-        facts.get("payment_intent"), facts.get("charge"), int(facts["amount_minor"]),
-        str(facts["currency"]).lower(), facts["status"], int(bool(facts["livemode"])),
+        facts.get("payment_intent"),
+        facts.get("charge"),
+        int(facts["amount_minor"]),
+        str(facts["currency"]).lower(),
+        facts["status"],
+        int(bool(facts["livemode"])),
         from_unix(facts["created"]),
     )
     with db.transaction() as conn:

@@ -83,8 +83,17 @@ def gifts_by_issue(db: Database) -> dict[str | None, dict[str, Any]]:
     out: dict[str | None, dict[str, Any]] = {}
 
     def entry(issue: str | None) -> dict[str, Any]:
-        return out.setdefault(issue, {"donations": 0, "donors": 0, "amounts": {},
-                                      "refunded": {}, "pending": 0, "forwarded": 0})
+        return out.setdefault(
+            issue,
+            {
+                "donations": 0,
+                "donors": 0,
+                "amounts": {},
+                "refunded": {},
+                "pending": 0,
+                "forwarded": 0,
+            },
+        )
 
     for r in db.execute(
         "SELECT d.issue_id, d.currency, COUNT(*) AS n,"
@@ -122,16 +131,24 @@ def donors(db: Database) -> list[dict[str, Any]]:
         " FROM counted_gifts d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
         " WHERE d.subscriber_id IS NOT NULL ORDER BY d.given_at"
     ):
-        person = people.setdefault(int(r["subscriber_id"]), {
-            "subscriber_id": int(r["subscriber_id"]), "email": r["email"], "name": r["name"],
-            "donations": 0, "amounts": {}, "issues": [], "possibly_forwarded": 0,
-            "first_gift": r["given_at"], "last_gift": r["given_at"],
-        })
+        person = people.setdefault(
+            int(r["subscriber_id"]),
+            {
+                "subscriber_id": int(r["subscriber_id"]),
+                "email": r["email"],
+                "name": r["name"],
+                "donations": 0,
+                "amounts": {},
+                "issues": [],
+                "possibly_forwarded": 0,
+                "first_gift": r["given_at"],
+                "last_gift": r["given_at"],
+            },
+        )
         person["donations"] += 1
         person["amounts"][r["currency"]] = person["amounts"].get(r["currency"], 0) + int(r["net"])
         if r["issue_id"] not in person["issues"]:
             person["issues"].append(r["issue_id"])
         person["possibly_forwarded"] += int(r["possibly_forwarded"])
         person["last_gift"] = r["given_at"]
-    return sorted(people.values(), key=lambda p: (p["last_gift"], p["subscriber_id"]),
-                  reverse=True)
+    return sorted(people.values(), key=lambda p: (p["last_gift"], p["subscriber_id"]), reverse=True)

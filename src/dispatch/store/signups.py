@@ -98,8 +98,15 @@ def reserve_signup_mail(
                     "INSERT INTO subscribers (email, name, status, unsub_token,"
                     " source, created_at, updated_at, status_changed_at, language) VALUES (?, ?,"
                     " 'pending', ?, 'signup', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (email, confirmation.name, new_unsub_token(), when, when, when,
-                     confirmation.language),
+                    (
+                        email,
+                        confirmation.name,
+                        new_unsub_token(),
+                        when,
+                        when,
+                        when,
+                        confirmation.language,
+                    ),
                 )
             conn.execute(
                 "INSERT INTO confirmations (token_hash, email, name, created_at, expires_at)"

@@ -57,8 +57,12 @@ def recipient_for(db: Database, donation_id: int) -> sqlite3.Row | None:
 
 
 def fix_thanks(
-    db: Database, donation_id: int, issue_id: str | None, subscriber_id: int | None,
-    email: str | None, variant: str,
+    db: Database,
+    donation_id: int,
+    issue_id: str | None,
+    subscriber_id: int | None,
+    email: str | None,
+    variant: str,
 ) -> bool:
     """Fix the thank-you of one donation in one transaction: its donation_thanks row and, when
     there is someone to thank, the issue's single ledger row (and the issue leaves draft).
@@ -73,14 +77,20 @@ def fix_thanks(
         conn.execute(
             "INSERT INTO donation_thanks (donation_id, issue_id, state, last_reply, created_at,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (donation_id, issue_id if state == "pending" else None, state,
-             None if state == "pending" else "nobody to thank: the payer is not a subscriber",
-             now, now),
+            (
+                donation_id,
+                issue_id if state == "pending" else None,
+                state,
+                None if state == "pending" else "nobody to thank: the payer is not a subscriber",
+                now,
+                now,
+            ),
         )
         if state == "pending":
             conn.execute(
                 "UPDATE issues SET status = 'sending', send_started_at = COALESCE("
-                "send_started_at, ?) WHERE id = ? AND status = 'draft'", (now, issue_id),
+                "send_started_at, ?) WHERE id = ? AND status = 'draft'",
+                (now, issue_id),
             )
             conn.execute(
                 "INSERT INTO deliveries (issue_id, subscriber_id, email, token, variant, state,"
@@ -123,7 +133,6 @@ def mirror_state(db: Database, donation_id: int) -> str:
 
 def state_counts(db: Database) -> dict[str, int]:
     return {
-        r["state"]: int(r["n"]) for r in db.execute(
-            "SELECT state, COUNT(*) AS n FROM donation_thanks GROUP BY state"
-        )
+        r["state"]: int(r["n"])
+        for r in db.execute("SELECT state, COUNT(*) AS n FROM donation_thanks GROUP BY state")
     }

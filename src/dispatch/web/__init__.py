@@ -106,8 +106,15 @@ def _http_error(exc: HTTPException) -> Response:
     if request.path.startswith("/stripe/"):
         return Response(f"{exc.name}\n", status=code, mimetype="text/plain")
     try:
-        return no_store(page("error", status=code, code=code, title=exc.name,
-                             message=_MESSAGES.get(code, exc.description or "")))
+        return no_store(
+            page(
+                "error",
+                status=code,
+                code=code,
+                title=exc.name,
+                message=_MESSAGES.get(code, exc.description or ""),
+            )
+        )
     except DispatchError:  # a broken template must not hide the status
         return Response(f"{exc.name}\n", status=code, mimetype="text/plain")
 
@@ -117,9 +124,15 @@ def _dispatch_error(exc: DispatchError) -> Response:
     log.error("%s %s failed: %s", request.method, request.blueprint or request.endpoint, exc)
     if request.path.startswith("/stripe/"):
         return Response("unavailable\n", status=503, mimetype="text/plain")
-    return no_store(page("error", status=503, code=503, title="Temporarily unavailable",
-                         message="Something on our side is not set up right. Please try again "
-                                 "later."))
+    return no_store(
+        page(
+            "error",
+            status=503,
+            code=503,
+            title="Temporarily unavailable",
+            message="Something on our side is not set up right. Please try again later.",
+        )
+    )
 
 
 def _busy(exc: DatabaseBusyError) -> Response:
@@ -129,9 +142,14 @@ def _busy(exc: DatabaseBusyError) -> Response:
     if request.path.startswith("/stripe/") or request.form.get("List-Unsubscribe"):
         response = Response("busy, try again\n", status=503, mimetype="text/plain")
     else:
-        response = page("error", status=503, code=503, title="Busy for a moment",
-                        message="We could not record that just now because the service is busy. "
-                                "Nothing was changed: please try again in a few seconds.")
+        response = page(
+            "error",
+            status=503,
+            code=503,
+            title="Busy for a moment",
+            message="We could not record that just now because the service is busy. "
+            "Nothing was changed: please try again in a few seconds.",
+        )
     response.headers["Retry-After"] = retry_after
     return no_store(response)
 
@@ -168,8 +186,10 @@ def missing_settings(settings: Settings) -> list[str]:
     """What will not work with these settings, one line each (said when the server starts)."""
     lines = []
     if not settings.public_url:
-        lines.append("Note: DISPATCH_PUBLIC_URL is not set: emails do not link here and "
-                     "/subscribe cannot send confirmation links.")
+        lines.append(
+            "Note: DISPATCH_PUBLIC_URL is not set: emails do not link here and "
+            "/subscribe cannot send confirmation links."
+        )
     if not settings.stripe_webhook_secret:
         lines.append("Note: STRIPE_WEBHOOK_SECRET is not set: /stripe/webhook answers 503.")
     if not settings.smtp_url:
@@ -194,8 +214,10 @@ def serve(
             f"Cannot listen on {host}:{port}",
             "Choose another --port, or stop the program that uses this one.",
         ) from exc
-    announce(f"Dispatch web service on http://{host}:{server.port}/ (development server; "
-             f"in production: {GUNICORN_COMMAND}). Ctrl+C stops it.")
+    announce(
+        f"Dispatch web service on http://{host}:{server.port}/ (development server; "
+        f"in production: {GUNICORN_COMMAND}). Ctrl+C stops it."
+    )
     for line in missing_settings(settings):
         announce(line)
     try:

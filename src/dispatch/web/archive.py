@@ -16,8 +16,13 @@ CACHE = "public, max-age=300"
 def listing() -> Response:
     issues = jobs.archive_listing(state().db())
     entries = [
-        {"id": i.id, "subject": i.subject, "preheader": i.preheader, "sent_at": i.sent_at,
-         "url": url_for("archive.issue", issue_id=i.id)}
+        {
+            "id": i.id,
+            "subject": i.subject,
+            "preheader": i.preheader,
+            "sent_at": i.sent_at,
+            "url": url_for("archive.issue", issue_id=i.id),
+        }
         for i in issues
     ]
     response = page("archive", issues=entries, subscribe_url=url_for("signup.subscribe_get"))

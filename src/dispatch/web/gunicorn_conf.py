@@ -25,8 +25,15 @@ access_log_format = '%(t)s "%(r)s" %(s)s %(B)s %(L)ss "%(a)s"'
 timeout = 30
 graceful_timeout = 20
 
-_DROPPED = ("{cookie}i", "{authorization}i", "{stripe-signature}i", "{set-cookie}o",
-            "{x-forwarded-for}i", "{forwarded}i", "{remote_addr}e")
+_DROPPED = (
+    "{cookie}i",
+    "{authorization}i",
+    "{stripe-signature}i",
+    "{set-cookie}o",
+    "{x-forwarded-for}i",
+    "{forwarded}i",
+    "{remote_addr}e",
+)
 
 
 class RedactingLogger(Logger):

@@ -116,7 +116,9 @@ def csrf_token() -> str:
 def csrf_ok(submitted: str | None) -> bool:
     expected = session.get("csrf")
     return (
-        isinstance(expected, str) and isinstance(submitted, str) and bool(submitted)
+        isinstance(expected, str)
+        and isinstance(submitted, str)
+        and bool(submitted)
         and hmac.compare_digest(expected.encode(), submitted.encode())
     )
 
