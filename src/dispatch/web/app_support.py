@@ -69,10 +69,13 @@ class WebState:
 
     def apply_deferred_unsubscribes(self) -> None:
         """Queue the spooled unsubscribes on the outbox thread (see links.unsubscribe_post)."""
-        self.outbox.submit(partial(
-            apply_deferred_unsubscribes, partial(self.connect, BACKGROUND_PATIENCE),
-            BACKGROUND_PATIENCE,
-        ))
+        self.outbox.submit(
+            partial(
+                apply_deferred_unsubscribes,
+                partial(self.connect, BACKGROUND_PATIENCE),
+                BACKGROUND_PATIENCE,
+            )
+        )
 
     def close(self) -> None:
         self.outbox.join()
@@ -87,5 +90,3 @@ def page(_template: str, status: int = 200, _lang: str | None = None, **context:
     ``_lang`` (a reader's language, one of DISPATCH_LANGUAGES) or the outlet's."""
     html = state().renderer.render_template(f"web/{_template}.html", context, _lang)
     return Response(html, status=status, mimetype="text/html")
-
-

@@ -28,16 +28,18 @@ log = logging.getLogger("dispatch.web")
 
 
 def _unsubscribe_page(token: str, subscriber: Subscriber, *, just_changed: str = "") -> Response:
-    return no_store(page(
-        "unsubscribe",
-        _lang=subscriber.language,
-        token=token,
-        sub_status=subscriber.status.value,
-        address=jobs.mask_address(subscriber.email),
-        just_changed=just_changed,
-        unsubscribe_action=url_for("links.unsubscribe_post", token=token),
-        resubscribe_action=url_for("links.resubscribe", token=token),
-    ))
+    return no_store(
+        page(
+            "unsubscribe",
+            _lang=subscriber.language,
+            token=token,
+            sub_status=subscriber.status.value,
+            address=jobs.mask_address(subscriber.email),
+            just_changed=just_changed,
+            unsubscribe_action=url_for("links.unsubscribe_post", token=token),
+            resubscribe_action=url_for("links.resubscribe", token=token),
+        )
+    )
 
 
 @bp.get("/u/<token>")
@@ -84,8 +86,15 @@ def _deferred_unsubscribe(token: str, busy: DatabaseBusyError) -> Response:
     message = "Your unsubscribe is recorded and takes effect within a few minutes."
     if _one_click():
         return no_store(Response(message + "\n", status=202, mimetype="text/plain"))
-    return no_store(page("error", status=202, code=202, title="Unsubscribe recorded",
-                         message=message + " You do not need to do anything else."))
+    return no_store(
+        page(
+            "error",
+            status=202,
+            code=202,
+            title="Unsubscribe recorded",
+            message=message + " You do not need to do anything else.",
+        )
+    )
 
 
 @bp.post("/u/<token>/resubscribe")
@@ -106,8 +115,9 @@ def donate(token: str) -> Response:
     if giving.page_on():  # DISPATCH_DONATION_AMOUNTS set: the donation page instead
         return giving.donation_page(token)
     web = state()
-    target = web.write(lambda: clicks.donation_redirect(web.db(), web.settings, token),
-                       "donation click")
+    target = web.write(
+        lambda: clicks.donation_redirect(web.db(), web.settings, token), "donation click"
+    )
     if target is None:
         abort(404)
     response = Response(status=303, headers={"Location": target})

@@ -27,11 +27,19 @@ HONEYPOT_FIELD = "website"
 
 
 def _form(status: int = 200, *, error: str = "", email: str = "", name: str = "") -> Response:
-    return no_store(page(
-        "subscribe", status=status, error=error, email=email, name=name,
-        csrf_field=CSRF_FIELD, csrf_token=csrf_token(), honeypot=HONEYPOT_FIELD,
-        action=url_for("signup.subscribe_post"),
-    ))
+    return no_store(
+        page(
+            "subscribe",
+            status=status,
+            error=error,
+            email=email,
+            name=name,
+            csrf_field=CSRF_FIELD,
+            csrf_token=csrf_token(),
+            honeypot=HONEYPOT_FIELD,
+            action=url_for("signup.subscribe_post"),
+        )
+    )
 
 
 def _check_inbox(lang: str = "") -> Response:
@@ -59,12 +67,20 @@ def subscribe_post() -> Response:
             web.settings, email, name, request.form.get("language", "")
         )
     except InputError:
-        return _form(422, error="Please check the email address: it does not look valid.",
-                     email=email[:320], name=name[:200])
+        return _form(
+            422,
+            error="Please check the email address: it does not look valid.",
+            email=email[:320],
+            name=name[:200],
+        )
     link = _public_url("signup.confirm_get", token="T")[:-1]  # + the token, made later
     job = partial(
-        signup_jobs.run_signup, partial(web.connect, signup_jobs.BACKGROUND_PATIENCE),
-        web.settings, web.renderer, signup, link.__add__,
+        signup_jobs.run_signup,
+        partial(web.connect, signup_jobs.BACKGROUND_PATIENCE),
+        web.settings,
+        web.renderer,
+        signup,
+        link.__add__,
     )
     response = _check_inbox(signup.language)
     # Queued once the server has sent the page (WSGI close), so not even the start of the
@@ -76,10 +92,10 @@ def subscribe_post() -> Response:
 @bp.get("/confirm/<token>")
 def confirm_get(token: str) -> Response:
     if not signup_jobs.confirmation_is_open(state().db(), token):
-        return no_store(page("confirm", status=404, valid=False,
-                             subscribe_url=url_for("signup.subscribe_get")))
-    return no_store(page("confirm", valid=True,
-                         action=url_for("signup.confirm_post", token=token)))
+        return no_store(
+            page("confirm", status=404, valid=False, subscribe_url=url_for("signup.subscribe_get"))
+        )
+    return no_store(page("confirm", valid=True, action=url_for("signup.confirm_post", token=token)))
 
 
 @bp.post("/confirm/<token>")
@@ -87,10 +103,12 @@ def confirm_post(token: str) -> Response:
     web = state()
     outcome = web.write(lambda: signup_jobs.confirm_signup(web.db(), token), "confirm")
     if outcome is None:
-        return no_store(page("confirm", status=404, valid=False,
-                             subscribe_url=url_for("signup.subscribe_get")))
-    return no_store(page("confirmed", outcome=outcome.split(":", 1)[0],
-                         archive_url=url_for("archive.listing")))
+        return no_store(
+            page("confirm", status=404, valid=False, subscribe_url=url_for("signup.subscribe_get"))
+        )
+    return no_store(
+        page("confirmed", outcome=outcome.split(":", 1)[0], archive_url=url_for("archive.listing"))
+    )
 
 
 def _public_url(endpoint: str, **values: Any) -> str:
