@@ -116,3 +116,20 @@ def test_the_table_for_people_shows_mrr_and_each_issues_recurring_donors(run_cli
     assert "2026-W48: 1 recurring donors started, 0 active, 0 past due, 1 cancelled" in (
         result.output
     )
+
+
+def test_each_recurring_donor_has_a_history(db, run_cli, stripe_stub, synced, tmp_path):
+    data = json.loads(run_cli("report", "--json").output)
+    donors = {d["email"]: d for d in data["recurring_donors"]}
+    ben = donors["ben@example.test"]
+    assert (ben["status"], ben["failures"], ben["recovered"]) == ("active", 1, True)
+    kinds = [h["kind"] for h in ben["history"]]
+    assert kinds.count("renewal") == 6 and kinds.count("failed") == 1
+    assert kinds[0] == "first_payment"
+    cleo = donors["cleo@example.test"]
+    assert cleo["status"] == "canceled" and cleo["cancel_reason"] == "cancellation_requested"
+    page = tmp_path / "board.html"
+    run_cli("report", "--html", str(page))
+    text = page.read_text(encoding="utf-8")
+    assert "be***@example.test" in text and "ben@example.test" not in text
+    assert "active (recovered)" in text

@@ -136,6 +136,29 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "".join(out)
 
 
+def _mask(email: str) -> str:
+    """``an***@example.org``: the board sees who stays, not a mailing list."""
+    local, _, domain = email.partition("@")
+    return f"{local[:2]}***@{domain}" if domain else "–"
+
+
+def _donor_row(d: dict[str, Any], locale: str | None) -> list[str]:
+    gift = format_money(d["amount_minor"], d["currency"], locale=locale)
+    ended = (d["ended"] or "")[:10]
+    if ended and d["cancel_reason"]:
+        ended += f" ({d['cancel_reason']})"
+    return [
+        _mask(d["email"]),
+        d["issue"] or "–",
+        (d["started"] or "")[:10],
+        f"{gift} / {d['interval']}",
+        d["status"] + (" (recovered)" if d["recovered"] else ""),
+        str(d["paid_invoices"]),
+        str(d["failures"]),
+        ended or "–",
+    ]
+
+
 def render_page(
     report: dict[str, Any], title: str, locale: str | None = None, now: datetime | None = None
 ) -> str:
@@ -188,6 +211,10 @@ def render_page(
             for row in report["retention"]
         ],
     )
+    donors = _table(
+        ["Donor", "Started from", "Since", "Gift", "Status", "Paid", "Failed charges", "Ended"],
+        [_donor_row(d, locale) for d in report.get("recurring_donors", [])],
+    )
     months = _table(
         ["Month", "MRR"], [[m["month"], _money(m["mrr"], locale)] for m in report["mrr"]["months"]]
     )
@@ -211,6 +238,8 @@ def render_page(
                 "<h2>Which issues bring donors who stay</h2>",
                 _retention_chart(report["retention"]),
                 retention,
+                "<h2>Recurring donors</h2>",
+                donors,
                 "</body></html>",
             ]
         )

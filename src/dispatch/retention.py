@@ -115,6 +115,48 @@ def retention(db: Database, now: datetime | None = None) -> list[dict[str, Any]]
     return table
 
 
+def recurring_donors(db: Database) -> list[dict[str, Any]]:
+    """Each recurring gift with its donor's history: issue, status as Stripe reports it,
+    amount per interval, start, end and Stripe's cancellation reason, failed charges and
+    whether the card recovered (failures, yet still giving), paid invoices; and the donor's
+    payments and failures oldest first (``history``)."""
+    found = []
+    for row in q.subscription_rows(db):
+        history = [
+            {
+                "kind": h["kind"],
+                "issue": h["issue_id"],
+                "amount_minor": int(h["amount_minor"]),
+                "currency": h["currency"],
+                "at": h["at"],
+            }
+            for h in (
+                q.donor_history(db, int(row["subscriber_id"]))
+                if row["subscriber_id"] is not None
+                else []
+            )
+        ]
+        found.append(
+            {
+                "subscription": row["id"],
+                "email": row["email"] or "",
+                "issue": row["issue_id"],
+                "status": row["status"],
+                "amount_minor": int(row["amount_minor"]),
+                "currency": row["currency"],
+                "interval": row["billing_interval"],
+                "started": row["started_at"],
+                "ended": row["ended_at"],
+                "cancel_reason": row["cancel_reason"],
+                "failures": int(row["failures"]),
+                "recovered": bool(row["failures"]) and row["status"] in ("active", "trialing"),
+                "paid_invoices": int(row["paid_invoices"]),
+                "history": history,
+            }
+        )
+    return found
+
+
 def recurring_figures(db: Database, issue_id: str) -> dict[str, Any]:
     """The report's ``recurring`` object of one issue and its ``lifetime`` amounts."""
     figures = q.issue_figures(db, issue_id)

@@ -14,6 +14,7 @@ from dispatch.report_page import write_page
 from dispatch.retention import (
     mrr,
     new_recurring_donors,
+    recurring_donors,
     recurring_figures,
     retention,
     write_newsmatch_csv,
@@ -25,13 +26,15 @@ def build_report(db: Database, issue_id: str | None = None) -> dict[str, Any]:
     """``reports.build_report`` plus, per issue, ``recurring`` {donors_started, active,
     past_due, cancelled, renewals, first_payments, renewal_amounts} and ``lifetime``
     {currency: minor units}: everything attributed to the issue (one-time gifts, first
-    payments, renewals) net of refunds, lost disputes and their fees; and ``mrr`` and
-    ``retention`` for the whole outlet."""
+    payments, renewals) net of refunds, lost disputes and their fees; and ``mrr``,
+    ``retention`` and ``recurring_donors`` (each gift with its donor's history) for the whole
+    outlet."""
     data = reports.build_report(db, issue_id)
     for row in data["issues"]:
         row.update(recurring_figures(db, row["issue"]))
     data["mrr"] = mrr(db)
     data["retention"] = retention(db)
+    data["recurring_donors"] = recurring_donors(db)
     return data
 
 

@@ -100,11 +100,13 @@ def issue_figures(db: Database, issue_id: str) -> dict[str, Any]:
 
 def subscription_rows(db: Database, issue_id: str | None = None) -> list[sqlite3.Row]:
     """The outlet's subscriptions that got going, with their issue, for MRR and
-    retention: id, issue_id, subscriber_id, status, amount_minor, currency, billing_interval,
-    started_at, ended_at, cancel_reason, and failures (failed charges seen)."""
+    retention: id, issue_id, subscriber_id, email, status, amount_minor, currency,
+    billing_interval, started_at, ended_at, cancel_reason, failures (failed charges seen) and
+    paid_invoices."""
     sql = (
         "SELECT s.id, o.issue_id, o.subscriber_id, s.status, s.amount_minor, s.currency,"
         " s.billing_interval, s.started_at, s.ended_at, s.canceled_at, s.cancel_reason,"
+        " (SELECT email FROM subscribers r WHERE r.id = o.subscriber_id) AS email,"
         " (SELECT COUNT(*) FROM invoice_failures f WHERE f.subscription_id = s.id) AS failures,"
         " (SELECT COUNT(*) FROM subscription_invoices i WHERE i.subscription_id = s.id"
         "   AND i.status = 'paid') AS paid_invoices"
