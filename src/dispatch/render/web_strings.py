@@ -34,4 +34,13 @@ WEB_STRINGS = (
         " do anything else."
     ),
     N_("Please check the email address: it does not look valid."),
+    # The donation page (web/giving.py).
+    N_("Payments are unavailable for a moment"),
+    N_(
+        "We could not reach our payment provider, so nothing was charged. Please go back and try"
+        " again in a minute."
+    ),
+    N_(
+        "Thank you for your gift: it keeps our journalism independent. Stripe emails you a receipt."
+    ),
 )
