@@ -92,6 +92,30 @@ class DeliveryState(StrEnum):
     SKIPPED = "skipped"
 
 
+class IssueKind(StrEnum):
+    """What an issue is: the weekly digest, a fundraising appeal, or one donor's thank-you."""
+
+    DIGEST = "digest"
+    APPEAL = "appeal"
+    THANKS = "thanks"
+
+
+class IssueStatus(StrEnum):
+    """An issue's life: draft (editable) -> sending (its ledger exists) -> sent."""
+
+    DRAFT = "draft"
+    SENDING = "sending"
+    SENT = "sent"
+
+
+class DonationStatus(StrEnum):
+    """A gift's payment as Stripe last told it: paid, still pending (a delayed method), failed."""
+
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class Article:
     """One cleaned article, ready to render.
@@ -116,8 +140,8 @@ class Article:
 @dataclass(frozen=True)
 class Issue:
     id: str
-    kind: str  # "digest" | "appeal" | "thanks"
-    status: str  # "draft" | "sending" | "sent"
+    kind: IssueKind
+    status: IssueStatus
     subject: str
     preheader: str
     note: str

@@ -19,7 +19,7 @@ from dispatch.errors import InputError, IssueError
 from dispatch.jobs.rendering import renderer_from
 from dispatch.jobs.send import SendOptions, SendSummary, relay_target, send_issue
 from dispatch.mailer import check_relay
-from dispatch.models import Persona, RenderedVariant
+from dispatch.models import DeliveryState, IssueKind, IssueStatus, Persona, RenderedVariant
 from dispatch.money import format_money
 from dispatch.render.i18n import day_date
 from dispatch.render.templates import Links, Renderer, variant_name
@@ -129,7 +129,10 @@ def thank_donors(
             lang = who["language"]
             if not issue_store.issue_exists(db, issue_id):
                 issue_store.create_issue(
-                    db, issue_id, kind="thanks", subject=_thanks_subject(renderer, settings, lang)
+                    db,
+                    issue_id,
+                    kind=IssueKind.THANKS,
+                    subject=_thanks_subject(renderer, settings, lang),
                 )
             issue_store.save_variants(
                 db, issue_id, [_render_thanks(renderer, settings, issue_id, row, now, db, lang)]
@@ -150,13 +153,13 @@ def thank_donors(
     for open_row in thanks_store.open_thanks(db):
         summary = send_issue(db, settings, open_row["issue_id"], options)
         state = thanks_store.mirror_state(db, open_row["donation_id"])
-        if state == "sent":
+        if state == DeliveryState.SENT:
             result.sent += summary.sent_now
-        elif state == "failed":
+        elif state == DeliveryState.FAILED:
             result.failed.append(
                 (open_row["donation_id"], summary.failed[0][1] if summary.failed else "")
             )
-        elif state == "uncertain":
+        elif state == DeliveryState.UNCERTAIN:
             result.uncertain.append(open_row["donation_id"])
     return result
 
@@ -237,7 +240,7 @@ def send_appeal(
         )
     issue_id = issue_id or f"appeal-{now:%Y-%m-%d}-{segment}"
     existing = issue_store.get_issue(db, issue_id)
-    if existing is not None and existing.kind != "appeal":
+    if existing is not None and existing.kind != IssueKind.APPEAL:
         raise IssueError(
             f"{issue_id} is a {existing.kind}, not an appeal", "Choose another --id for the appeal."
         )
@@ -245,11 +248,16 @@ def send_appeal(
         existing.subject if existing else _appeal_subject(renderer_from(settings), settings)
     )
     fixed = None
-    if existing is None or existing.status == "draft":
+    if existing is None or existing.status == IssueStatus.DRAFT:
         preheader = settings.appeal_headline
         if existing is None:
             issue_store.create_issue(
-                db, issue_id, kind="appeal", subject=subject, preheader=preheader, note=message
+                db,
+                issue_id,
+                kind=IssueKind.APPEAL,
+                subject=subject,
+                preheader=preheader,
+                note=message,
             )
         issue_store.save_variants(
             db, issue_id, render_appeal(db, settings, issue_id, subject, message, preheader, now)

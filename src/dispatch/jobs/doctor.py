@@ -26,7 +26,7 @@ from dispatch.jobs.rendering import renderer_from
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.mailer.probe import probe_relay
 from dispatch.mailer.url import parse_smtp_url
-from dispatch.models import PLACEHOLDERS, Article, Issue
+from dispatch.models import PLACEHOLDERS, Article, Issue, IssueKind, IssueStatus
 from dispatch.store import Database
 from dispatch.store import subscribers as subscriber_store
 from dispatch.subscribers import parse_mailbox
@@ -204,8 +204,8 @@ def sample_issue() -> Issue:
     )
     return Issue(
         id="2026-W01",
-        kind="digest",
-        status="draft",
+        kind=IssueKind.DIGEST,
+        status=IssueStatus.DRAFT,
         subject="Doctor's sample issue",
         preheader="This week",
         note="A note from the editor.",

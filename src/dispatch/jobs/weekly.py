@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from dispatch.config import Settings
 from dispatch.jobs.build import build_issue
 from dispatch.jobs.send import SendOptions, SendSummary, send_issue
+from dispatch.models import DeliveryState, IssueKind, IssueStatus
 from dispatch.store import Database, ledger
 from dispatch.store import issues as issue_store
 
@@ -52,11 +53,12 @@ def run_weekly(
     now = now or datetime.now(UTC)
     notes: list[str] = []
     interrupted = []
-    for stuck in (i for i in issue_store.list_issues(db, kind="digest") if i.status == "sending"):
+    digests = issue_store.list_issues(db, kind=IssueKind.DIGEST)
+    for stuck in (i for i in digests if i.status == IssueStatus.SENDING):
         counts = ledger.state_counts(db, stuck.id)
-        if counts.get("pending", 0) or counts.get("sending", 0):
+        if counts.get(DeliveryState.PENDING, 0) or counts.get(DeliveryState.SENDING, 0):
             interrupted.append(stuck)
-        elif counts.get("uncertain", 0):
+        elif counts.get(DeliveryState.UNCERTAIN, 0):
             # Only the editor can decide these; they must not hold up every later week.
             notes.append(
                 f"Warning: {stuck.id} still has {counts['uncertain']} uncertain copies from an "

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from dispatch.models import Article, Issue, RenderedVariant
+from dispatch.models import Article, Issue, IssueKind, IssueStatus, RenderedVariant
 from dispatch.store import Database, from_db_time, to_db_time, utcnow
 
 
@@ -30,8 +30,8 @@ def _issue(row: sqlite3.Row, articles: Sequence[Article] = ()) -> Issue:
     assert created is not None
     return Issue(
         id=row["id"],
-        kind=row["kind"],
-        status=row["status"],
+        kind=IssueKind(row["kind"]),
+        status=IssueStatus(row["status"]),
         subject=row["subject"],
         preheader=row["preheader"],
         note=row["note"],
@@ -53,7 +53,7 @@ def create_issue(
     *,
     subject: str,
     articles: Iterable[Article] = (),
-    kind: str = "digest",
+    kind: IssueKind = IssueKind.DIGEST,
     preheader: str = "",
     note: str = "",
     window_start: datetime | None = None,
@@ -111,7 +111,7 @@ def get_issue(db: Database, issue_id: str, include_dropped: bool = False) -> Iss
     return _issue(row, [_article(a) for a in arts])
 
 
-def list_issues(db: Database, kind: str | None = None) -> list[Issue]:
+def list_issues(db: Database, kind: IssueKind | None = None) -> list[Issue]:
     if kind:
         rows = db.execute(
             "SELECT * FROM issues WHERE kind = ? ORDER BY created_at, id", (kind,)
@@ -172,16 +172,17 @@ def set_article_flags(
             )
 
 
-def set_issue_status(db: Database, issue_id: str, status: str) -> None:
+def set_issue_status(db: Database, issue_id: str, status: IssueStatus | str) -> None:
+    status = IssueStatus(status)  # a plain string is checked here (jobs/send.py still passes one)
     now = to_db_time(utcnow())
     with db.transaction() as conn:
-        if status == "sending":
+        if status == IssueStatus.SENDING:
             conn.execute(
                 "UPDATE issues SET status = 'sending',"
                 " send_started_at = COALESCE(send_started_at, ?) WHERE id = ?",
                 (now, issue_id),
             )
-        elif status == "sent":
+        elif status == IssueStatus.SENT:
             conn.execute(
                 "UPDATE issues SET status = 'sent', sent_at = COALESCE(sent_at, ?) WHERE id = ?",
                 (now, issue_id),
@@ -223,7 +224,7 @@ def sent_article_keys(db: Database) -> tuple[set[str], set[str]]:
     return {r["guid"] for r in rows}, {r["canonical_url"] for r in rows if r["canonical_url"]}
 
 
-def last_sent_issue(db: Database, kind: str = "digest") -> Issue | None:
+def last_sent_issue(db: Database, kind: IssueKind = IssueKind.DIGEST) -> Issue | None:
     row = db.execute(
         "SELECT * FROM issues WHERE kind = ? AND status IN ('sending', 'sent')"
         " ORDER BY COALESCE(sent_at, send_started_at, created_at) DESC LIMIT 1",
@@ -251,7 +252,7 @@ def discard_draft(db: Database, issue_id: str) -> bool:
         return cursor.rowcount > 0
 
 
-def unsent_drafts(db: Database, kind: str = "digest") -> list[Issue]:
+def unsent_drafts(db: Database, kind: IssueKind = IssueKind.DIGEST) -> list[Issue]:
     """Drafts of ``kind`` not sent, newest build first, each with its kept articles."""
     rows = db.execute(
         "SELECT id FROM issues WHERE kind = ? AND status = 'draft'"
