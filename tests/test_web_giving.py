@@ -189,3 +189,25 @@ def test_the_pages_let_their_forms_lead_to_stripes_hosted_pages_only(client, tok
     policy = client.get(f"/d/{token}").headers["Content-Security-Policy"]
     assert "form-action 'self' https://checkout.stripe.com https://billing.stripe.com" in policy
     assert "script-src 'none'" in policy
+
+
+def test_a_page_gift_whose_webhook_was_missed_is_caught_up_by_sync(
+    client, db, make_settings, env, stripe_stub, token
+):
+    from dispatch.jobs.donations import sync_donations
+    from dispatch.store import donations as donation_store
+
+    link = stripe_stub.add_payment_link(url="https://donate.stripe.test/b/outlet")
+    location = client.post(
+        f"/d/{token}", data={"frequency": "once", "amount": "10", "nonce": "missed"}
+    ).headers["Location"]
+    stripe_stub.complete_session(location.rsplit("/", 1)[1])
+    stripe_stub.add_session(payment_link=None, amount=999, token=None)  # not the outlet's
+    settings = make_settings(**env, DISPATCH_PAYMENT_LINK=link["url"])
+
+    result = sync_donations(db, settings).as_dict()
+
+    [gift] = donation_store.list_donations(db)
+    assert (gift["amount_minor"], gift["currency"], gift["issue_id"]) == (1000, "eur", "2026-W47")
+    assert result["new"] == 1
+    assert sync_donations(db, settings).as_dict()["new"] == 0

@@ -59,6 +59,15 @@ class BillingGateway:
     def dispute(self, dispute_id: str) -> dict[str, Any]:
         return _plain(self.gw._call("reading a dispute", self._v1.disputes.retrieve, dispute_id))
 
+    def completed_sessions(self, created_gte: int | None) -> Iterator[dict[str, Any]]:
+        """Every complete Checkout Session of the account since a time, whatever made it (the
+        donation page's have no Payment Link, so the per-link listing never sees them)."""
+        return self.gw._pages(
+            "listing Checkout Sessions",
+            self._v1.checkout.sessions.list,
+            {"status": "complete", **_since(created_gte)},
+        )
+
     def sessions_of_subscription(self, sub_id: str) -> Iterator[dict[str, Any]]:
         """The Checkout Session(s) that started a subscription (a monthly Payment Link's)."""
         return self.gw._pages(

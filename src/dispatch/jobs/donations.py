@@ -27,6 +27,7 @@ from dispatch.donations import (
     refund_from,
     verify_event,
 )
+from dispatch.donations.billing import BillingGateway
 from dispatch.errors import ConfigError, DonationError, InputError
 from dispatch.jobs.recurring import RECURRING_FACTS, record_recurring, sync_recurring
 from dispatch.money import to_minor_units
@@ -248,10 +249,28 @@ def sync_donations(
             record_checkout_session(db, gw.checkout_session(session_id), "sync"),
             recheck=True,
         )
+    _sync_page_sessions(db, gw, result)
     _sync_refunds(db, gw, result)
     result.counts.update(sync_recurring(db, gw))
     result.counts["pending"] = len(store.pending_session_ids(db))
     return result
+
+
+def _sync_page_sessions(db: Database, gw: StripeGateway, result: SyncResult) -> None:
+    """Sessions the donation page created on the server (issue 11) belong to no Payment Link:
+    list every complete session since the cursor and keep those carrying a Dispatch token."""
+    cursor = store.get_cursor(db, "sessions:page")
+    newest = cursor or 0
+    since = max(0, cursor - SESSION_OVERLAP_SECONDS) if cursor else None
+    for session in BillingGateway(gw).completed_sessions(since):
+        newest = max(newest, int(session.get("created") or 0))
+        if session.get("payment_link") or not store.is_dispatch_token(
+                db, session.get("client_reference_id")):
+            continue  # a Payment Link's (listed above) or not the outlet's
+        result.sessions += 1
+        _tally(result, record_checkout_session(db, session, "sync"))
+    if newest:
+        store.advance_cursor(db, "sessions:page", newest)
 
 
 def _tally(result: SyncResult, recorded: Recorded, recheck: bool = False) -> None:
