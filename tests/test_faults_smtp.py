@@ -14,8 +14,8 @@ from collections import Counter
 import dkim
 import pytest
 
-from dispatch.jobs.delivery import RetryPolicy
 from dispatch.jobs.send import SendOptions, send_issue
+from dispatch.mailer import RetryPolicy
 from dispatch.mailer.dkim import DkimSigner, generate_key
 from dispatch.store import issues as issue_store
 from dispatch.store import ledger

@@ -181,8 +181,8 @@ def test_subscribers_who_join_after_the_send_started_are_not_added(
     settings = make_settings(**smtp_env)
     smtp_server.script_rcpt("ana@example.org", "451 4.3.0 later")  # keeps the issue open
     from dispatch.errors import SendError
-    from dispatch.jobs.delivery import RetryPolicy
     from dispatch.jobs.send import SendOptions
+    from dispatch.mailer import RetryPolicy
 
     with pytest.raises(SendError):
         send_issue(

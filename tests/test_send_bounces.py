@@ -12,9 +12,8 @@ import pytest
 from dispatch.config import Secret
 from dispatch.errors import SendError
 from dispatch.jobs import send as send_job
-from dispatch.jobs.delivery import RetryPolicy
 from dispatch.jobs.send import SendOptions, send_issue, send_lock, send_running
-from dispatch.mailer import SmtpConnection
+from dispatch.mailer import RetryPolicy, SmtpConnection
 from dispatch.mailer.connection import is_hard_bounce
 from dispatch.mailer.url import SmtpTarget
 from dispatch.store import subscribers as subscriber_store

@@ -12,8 +12,8 @@ from collections import Counter
 import pytest
 
 from dispatch.errors import SendError
-from dispatch.jobs.delivery import RetryPolicy
 from dispatch.jobs.send import SendOptions, send_issue
+from dispatch.mailer import RetryPolicy
 from dispatch.store import issues as issue_store
 from dispatch.store import ledger
 from tests.plugins.smtp import add_subscribers, create_sample_issue

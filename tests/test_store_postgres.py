@@ -141,7 +141,7 @@ def test_one_send_per_postgresql_database_whichever_machine_runs_it(
     """Two senders on two machines share no file: the server's advisory lock excludes the
     second, and a sender's connection that ends (a killed process) frees it."""
     from dispatch.errors import SendError
-    from dispatch.jobs.sendlock import send_lock, send_running
+    from dispatch.store.sendlock import send_lock, send_running
 
     first = open_db(PostgresURL.parse(pg_url, tmp_path / "a"))
     second = open_db(PostgresURL.parse(pg_url, tmp_path / "b"))

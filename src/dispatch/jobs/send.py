@@ -21,21 +21,23 @@ from dispatch.config import Settings
 from dispatch.donations import donation_link_base, verify_payment_link
 from dispatch.errors import ConfigError, InputError, IssueError
 from dispatch.jobs.build import render_and_store, require_issue
-from dispatch.jobs.delivery import DeliveryRun, RetryPolicy
-from dispatch.jobs.sendlock import send_lock, send_running
 from dispatch.mailer import (
     AdaptiveRate,
+    DeliveryRun,
+    RetryPolicy,
     SenderPool,
     SmtpTarget,
     check_relay,
-    parse_smtp_url,
+    relay_from_settings,
 )
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Issue, Persona
-from dispatch.render.message import MessageConfig, MessageFactory, format_mailbox
+from dispatch.render.message import MessageConfig, MessageFactory, Recipient, format_mailbox
 from dispatch.store import Database, donations, journal, ledger
 from dispatch.store import issues as issue_store
 from dispatch.store import subscribers as subscriber_store
+from dispatch.store.sending import IssueLedger
+from dispatch.store.sendlock import send_lock, send_running
 from dispatch.subscribers import envelope_address, normalize_address, parse_mailbox
 
 
@@ -176,7 +178,7 @@ def _one_click_check(config: MessageConfig, recipients: int, allowed: bool) -> s
 
 
 def relay_target(settings: Settings) -> SmtpTarget:
-    return parse_smtp_url(settings.require("smtp_url"))
+    return relay_from_settings(settings)
 
 
 def _factory(db: Database, settings: Settings, issue: Issue) -> MessageFactory:
@@ -188,6 +190,26 @@ def _factory(db: Database, settings: Settings, issue: Issue) -> MessageFactory:
             f"Run `dispatch build` (or rebuild the draft) before sending {issue.id}.",
         )
     return MessageFactory(issue.id, variants, message_config(db, settings))
+
+
+def _composer(
+    factory: MessageFactory, sign: Callable[[bytes], bytes] | None
+) -> Callable[[ledger.Claimed], bytes]:
+    """A ledger row's message, signed when DKIM is configured (run in a sending thread)."""
+
+    def compose(row: ledger.Claimed) -> bytes:
+        recipient = Recipient(
+            email=row.email,
+            name=row.name,
+            first_name=row.first_name,
+            token=row.token,
+            unsub_token=row.unsub_token,
+            key=str(row.id),
+        )
+        data = factory.build(row.variant, recipient)
+        return data if sign is None else sign(data)
+
+    return compose
 
 
 # -- the send ---------------------------------------------------------------------------
@@ -291,14 +313,13 @@ def send_issue(
                 policy = replace(policy, give_up_after=5 / slowest)
             pool.reconnect_delays = (options.retry.base / 2, max(options.retry.maximum / 2, 0.01))
             run = DeliveryRun(
-                db,
-                issue_id,
-                factory,
+                IssueLedger(db, issue_id),
                 pool,
                 sender=envelope_address(factory.config.from_address),
                 policy=policy,
+                compose=_composer(factory, signer.sign if signer is not None else None),
+                envelope=envelope_address,
                 progress=progress,
-                sign=signer.sign if signer is not None else None,
             )
             try:
                 stats = run.run()
