@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatch.errors import InputError, IssueError
+from dispatch.models import DeliveryState
 from dispatch.money import format_money
 from dispatch.store import Database
 from dispatch.store import donations as donation_store
@@ -48,7 +49,7 @@ def build_report(db: Database, issue_id: str | None = None) -> dict[str, Any]:
         iid = issue["id"]
         counts = ledger.get(iid, {})
         g = gifts.get(iid, empty_gifts)
-        sent = int(counts.get("sent", 0))
+        sent = int(counts.get(DeliveryState.SENT, 0))
         rows.append(
             {
                 "issue": iid,
@@ -57,7 +58,7 @@ def build_report(db: Database, issue_id: str | None = None) -> dict[str, Any]:
                 "sent_at": issue["sent_at"] or issue["send_started_at"],
                 "recipients": int(counts.get("recipients", 0)),
                 "sent": sent,
-                "failed": int(counts.get("failed", 0)),
+                "failed": int(counts.get(DeliveryState.FAILED, 0)),
                 "bounced": bounces.get(iid, 0),
                 "unsubscribed_since": unsubs.get(iid, 0),
                 "clicks": clicks.get(iid, (0, 0))[0],

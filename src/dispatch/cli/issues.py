@@ -8,6 +8,7 @@ import click
 
 from dispatch.cli._app import App, echo_json, pass_app
 from dispatch.jobs import editing
+from dispatch.models import IssueStatus
 from dispatch.store import issues as issue_store
 
 
@@ -181,7 +182,7 @@ def delete(app: App, issue_id: str, yes: bool) -> None:
       dispatch issue delete 2026-W47 --yes
     """
     draft = editing.require_issue(app.db(), issue_id)
-    if not yes and draft.status == "draft":
+    if not yes and draft.status == IssueStatus.DRAFT:
         click.confirm(
             f"Delete the draft {draft.id} ({len(draft.articles)} articles: {draft.subject})?",
             abort=True,

@@ -11,7 +11,7 @@ from dispatch.config import Settings
 from dispatch.donations import verify_payment_link
 from dispatch.errors import ConfigError, IssueError, SourceError
 from dispatch.jobs.rendering import renderer_from, send_links
-from dispatch.models import Article, Issue, defuse_placeholders
+from dispatch.models import Article, Issue, IssueStatus, defuse_placeholders
 from dispatch.render.i18n import translations
 from dispatch.store import Database
 from dispatch.store import donations as donation_store
@@ -124,7 +124,7 @@ def build_issue(
     window_end = until or default_until
     target_id = issue_id or issue_id_for(window_end if until else now)
     existing = issue_store.get_issue(db, target_id, include_dropped=True)
-    if existing is not None and existing.status != "draft":
+    if existing is not None and existing.status != IssueStatus.DRAFT:
         raise IssueError(
             f"Issue {target_id} has already been {existing.status}",
             "Pass --id to build another issue, or `dispatch send` to resume it.",

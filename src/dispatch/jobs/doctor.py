@@ -26,7 +26,7 @@ from dispatch.jobs.rendering import renderer_from
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.mailer.probe import probe_relay
 from dispatch.mailer.url import parse_smtp_url
-from dispatch.models import PLACEHOLDERS, Article, Issue, IssueKind, IssueStatus
+from dispatch.models import PLACEHOLDERS, Article, Issue, IssueKind, IssueStatus, SubscriberStatus
 from dispatch.store import Database
 from dispatch.store import subscribers as subscriber_store
 from dispatch.subscribers import parse_mailbox
@@ -257,7 +257,7 @@ def _store_facts(
     """The list's size and the stored Payment Link, read in this thread (SQLite's rule)."""
     try:
         db = open_db()
-        readers = subscriber_store.status_counts(db).get("active", 0)
+        readers = subscriber_store.status_counts(db).get(SubscriberStatus.ACTIVE, 0)
         stored = "" if settings.payment_link.strip() else donation_link_base(db, settings)
     except DispatchError as exc:
         return c.from_error("list_size", exc), None, ""

@@ -19,14 +19,14 @@ __all__ = [
     "require_issue",
     "set_article",
 ]
-from dispatch.models import Issue
+from dispatch.models import Issue, IssueStatus
 from dispatch.store import Database
 from dispatch.store import issues as issue_store
 
 
 def _require_draft(db: Database, issue_id: str) -> Issue:
     issue = require_issue(db, issue_id)
-    if issue.status != "draft":
+    if issue.status != IssueStatus.DRAFT:
         raise IssueError(
             f"Issue {issue_id} is {issue.status} and can no longer be changed",
             "Build a new issue with `dispatch build --id …` instead.",
@@ -159,13 +159,13 @@ def delete_draft(db: Database, issue_id: str) -> Issue:
     Never a sent issue, nor one whose send has started: the ledger is the record of who got
     what. Returns the issue as it was."""
     issue = require_issue(db, issue_id)
-    if issue.status != "draft" or not issue_store.discard_draft(db, issue_id):
-        state = "sent" if issue.status == "sent" else "being sent (its send has started)"
+    if issue.status != IssueStatus.DRAFT or not issue_store.discard_draft(db, issue_id):
+        state = "sent" if issue.status == IssueStatus.SENT else "being sent (its send has started)"
         raise IssueError(
             f"Issue {issue_id} is {state}; only an unsent draft can be deleted",
             f"A sent issue stays as the record of who got what; "
             f"`dispatch status {issue_id}` shows it."
-            if issue.status == "sent"
+            if issue.status == IssueStatus.SENT
             else f"Finish the send with `dispatch send {issue_id}`; it resumes where it stopped.",
         )
     return issue

@@ -10,7 +10,7 @@ from dispatch.config import Settings
 from dispatch.donations import verify_payment_link
 from dispatch.errors import InputError, IssueError
 from dispatch.jobs.build import render_and_store, require_issue
-from dispatch.models import Persona
+from dispatch.models import IssueStatus, Persona
 from dispatch.render.placeholders import fill_placeholders, greeting_for
 from dispatch.store import Database
 from dispatch.store import issues as issue_store
@@ -50,7 +50,7 @@ def preview_issue(
     verify_payment_link(settings, db)
     issue = require_issue(db, issue_id)
     variants = issue_store.get_variants(db, issue.id)
-    if not variants and issue.status == "draft":
+    if not variants and issue.status == IssueStatus.DRAFT:
         render_and_store(db, settings, issue.id)
         variants = issue_store.get_variants(db, issue.id)
     if not variants:

@@ -37,7 +37,7 @@ from dispatch.jobs.send import message_config, relay_target
 from dispatch.jobs.tokens import valid_token
 from dispatch.mailer import Outcome, SmtpConnection
 from dispatch.mailer.dkim import signer_from_settings
-from dispatch.models import Persona, RenderedVariant, StatusActor, statuses_from
+from dispatch.models import Persona, RenderedVariant, StatusActor, SubscriberStatus, statuses_from
 from dispatch.render.i18n import normalize_tag
 from dispatch.render.message import MessageFactory, Recipient
 from dispatch.render.templates import Renderer
@@ -138,11 +138,11 @@ def _prepare(
     now = utcnow()
     store.purge_confirmations(db, now)
     state = store.signup_state(db, address)
-    if state == "complained":
+    if state == SubscriberStatus.COMPLAINED:
         return SignupResult("refused"), None
     sender = envelope_address(message_config(db, settings).from_address)
     limits = mail_limits(settings)
-    if state == "active":
+    if state == SubscriberStatus.ACTIVE:
         data = already_subscribed_message(db, settings, renderer, address, signup.language)
         verdict = store.reserve_signup_mail(db, address, limits, now)
         action = "noted"

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dispatch.errors import DonationError
-from dispatch.models import CampaignProgress
+from dispatch.models import CampaignProgress, DonationStatus
 from dispatch.store import Database, campaigns, to_db_time, utcnow
 
 MODE_KEY = "stripe.mode"
-_STATUS_RANK = {"pending": 0, "failed": 1, "paid": 2}
+_STATUS_RANK = {DonationStatus.PENDING: 0, DonationStatus.FAILED: 1, DonationStatus.PAID: 2}
 
 
 def from_unix(seconds: int) -> str:
@@ -197,7 +197,7 @@ def record_donation(db: Database, facts: Mapping[str, Any], source: str) -> tupl
         if existing is not None and _STATUS_RANK[existing["status"]] > _STATUS_RANK[status]:
             status = existing["status"]  # never move backwards (a stale copy of the session)
         paid_at = existing["paid_at"] if existing is not None else None
-        if status == "paid" and paid_at is None:
+        if status == DonationStatus.PAID and paid_at is None:
             paid_at = from_unix(facts["created"]) if existing is None else now
         values = {
             "livemode": int(bool(facts["livemode"])),

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dispatch.models import StatusActor
+from dispatch.models import StatusActor, SubscriberStatus
 from dispatch.store import Database, to_db_time, utcnow
 from dispatch.store.subscribers import address_hash, apply_status_change, new_unsub_token
 
@@ -168,7 +168,7 @@ def use_confirmation(
                 (email, name, new_unsub_token(), when, when, when),
             )
             return "activated"
-        if sub["status"] == "active":
+        if sub["status"] == SubscriberStatus.ACTIVE:
             return "already"
         if not apply_status_change(
             conn, StatusActor.CONFIRMATION, "active", "id", sub["id"], allowed

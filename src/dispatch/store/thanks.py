@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from dispatch.models import DeliveryState
 from dispatch.store import Database, to_db_time, utcnow
 
 _CANDIDATES = """
@@ -73,20 +74,26 @@ def fix_thanks(
             "SELECT 1 FROM donation_thanks WHERE donation_id = ?", (donation_id,)
         ).fetchone():
             return False
-        state = "pending" if subscriber_id is not None and issue_id else "skipped"
+        state = (
+            DeliveryState.PENDING
+            if subscriber_id is not None and issue_id
+            else DeliveryState.SKIPPED
+        )
         conn.execute(
             "INSERT INTO donation_thanks (donation_id, issue_id, state, last_reply, created_at,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 donation_id,
-                issue_id if state == "pending" else None,
+                issue_id if state == DeliveryState.PENDING else None,
                 state,
-                None if state == "pending" else "nobody to thank: the payer is not a subscriber",
+                None
+                if state == DeliveryState.PENDING
+                else "nobody to thank: the payer is not a subscriber",
                 now,
                 now,
             ),
         )
-        if state == "pending":
+        if state == DeliveryState.PENDING:
             conn.execute(
                 "UPDATE issues SET status = 'sending', send_started_at = COALESCE("
                 "send_started_at, ?) WHERE id = ? AND status = 'draft'",
