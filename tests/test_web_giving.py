@@ -211,3 +211,21 @@ def test_a_page_gift_whose_webhook_was_missed_is_caught_up_by_sync(
     assert (gift["amount_minor"], gift["currency"], gift["issue_id"]) == (1000, "eur", "2026-W47")
     assert result["new"] == 1
     assert sync_donations(db, settings).as_dict()["new"] == 0
+
+
+def test_a_page_subscription_synced_without_webhooks_counts_its_first_payment_once(
+    client, db, make_settings, env, stripe_stub, token
+):
+    from dispatch.jobs.donations import sync_donations
+
+    link = stripe_stub.add_payment_link(url="https://donate.stripe.test/b/outlet")
+    location = client.post(
+        f"/d/{token}", data={"frequency": "monthly", "amount": "10", "nonce": "sync"}
+    ).headers["Location"]
+    stripe_stub.complete_session(location.rsplit("/", 1)[1])
+    stripe_stub.advance(months=3)
+    settings = make_settings(**env, DISPATCH_PAYMENT_LINK=link["url"])
+    sync_donations(db, settings)
+    sync_donations(db, settings)
+    assert retention.lifetime(db, "2026-W47") == {"eur": 4000}  # first payment + 3 renewals
+    assert retention.issue_figures(db, "2026-W47")["renewals"] == 3

@@ -95,7 +95,9 @@ def sync_recurring(db: Database, gateway: StripeGateway) -> Counter[str]:
 
     def subscription(obj: dict[str, Any]) -> None:
         fact = subscription_from(obj)
-        if fact.token is None and not store.is_outlets_subscription(db, fact.subscription_id):
+        if not store.origin_session_known(db, fact.subscription_id):
+            # A monthly Payment Link's subscription is tied to its reader only by the session;
+            # a donation page's carries its token, but its session ties the first payment.
             for session in gw.sessions_of_subscription(fact.subscription_id):
                 origin = origin_from_session(session)
                 if origin is not None:

@@ -82,6 +82,16 @@ def record_origin(
         return "updated"
 
 
+def origin_session_known(db: Database, subscription_id: str) -> bool:
+    """Whether the Checkout Session that started a subscription is known (its first payment
+    is then the session's gift, not counted again through the first invoice)."""
+    row = db.execute(
+        "SELECT session_id FROM subscription_origins WHERE subscription_id = ?",
+        (subscription_id,),
+    ).fetchone()
+    return row is not None and bool(row["session_id"])
+
+
 def is_outlets_subscription(db: Database, subscription_id: str) -> bool:
     """A subscription Dispatch knows started from one of the outlet's links or pages."""
     row = db.execute(
@@ -345,3 +355,13 @@ def donor_states(db: Database) -> dict[int, str]:
         if state and rank[state] > rank.get(states.get(sub_id, ""), -1):
             states[sub_id] = state
     return states
+
+
+def subscription_of_donation(db: Database, donation_id: int) -> str | None:
+    """The subscription a monthly gift's Checkout Session started, once its origin is known."""
+    row = db.execute(
+        "SELECT o.subscription_id FROM donations d"
+        " JOIN subscription_origins o ON o.session_id = d.session_id WHERE d.id = ?",
+        (donation_id,),
+    ).fetchone()
+    return row["subscription_id"] if row else None
