@@ -21,6 +21,7 @@ import pytest
 
 from dispatch.store import issues as issue_store
 from dispatch.store import journal
+from tests.conftest import sqlite_only
 from tests.plugins.smtp import add_subscribers, create_sample_issue
 
 N = 60
@@ -45,11 +46,11 @@ def dispatch(env: dict[str, str], *args: str, wait: bool = True) -> subprocess.P
 
 
 @pytest.fixture
-def child_env(db_path, smtp_server) -> dict[str, str]:
+def child_env(db_url, smtp_server) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISPATCH_", "STRIPE_"))}
     env.update(
         {
-            "DISPATCH_DB": str(db_path),
+            "DISPATCH_DB": db_url,
             "DISPATCH_FROM": "Test Outlet <news@outlet.test>",
             "DISPATCH_SMTP_URL": smtp_server.url,
             "DISPATCH_PAYMENT_LINK": "https://buy.stripe.com/test_demo123",
@@ -126,6 +127,7 @@ def test_kill_9_midway_then_rerun_mails_everyone_once_except_the_uncertain(
         assert all(row_states(db)[e] == "skipped" for e in uncertain)
 
 
+@sqlite_only  # moves the SQLite file
 def test_a_database_moved_after_a_kill_without_its_journal_resends_nobody(
     db, db_path, smtp_server, child_env, tmp_path
 ):

@@ -45,11 +45,23 @@ def app(make_web_app, sent):
 
 
 class WriteLock:
-    """Another process's write transaction on the same database file (what an import holds)."""
+    """Another process's write transaction on the same database (what an import holds): on
+    PostgreSQL, a transaction holding the store's write lock."""
 
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
-        self.conn.execute("BEGIN IMMEDIATE")
+    def __init__(self, url: str) -> None:
+        if url.startswith("postgresql:"):
+            import psycopg
+
+            from dispatch.store.postgres_db import WRITE_LOCK
+
+            self.conn = psycopg.connect(url, autocommit=True)
+            self.conn.execute("BEGIN")
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        else:
+            self.conn = sqlite3.connect(
+                url, isolation_level=None, timeout=0, check_same_thread=False
+            )
+            self.conn.execute("BEGIN IMMEDIATE")
         self.held = True
 
     def release(self) -> None:
@@ -63,11 +75,11 @@ class WriteLock:
 
 
 @pytest.fixture
-def write_lock(db_path):
+def write_lock(db_url):
     locks: list[WriteLock] = []
 
     def hold() -> WriteLock:
-        locks.append(WriteLock(db_path))
+        locks.append(WriteLock(db_url))
         return locks[-1]
 
     yield hold
@@ -139,7 +151,7 @@ def test_donation_click_during_an_import_is_retried_and_counted(
 
 
 def test_a_lock_held_through_every_retry_keeps_the_unsubscribe_and_applies_it_after(
-    app, db, db_path, sent, write_lock, caplog
+    app, db, sent, write_lock, caplog
 ):
     token = sent.readers["ana@example.org"].unsub_token
     client = app.test_client()
@@ -150,14 +162,14 @@ def test_a_lock_held_through_every_retry_keeps_the_unsubscribe_and_applies_it_af
     button = client.post(f"/u/{token}")
     assert button.status_code == 202 and "Unsubscribe recorded" in button.get_data(as_text=True)
     assert "stayed locked" in caplog.text
-    assert web_spool.spool_path(db_path).exists()  # on disk before the reader was answered
+    assert web_spool.spool_path(db.path).exists()  # on disk before the reader was answered
     forged = client.post(f"/u/{token[:-2]}xx", data={"List-Unsubscribe": "One-Click"})
     assert forged.status_code == 404
     assert status_of(db, "ana@example.org") == "active"  # the import still holds the lock
     lock.release()
     app.extensions["dispatch"].outbox.join(timeout=60)  # the spool is applied in the background
     assert status_of(db, "ana@example.org") == "unsubscribed"
-    assert not web_spool.has_spooled(db_path)
+    assert not web_spool.has_spooled(db.path)
     assert token not in caplog.text
 
 
@@ -170,22 +182,22 @@ def test_other_writes_held_through_every_retry_are_an_honest_503(app, db, sent, 
     assert web_store.click_count(db, sent.readers["ana@example.org"].token) == 0
 
 
-def test_unsubscribe_that_cannot_even_be_kept_is_a_503(app, db, db_path, sent, write_lock):
-    web_spool.spool_path(db_path).mkdir()  # the spool cannot be written
+def test_unsubscribe_that_cannot_even_be_kept_is_a_503(app, db, sent, write_lock):
+    web_spool.spool_path(db.path).mkdir()  # the spool cannot be written
     token = sent.readers["ana@example.org"].unsub_token
     write_lock()
     response = app.test_client().post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
     assert response.status_code == 503 and response.headers["Retry-After"] == "7"
 
 
-def test_a_spool_left_behind_is_applied_after_the_next_write(app, db, db_path, sent):
+def test_a_spool_left_behind_is_applied_after_the_next_write(app, db, sent):
     """E.g. the worker that kept it was killed before applying it: any worker's next
     successful write catches up."""
-    web_spool.spool_unsubscribe(db_path, sent.readers["ana@example.org"].unsub_token)
+    web_spool.spool_unsubscribe(db.path, sent.readers["ana@example.org"].unsub_token)
     assert app.test_client().get(f"/d/{sent.readers['ana@example.org'].token}").status_code == 303
     app.extensions["dispatch"].outbox.join(timeout=60)
     assert status_of(db, "ana@example.org") == "unsubscribed"
-    assert not web_spool.has_spooled(db_path)
+    assert not web_spool.has_spooled(db.path)
 
 
 def test_webhook_during_a_held_lock_is_503_then_recorded_once_on_stripes_retry(
