@@ -216,7 +216,7 @@ def smtp_source_rate(port: int, messages: int, size: int, sessions: int = 4) -> 
 def naive_rate(db_path: Path, issue_id: str, count: int) -> float:
     """What Dispatch avoids: per recipient, render with Jinja, inline with premailer, build an
     EmailMessage and serialise it. Messages per second over ``count`` recipients."""
-    from dispatch.jobs.rendering import renderer_from
+    from dispatch.render.settings import renderer_from
 
     settings = settings_for(db_path)
     with open_db(db_path, create=True) as db:

@@ -317,7 +317,7 @@ def test_an_appeal_is_rendered_in_each_language_with_its_default_subject(db, mak
 
 def test_a_thank_you_speaks_the_reader_language(db, make_settings):
     from dispatch.jobs.appeals import _render_thanks
-    from dispatch.jobs.rendering import renderer_from
+    from dispatch.render.settings import renderer_from
 
     settings = make_settings(DISPATCH_OUTLET_NAME="Le Courrier", DISPATCH_LANGUAGES="fr,de")
     row = {"issue_id": "2026-W48", "issue_subject": "Die Flutmauer", "amount_minor": 2500,
@@ -336,8 +336,8 @@ def test_a_thank_you_speaks_the_reader_language(db, make_settings):
 
 
 def test_a_signup_in_another_language_is_mailed_and_kept_in_it(db, make_settings):
-    from dispatch.jobs.rendering import renderer_from
     from dispatch.jobs.signup import accept_signup, confirmation_message, mail_limits
+    from dispatch.render.settings import renderer_from
     from dispatch.store import signups as signup_store
     from dispatch.store import subscribers as subs
     from tests.plugins.web import web_env

@@ -21,12 +21,12 @@ import dkim
 import pytest
 
 from dispatch.jobs.appeals import THANKS_VARIANT, _render_thanks, render_appeal
-from dispatch.jobs.rendering import renderer_from, send_links
 from dispatch.jobs.send import message_config
 from dispatch.jobs.signup import already_subscribed_message, confirmation_message
 from dispatch.mailer.dkim import DkimSigner, generate_key
 from dispatch.models import Article, Issue, Persona
 from dispatch.render.message import MessageFactory, Recipient
+from dispatch.render.settings import renderer_from, send_links
 from dispatch.render.templates import AppealCopy
 from dispatch.store import campaigns as campaign_store
 from tests.conftest import skip_or_fail

@@ -122,7 +122,7 @@ def test_dispatch_language_is_a_setting_checked_when_settings_load() -> None:
 
 
 def test_email_templates_write_money_in_the_outlets_language(make_settings) -> None:
-    from dispatch.jobs.rendering import renderer_from
+    from dispatch.render.settings import renderer_from
 
     for language, expected in (("en", "$5,000 of $12.50"), ("de", f"5.000{NBSP}$ of 12,50{NBSP}$")):
         renderer = renderer_from(make_settings(DISPATCH_LANGUAGE=language))

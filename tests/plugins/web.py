@@ -68,8 +68,8 @@ def seed_sent_issue(
 ) -> SentIssue:
     """A digest rendered by the real templates, its ledger fixed for ``people`` and marked sent
     (the send itself is the send engine's to test)."""
-    from dispatch.jobs.rendering import renderer_from, send_links
     from dispatch.models import Article, Issue
+    from dispatch.render.settings import renderer_from, send_links
     from dispatch.store import issues, ledger
     from dispatch.store import subscribers as subs
 

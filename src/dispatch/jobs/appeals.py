@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, IssueError
-from dispatch.jobs.rendering import renderer_from
 from dispatch.jobs.send import SendOptions, SendSummary, relay_target, send_issue
 from dispatch.mailer import check_relay
 from dispatch.models import DeliveryState, IssueKind, IssueStatus, Persona, RenderedVariant
 from dispatch.money import format_money
 from dispatch.render.i18n import day_date
+from dispatch.render.settings import renderer_from
 from dispatch.render.templates import Links, Renderer, variant_name
 from dispatch.store import Database, to_db_time
 from dispatch.store import campaigns as campaign_store

@@ -10,9 +10,9 @@ from dispatch.articles import CollectOptions, SourceWarning, collect_articles
 from dispatch.config import Settings
 from dispatch.donations import verify_payment_link
 from dispatch.errors import ConfigError, IssueError, SourceError
-from dispatch.jobs.rendering import renderer_from, send_links
 from dispatch.models import Article, Issue, IssueStatus, defuse_placeholders
 from dispatch.render.i18n import translations
+from dispatch.render.settings import renderer_from, send_links
 from dispatch.store import Database
 from dispatch.store import donations as donation_store
 from dispatch.store import issues as issue_store

@@ -22,11 +22,11 @@ from dispatch.doctor.dns import TxtLookup
 from dispatch.doctor.web import check_public_url
 from dispatch.donations import StripeGateway, donation_link_base
 from dispatch.errors import ConfigError, DispatchError, DonationError
-from dispatch.jobs.rendering import renderer_from
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.mailer.probe import probe_relay
 from dispatch.mailer.url import parse_smtp_url
 from dispatch.models import PLACEHOLDERS, Article, Issue, IssueKind, IssueStatus, SubscriberStatus
+from dispatch.render.settings import renderer_from
 from dispatch.store import Database
 from dispatch.store import subscribers as subscriber_store
 from dispatch.subscribers import parse_mailbox

@@ -26,7 +26,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dispatch.config import Settings, load_settings
 from dispatch.errors import DispatchError, WebError
-from dispatch.jobs.rendering import renderer_from
+from dispatch.render.settings import renderer_from
 from dispatch.store import PostgresURL
 from dispatch.store.locking import DatabaseBusyError
 from dispatch.web.app_support import WebState, page, state

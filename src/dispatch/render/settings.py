@@ -1,5 +1,5 @@
 """The renderer, the outlet and the links of a send, built from settings (the Payment Link's
-URL is dispatch.donations.donation_link_base)."""
+URL is dispatch.donations.donation_link_base, the relay mailer.relay_from_settings)."""
 
 from __future__ import annotations
 
