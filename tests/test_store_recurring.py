@@ -46,6 +46,9 @@ def _invoice(**over):
 
 def test_a_cancelled_subscription_stays_cancelled_when_a_stale_active_copy_arrives(db):
     assert store.record_subscription(db, _sub()) == "new"
+    assert store.live_subscription_ids(db) == []  # not known to be the outlet's
+    store.record_origin(db, "sub_1", token=None, session_id="cs_1")
+    assert store.live_subscription_ids(db) == ["sub_1"]
     ended = _sub(status="canceled", canceled=T0 + 99, ended=T0 + 99, cancel_reason="payment_failed")
     assert store.record_subscription(db, ended) == "updated"
     assert store.record_subscription(db, _sub()) == "unchanged"

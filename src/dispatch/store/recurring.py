@@ -167,9 +167,11 @@ def subscription(db: Database, subscription_id: str) -> sqlite3.Row | None:
 
 
 def live_subscription_ids(db: Database) -> list[str]:
-    """Subscriptions not ended yet, to re-read on every sync (their status changes later)."""
+    """The outlet's subscriptions not ended yet, to re-read on every sync (their status
+    changes later); other subscriptions of the account are not re-read."""
     rows = db.execute(
-        f"SELECT id FROM subscriptions WHERE status NOT IN {ENDED!r} ORDER BY id"
+        "SELECT s.id FROM subscriptions s JOIN subscription_origins o ON o.subscription_id = s.id"
+        f" WHERE s.status NOT IN {ENDED!r} ORDER BY s.id"
     ).fetchall()
     return [r["id"] for r in rows]
 
