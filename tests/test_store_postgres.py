@@ -160,3 +160,25 @@ def test_one_send_per_postgresql_database_whichever_machine_runs_it(
     assert not send_running(third)
     second.close()
     third.close()
+
+
+def test_a_forked_worker_makes_its_own_connections(pg_url: str, tmp_path: Path) -> None:
+    """gunicorn forks workers: a child that used its parent's pooled sockets would mix up
+    their conversations with the server."""
+    import os
+
+    target = PostgresURL.parse(pg_url, tmp_path)
+    parent = open_db(target)
+    pid = os.fork()
+    if pid == 0:  # the worker
+        code = 1
+        try:
+            child = open_db(target)
+            code = 0 if child.raw is not parent.raw and child.execute("SELECT 1").fetchone() else 1
+            child.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert parent.execute("SELECT 2").fetchone()[0] == 2  # the parent's connection is intact
+    parent.close()

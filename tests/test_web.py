@@ -344,7 +344,7 @@ def _free_port() -> int:
 
 
 def test_documented_gunicorn_command_serves_the_app_with_token_free_access_log(
-    tmp_path: Path, db, make_settings, sent
+    tmp_path: Path, db, db_url, make_settings, sent
 ):
     gunicorn = Path(sys.executable).with_name("gunicorn")
     if not gunicorn.exists():
@@ -354,7 +354,7 @@ def test_documented_gunicorn_command_serves_the_app_with_token_free_access_log(
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISPATCH_", "STRIPE_"))}
     env.update(web_env(public_url=f"http://127.0.0.1:{port}"))
-    env["DISPATCH_DB"] = str(db.path)
+    env["DISPATCH_DB"] = db_url
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
     log_file = tmp_path / "gunicorn.log"
     with log_file.open("wb") as out:
@@ -404,11 +404,11 @@ def test_documented_gunicorn_command_serves_the_app_with_token_free_access_log(
 # -- the command -------------------------------------------------------------------------
 
 
-def test_dispatch_serve_serves_and_logs_without_tokens(tmp_path: Path, db, sent):
+def test_dispatch_serve_serves_and_logs_without_tokens(tmp_path: Path, db, db_url, sent):
     dispatch = Path(sys.executable).with_name("dispatch")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISPATCH_", "STRIPE_"))}
-    env.update(web_env(public_url=f"http://127.0.0.1:{port}"), DISPATCH_DB=str(db.path))
+    env.update(web_env(public_url=f"http://127.0.0.1:{port}"), DISPATCH_DB=db_url)
     log_file = tmp_path / "serve.log"
     token = sent.readers["ana@example.org"].unsub_token
     with log_file.open("wb") as out:

@@ -8,6 +8,7 @@ from one psycopg_pool pool per URL; the password is never shown (see ``target.re
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,16 @@ POOL_MAX = 8
 
 _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker (gunicorn) must not use its parent's connections: it makes its own."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def translate(sql: str) -> str:
