@@ -321,12 +321,3 @@ def render_and_store(
     )
     issue_store.save_variants(db, issue.id, variants)
     return issue
-
-
-def require_issue(db: Database, issue_id: str) -> Issue:
-    issue = issue_store.get_issue(db, issue_id)
-    if issue is None:
-        known = [i.id for i in issue_store.list_issues(db)][-5:]
-        hint = f"Known issues: {', '.join(known)}." if known else "Run `dispatch build` first."
-        raise IssueError(f"There is no issue {issue_id}", hint)
-    return issue

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dispatch.config import Settings
 from dispatch.donations import checkout_url, donation_link_base
 from dispatch.errors import ConfigError
-from dispatch.jobs.tokens import valid_token
 from dispatch.store import Database, clicks
+from dispatch.store.tokens import valid_token
 
 
 def donation_redirect(db: Database, settings: Settings, token: str) -> str | None:

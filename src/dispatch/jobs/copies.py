@@ -12,7 +12,6 @@ from pathlib import Path
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, SendError
-from dispatch.jobs.build import require_issue
 from dispatch.jobs.send import _factory, relay_target
 from dispatch.mailer import SmtpConnection
 from dispatch.mailer.dkim import signer_from_settings
@@ -20,6 +19,7 @@ from dispatch.models import Persona
 from dispatch.render.message import Recipient
 from dispatch.store import Database, donations
 from dispatch.store import subscribers as subscriber_store
+from dispatch.store.issues import require_issue
 from dispatch.subscribers import envelope_address, normalize_address
 
 

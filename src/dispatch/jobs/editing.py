@@ -8,7 +8,6 @@ from dispatch.jobs.build import (
     default_preheader,
     default_subject,
     render_and_store,
-    require_issue,
 )
 
 __all__ = [
@@ -22,6 +21,7 @@ __all__ = [
 from dispatch.models import Issue, IssueStatus
 from dispatch.store import Database
 from dispatch.store import issues as issue_store
+from dispatch.store.issues import require_issue
 
 
 def _require_draft(db: Database, issue_id: str) -> Issue:

@@ -21,10 +21,10 @@ from dispatch.donations.billing import BillingGateway
 from dispatch.donations.gateway import StripeGateway
 from dispatch.donations.recurring import TOKEN_KEY
 from dispatch.errors import ConfigError, InputError
-from dispatch.jobs.tokens import valid_token
 from dispatch.money import format_money, to_minor_units
 from dispatch.store import Database, clicks
 from dispatch.store import recurring as recurring_store
+from dispatch.store.tokens import valid_token
 
 #: Form value -> Stripe's recurring interval (None: a one-time gift).
 FREQUENCIES: dict[str, str | None] = {"once": None, "monthly": "month", "yearly": "year"}

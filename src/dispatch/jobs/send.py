@@ -20,7 +20,7 @@ from itertools import islice
 from dispatch.config import Settings
 from dispatch.donations import donation_link_base, verify_payment_link
 from dispatch.errors import ConfigError, InputError, IssueError
-from dispatch.jobs.build import render_and_store, require_issue
+from dispatch.jobs.build import render_and_store
 from dispatch.mailer import (
     AdaptiveRate,
     DeliveryRun,
@@ -36,6 +36,7 @@ from dispatch.render.message import MessageConfig, MessageFactory, Recipient, fo
 from dispatch.store import Database, donations, journal, ledger
 from dispatch.store import issues as issue_store
 from dispatch.store import subscribers as subscriber_store
+from dispatch.store.issues import require_issue
 from dispatch.store.sending import IssueLedger
 from dispatch.store.sendlock import send_lock, send_running
 from dispatch.subscribers import envelope_address, normalize_address, parse_mailbox

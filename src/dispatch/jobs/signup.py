@@ -34,7 +34,6 @@ from typing import Any
 from dispatch.config import Settings
 from dispatch.errors import ConfigError
 from dispatch.jobs.send import message_config, relay_target
-from dispatch.jobs.tokens import valid_token
 from dispatch.mailer import Outcome, SmtpConnection
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Persona, RenderedVariant, StatusActor, SubscriberStatus, statuses_from
@@ -44,6 +43,7 @@ from dispatch.render.templates import Renderer
 from dispatch.store import Database, utcnow
 from dispatch.store import signups as store
 from dispatch.store.locking import WritePatience, retry_when_locked
+from dispatch.store.tokens import valid_token
 from dispatch.subscribers import clean_name, envelope_address, normalize_address
 
 log = logging.getLogger("dispatch.web")

@@ -8,10 +8,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from dispatch.jobs.tokens import valid_token
 from dispatch.models import StatusActor, Subscriber, statuses_from
 from dispatch.store import Database, unsubscribe_spool, unsubscribes
 from dispatch.store.locking import WritePatience, retry_when_locked
+from dispatch.store.tokens import valid_token
 
 log = logging.getLogger("dispatch.web")
 

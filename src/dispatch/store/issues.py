@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from dispatch.errors import IssueError
 from dispatch.models import Article, Issue, IssueKind, IssueStatus, RenderedVariant
 from dispatch.store import Database, from_db_time, to_db_time, utcnow
 
@@ -109,6 +110,16 @@ def get_issue(db: Database, issue_id: str, include_dropped: bool = False) -> Iss
         (issue_id,),
     ).fetchall()
     return _issue(row, [_article(a) for a in arts])
+
+
+def require_issue(db: Database, issue_id: str) -> Issue:
+    """The issue, or an IssueError naming the last few known ones."""
+    issue = get_issue(db, issue_id)
+    if issue is None:
+        known = [i.id for i in list_issues(db)][-5:]
+        hint = f"Known issues: {', '.join(known)}." if known else "Run `dispatch build` first."
+        raise IssueError(f"There is no issue {issue_id}", hint)
+    return issue
 
 
 def list_issues(db: Database, kind: IssueKind | None = None) -> list[Issue]:

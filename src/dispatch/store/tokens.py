@@ -1,4 +1,5 @@
-"""The tokens in the links Dispatch issues (unsubscribe, donation, confirmation)."""
+"""The form of the tokens in the links Dispatch issues (unsubscribe, donation, confirmation),
+minted by the store; a token of any other form is refused before any lookup."""
 
 from __future__ import annotations
 
