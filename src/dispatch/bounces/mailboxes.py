@@ -246,7 +246,7 @@ class ImapSource(Source):
                 "Name an existing folder in the URL, e.g. /INBOX.",
             )
 
-    def _uid(self, command: str, *args: str) -> tuple[str, list]:
+    def _uid(self, command: str, *args: str) -> tuple[str, list[Any]]:
         """One UID command; a dropped connection or a protocol error ends the run, named."""
         try:
             return self._imap.uid(command, *args)

@@ -246,7 +246,7 @@ def original_message_id(msg: Message) -> str | None:
                 continue
             text = decode_text(payload, part.get_content_charset())
             # A copy quoted in text: take a Dispatch-shaped id first, then any.
-            ids = _MESSAGE_ID_LINE.findall(text)
+            ids: list[str] = _MESSAGE_ID_LINE.findall(text)
             for candidate in ids:
                 if parse_dispatch_message_id(candidate):
                     return candidate

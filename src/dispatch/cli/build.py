@@ -10,6 +10,7 @@ import click
 from dispatch.cli._app import App, echo_json, pass_app
 from dispatch.jobs.build import BuildResult, build_issue
 from dispatch.jobs.preview import preview_issue
+from dispatch.models import Article
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
 
@@ -18,7 +19,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.replace(tzinfo=UTC)
 
 
-def _article_json(article) -> dict:
+def _article_json(article: Article) -> dict[str, str | None]:
     return {
         "title": article.title,
         "url": article.url,
@@ -60,7 +61,7 @@ def _print_build(result: BuildResult) -> None:
     )
 
 
-def _date(article) -> str:
+def _date(article: Article) -> str:
     return f"{article.published:%a %d %b}" if article.published else "undated"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -241,7 +242,9 @@ def campaign() -> None:
     help="Last day (UTC), YYYY-MM-DD.",
 )
 @pass_app
-def create(app: App, name: str, goal: str, currency: str | None, starts, ends) -> None:
+def create(
+    app: App, name: str, goal: str, currency: str | None, starts: datetime, ends: datetime
+) -> None:
     """Create a campaign; while it runs, its progress shows in each issue's appeal.
 
     Only gifts in the campaign's currency count toward its goal (currencies are never

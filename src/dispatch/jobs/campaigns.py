@@ -8,13 +8,13 @@ from typing import Any
 from dispatch.config import Settings
 from dispatch.errors import InputError
 from dispatch.money import to_minor_units
+from dispatch.store import Database, utcnow
 from dispatch.store import campaigns as store
 from dispatch.store import donations as donation_store
-from dispatch.store import utcnow
 
 
 def create(
-    db,
+    db: Database,
     settings: Settings,
     *,
     name: str,
@@ -40,7 +40,7 @@ def create(
     return row
 
 
-def overview(db, now: datetime | None = None) -> list[dict[str, Any]]:
+def overview(db: Database, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every campaign with its progress and whether it is upcoming, running or ended."""
     today = (now or utcnow()).date().isoformat()
     out = []
@@ -69,7 +69,7 @@ def overview(db, now: datetime | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def donation_rows(db, issue_id: str | None, limit: int) -> list[dict[str, Any]]:
+def donation_rows(db: Database, issue_id: str | None, limit: int) -> list[dict[str, Any]]:
     """Donations for `donations list`: amounts and attribution, never the payer's address
     or the link token."""
     return [

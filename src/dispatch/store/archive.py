@@ -41,9 +41,10 @@ def archived_issues(db: Database) -> list[ArchivedIssue]:
 
 def archived_variant(db: Database, issue_id: str, variant: str) -> sqlite3.Row | None:
     """The stored variant of a public digest (None for drafts, appeals and unknown ids)."""
-    return db.execute(
+    row: sqlite3.Row | None = db.execute(
         "SELECT i.id, i.subject, v.html FROM issues i JOIN issue_variants v ON v.issue_id = i.id"
         " WHERE i.id = ? AND v.variant = ? AND i.kind = 'digest'"
         " AND i.status IN ('sending', 'sent')",
         (issue_id, variant),
     ).fetchone()
+    return row

@@ -108,7 +108,10 @@ def create_campaign(
 
 
 def get_campaign(db: Database, name: str) -> sqlite3.Row | None:
-    return db.execute("SELECT * FROM campaigns WHERE name = ?", (name,)).fetchone()
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM campaigns WHERE name = ?", (name,)
+    ).fetchone()
+    return row
 
 
 def list_campaigns(db: Database) -> list[sqlite3.Row]:

@@ -103,15 +103,19 @@ def payment_links(db: Database) -> list[sqlite3.Row]:
 
 
 def payment_link_by_url(db: Database, url: str) -> sqlite3.Row | None:
-    return db.execute("SELECT * FROM payment_links WHERE url = ?", (url,)).fetchone()
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM payment_links WHERE url = ?", (url,)
+    ).fetchone()
+    return row
 
 
 def main_payment_link(db: Database) -> sqlite3.Row | None:
     """The pay-what-you-want link made by setup, or else the first one adopted."""
-    return db.execute(
+    row: sqlite3.Row | None = db.execute(
         "SELECT * FROM payment_links ORDER BY kind != 'custom', kind != 'adopted', created_at"
         " LIMIT 1"
     ).fetchone()
+    return row
 
 
 def is_known_link(db: Database, link_id: str | None) -> bool:
@@ -314,7 +318,10 @@ def list_donations(db: Database, issue_id: str | None = None, limit: int = 0) ->
 
 
 def donation(db: Database, donation_id: int) -> sqlite3.Row | None:
-    return db.execute("SELECT * FROM donation_totals WHERE id = ?", (donation_id,)).fetchone()
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM donation_totals WHERE id = ?", (donation_id,)
+    ).fetchone()
+    return row
 
 
 # -- used by render and send (their signatures are fixed) --------------------------------

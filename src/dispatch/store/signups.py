@@ -124,11 +124,12 @@ def reserve_signup_mail(
 
 def open_confirmation(db: Database, token_hash: str, now: datetime) -> sqlite3.Row | None:
     """The unused, unexpired confirmation with this token hash, if any."""
-    return db.execute(
+    row: sqlite3.Row | None = db.execute(
         "SELECT id, email, name, expires_at FROM confirmations"
         " WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
         (token_hash, to_db_time(now)),
     ).fetchone()
+    return row
 
 
 def use_confirmation(

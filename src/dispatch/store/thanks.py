@@ -45,16 +45,17 @@ def recipient_for(db: Database, donation_id: int) -> sqlite3.Row | None:
     ).fetchone()
     if row is None:
         return None
+    found: sqlite3.Row | None = None
     if row["payer_email"]:
         found = db.execute(ACTIVE_PAYER, (row["payer_email"],)).fetchone()
         if found is not None:
             return found
     if row["subscriber_id"] is not None and not row["possibly_forwarded"]:
-        return db.execute(
+        found = db.execute(
             "SELECT id, email, language FROM subscribers WHERE id = ? AND status = 'active'",
             (row["subscriber_id"],),
         ).fetchone()
-    return None
+    return found
 
 
 def fix_thanks(

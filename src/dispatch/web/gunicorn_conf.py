@@ -39,8 +39,12 @@ _DROPPED = (
 class RedactingLogger(Logger):
     """gunicorn's logger with every access-log atom passed through dispatch's redaction."""
 
-    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-        atoms = super().atoms(resp, req, environ, request_time)
+    # types-gunicorn's atoms TypedDict lacks the "{header}i" keys gunicorn adds; access() wraps
+    # whatever mapping this returns, so a plain dict is what gunicorn itself relies on.
+    def atoms(  # type: ignore[override]
+        self, resp: Any, req: Any, environ: Any, request_time: Any
+    ) -> dict[str, Any]:
+        atoms: dict[str, Any] = dict(super().atoms(resp, req, environ, request_time))
         for key in _DROPPED:
             atoms.pop(key, None)
         atoms["h"] = "-"
