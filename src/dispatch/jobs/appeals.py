@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, IssueError
+from dispatch.jobs.giving import manage_link
 from dispatch.jobs.send import SendOptions, SendSummary, relay_target, send_issue
 from dispatch.mailer import check_relay
 from dispatch.models import DeliveryState, IssueKind, IssueStatus, Persona, RenderedVariant
@@ -27,6 +28,7 @@ from dispatch.store import Database, to_db_time
 from dispatch.store import campaigns as campaign_store
 from dispatch.store import donations as donation_store
 from dispatch.store import issues as issue_store
+from dispatch.store import recurring as recurring_store
 from dispatch.store import thanks as thanks_store
 
 THANKS_VARIANT = "thanks"
@@ -77,6 +79,10 @@ def _render_thanks(
     if row["issue_id"]:
         prompted = {"id": row["issue_id"], "subject": row["issue_subject"] or row["issue_id"]}
     subject = _thanks_subject(renderer, settings, lang)
+    manage_url = None  # the signed "manage your monthly gift" link (issue 11)
+    if row["checkout_mode"] == "subscription" and settings.public_url and settings.secret_key:
+        sub_id = recurring_store.subscription_of_donation(db, row["id"])
+        manage_url = manage_link(settings, sub_id) if sub_id else None
     amount = format_money(row["amount_minor"], row["currency"], locale=lang, whole=True)
     preheader = renderer.gettext("Your gift of %(amount)s makes our reporting possible.", lang)
     html, text = renderer.render_email(
@@ -89,6 +95,7 @@ def _render_thanks(
             "amount": amount,
             "monthly": row["checkout_mode"] == "subscription",
             "prompted_by": prompted,
+            "manage_url": manage_url,
             "campaign": donation_store.active_campaign_progress(db, now),
         },
         lang,
