@@ -125,7 +125,9 @@ class StripeGateway:
 
     # -- reading ------------------------------------------------------------------------
 
-    def checkout_sessions(self, payment_link: str, created_gte: int | None) -> Iterator[dict]:
+    def checkout_sessions(
+        self, payment_link: str, created_gte: int | None
+    ) -> Iterator[dict[str, Any]]:
         """Every complete Checkout Session of a Payment Link created at or after a time."""
         params: dict[str, Any] = {"payment_link": payment_link, "status": "complete"}
         if created_gte is not None:
@@ -145,7 +147,7 @@ class StripeGateway:
             )
         )
 
-    def refunds(self, created_gte: int | None) -> Iterator[dict]:
+    def refunds(self, created_gte: int | None) -> Iterator[dict[str, Any]]:
         params: dict[str, Any] = {}
         if created_gte is not None:
             params["created"] = {"gte": int(created_gte)}

@@ -37,7 +37,7 @@ class ImportReport(store.ImportCounts):
     def invalid(self) -> int:
         return len(self.invalid_rows)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, object]:
         return {
             "added": self.added,
             "updated": self.updated,

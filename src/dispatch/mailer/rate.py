@@ -138,7 +138,7 @@ class AdaptiveRate:
         self.cycle_messages = cycle_messages
         self._best: deque[tuple[float, float]] = deque()  # (when, accepted rate) samples
         # K: seconds a concave climb from beta x w_max takes to get back to w_max (1.6 s).
-        self._k = ((1 - beta) / cubic) ** (1 / 3)
+        self._k: float = ((1 - beta) / cubic) ** (1 / 3)
         now = clock()
         self.w_max = 0.0
         self._epoch: float | None = None  # start of the current climb (None: not paced)

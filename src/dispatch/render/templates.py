@@ -279,7 +279,7 @@ def inline_css(html: str) -> str:
     Width and height attributes are left as the template wrote them (Outlook reads those).
     """
     try:
-        return Premailer(
+        inlined: str = Premailer(
             _strip_css_imports(html),
             base_url=None,
             allow_network=False,
@@ -294,6 +294,7 @@ def inline_css(html: str) -> str:
         ).transform()
     except Exception as exc:  # premailer raises bare lxml/cssutils errors
         raise RenderError(f"Inlining the CSS failed: {exc}") from exc
+    return inlined
 
 
 def tidy_text(text: str) -> str:

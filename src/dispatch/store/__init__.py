@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from dispatch.errors import StoreError
 from dispatch.store.target import PostgresURL, local_path
@@ -51,6 +52,9 @@ class Database:
     the local stand-in that per-machine files are named after)."""
 
     engine = "sqlite"
+    #: DISPATCH_JOURNAL_DIR, set by the CLI: where this machine's send journal goes (None:
+    #: beside ``path``).
+    journal_dir: Path | None = None
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
@@ -69,7 +73,7 @@ class Database:
                 raise
             self.conn.execute("COMMIT")
 
-    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
         with self.lock:
             return self.conn.execute(sql, params)
 

@@ -302,11 +302,12 @@ def rows_in_state(
 
 def count_bounced(db: Database, issue_id: str) -> int:
     """Failed rows of this issue whose reader is now bounced."""
-    return db.execute(
+    count: int = db.execute(
         "SELECT COUNT(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
         " WHERE d.issue_id = ? AND d.state = 'failed' AND s.status = 'bounced'",
         (issue_id,),
     ).fetchone()[0]
+    return count
 
 
 # -- what was learnt about a relay ----------------------------------------------------------
@@ -342,10 +343,11 @@ def has_ledger(db: Database, issue_id: str) -> bool:
 
 def open_rows(db: Database, issue_id: str) -> int:
     marks = ",".join("?" * len(OPEN_STATES))
-    return db.execute(
+    count: int = db.execute(
         f"SELECT COUNT(*) FROM deliveries WHERE issue_id = ? AND state IN ({marks})",
         (issue_id, *OPEN_STATES),
     ).fetchone()[0]
+    return count
 
 
 def count_in_issue(db: Database, issue_id: str, delivery_ids: set[int], state: str) -> int:

@@ -98,7 +98,7 @@ class Row(tuple):  # type: ignore[type-arg]
     _names: tuple[str, ...]
     _index: dict[str, int]
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             try:
                 return tuple.__getitem__(self, self._index[key])
@@ -153,12 +153,12 @@ class PgConnection:
         self.raw = raw
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        cursor = self.raw.execute(translate(sql), _adapt(params))  # type: ignore[arg-type]
+        cursor = self.raw.execute(translate(sql), _adapt(params))
         return PgCursor(cursor, self.raw)
 
     def executemany(self, sql: str, seq: Any) -> Any:
         cursor = self.raw.cursor()
-        cursor.executemany(translate(sql), [_adapt(p) for p in seq])  # type: ignore[arg-type]
+        cursor.executemany(translate(sql), [_adapt(p) for p in seq])
         return cursor
 
     def executescript(self, script: str) -> None:
@@ -183,7 +183,7 @@ LOCK_TIMEOUT_MS = 30_000
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
-    conn.row_factory = _row_factory  # type: ignore[assignment]
+    conn.row_factory = _row_factory
     conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
 
 

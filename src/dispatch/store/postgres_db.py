@@ -64,9 +64,9 @@ class PostgresDatabase(Database):
             self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             yield self.conn
 
-    def execute(self, sql: str, params: tuple | dict = ()) -> Any:  # type: ignore[type-arg]
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Any:
         with self.lock:
-            return self.conn.execute(sql, params)  # type: ignore[arg-type]
+            return self.conn.execute(sql, params)
 
     def close(self) -> None:
         if not self._closed:
