@@ -28,7 +28,7 @@ class WeeklyResult:
     summary: SendSummary | None = None
     from_draft: bool = False  # "sent" an unsent draft the editor had prepared, not a new build
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, object]:
         return {
             "action": self.action,
             "issue": self.issue_id,
