@@ -20,7 +20,7 @@ from build import write_feed  # bench/build.py: a feed of realistic articles
 
 from dispatch.config import Settings
 from dispatch.jobs.build import build_issue
-from dispatch.jobs.send import _factory
+from dispatch.jobs.messages import issue_messages as _factory
 from dispatch.render.message import MessageFactory, Recipient
 from dispatch.render.templates import Links
 from dispatch.store import Database, open_db, to_db_time, utcnow

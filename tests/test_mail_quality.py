@@ -21,7 +21,7 @@ import dkim
 import pytest
 
 from dispatch.jobs.appeals import THANKS_VARIANT, _render_thanks, render_appeal
-from dispatch.jobs.send import message_config
+from dispatch.jobs.messages import message_config
 from dispatch.jobs.signup import already_subscribed_message, confirmation_message
 from dispatch.mailer.dkim import DkimSigner, generate_key
 from dispatch.models import Article, Issue, Persona

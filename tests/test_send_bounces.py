@@ -12,11 +12,12 @@ import pytest
 from dispatch.config import Secret
 from dispatch.errors import SendError
 from dispatch.jobs import send as send_job
-from dispatch.jobs.send import SendOptions, send_issue, send_lock, send_running
+from dispatch.jobs.send import SendOptions, send_issue, send_lock
 from dispatch.mailer import RetryPolicy, SmtpConnection
 from dispatch.mailer.connection import is_hard_bounce
 from dispatch.mailer.url import SmtpTarget
 from dispatch.store import subscribers as subscriber_store
+from dispatch.store.sendlock import send_running
 from tests.plugins.smtp import add_subscribers, create_sample_issue
 
 FAST = RetryPolicy(base=0.01, maximum=0.05, give_up_after=2.0)

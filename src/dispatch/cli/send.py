@@ -9,7 +9,8 @@ import click
 from dispatch.cli._app import App, echo_json, is_tty, pass_app
 from dispatch.errors import PartialSendError
 from dispatch.jobs.copies import dry_run, send_test_copies
-from dispatch.jobs.send import SendOptions, SendSummary, issue_status, send_issue
+from dispatch.jobs.send import SendOptions, send_issue
+from dispatch.jobs.status import SendSummary, issue_status
 from dispatch.jobs.weekly import WeeklyResult, run_weekly
 from dispatch.models import Persona
 

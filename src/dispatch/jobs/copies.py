@@ -12,8 +12,8 @@ from pathlib import Path
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, SendError
-from dispatch.jobs.send import _factory, relay_target
-from dispatch.mailer import SmtpConnection
+from dispatch.jobs.messages import issue_messages
+from dispatch.mailer import SmtpConnection, relay_from_settings
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Persona
 from dispatch.render.message import Recipient
@@ -39,8 +39,8 @@ def send_test_copies(
 ) -> list[TestCopy]:
     """Send one copy per address, as ``persona`` sees it; the ledger is not touched."""
     issue = require_issue(db, issue_id)
-    factory = _factory(db, settings, issue)
-    target = relay_target(settings)
+    factory = issue_messages(db, settings, issue)
+    target = relay_from_settings(settings)
     signer = signer_from_settings(settings)
     normalised = []
     for address in addresses:
@@ -84,7 +84,7 @@ def dry_run(
 ) -> list[Path]:
     """Write the copy each active subscriber would get as ``.eml`` files; no ledger, no SMTP."""
     issue = require_issue(db, issue_id)
-    factory = _factory(db, settings, issue)
+    factory = issue_messages(db, settings, issue)
     signer = signer_from_settings(settings)
     personas = donations.donor_personas(
         db, datetime.now(UTC), settings.donor_recent_days, settings.donor_lapsed_days

@@ -18,7 +18,8 @@ from dispatch.devsmtp import DevSmtpServer
 from dispatch.errors import InputError
 from dispatch.jobs.build import BuildResult, build_issue
 from dispatch.jobs.preview import PreviewFile, preview_issue
-from dispatch.jobs.send import SendSummary, issue_status, send_issue
+from dispatch.jobs.send import send_issue
+from dispatch.jobs.status import SendSummary, issue_status
 from dispatch.jobs.subscribers import ImportReport, import_file
 from dispatch.sample import SAMPLE_DIR, SAMPLE_SOURCES, SAMPLE_WINDOW
 from dispatch.store import Database, local_path, open_db

@@ -1,4 +1,5 @@
-"""Send an issue: fix the ledger, resume it, and report; plus test copies, dry runs and status.
+"""Send an issue: fix the ledger, resume it, and report (test copies and dry runs are in
+``jobs.copies``, the summary and ``dispatch status`` in ``jobs.status``).
 
 ``send_issue`` is safe to rerun at any time: the ledger is fixed once (when the issue leaves
 draft), rows a crash left going out (per the send journal, ``store.journal``) become
@@ -15,12 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from itertools import islice
 
 from dispatch.config import Settings
-from dispatch.donations import donation_link_base, verify_payment_link
 from dispatch.errors import ConfigError, InputError, IssueError
 from dispatch.jobs.build import render_and_store
+from dispatch.jobs.messages import issue_messages, row_composer
+from dispatch.jobs.status import SendSummary, finish_summary
 from dispatch.mailer import (
     AdaptiveRate,
     DeliveryRun,
@@ -32,14 +33,13 @@ from dispatch.mailer import (
 )
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Issue, Persona
-from dispatch.render.message import MessageConfig, MessageFactory, Recipient, format_mailbox
+from dispatch.render.message import MessageConfig
 from dispatch.store import Database, donations, journal, ledger
-from dispatch.store import issues as issue_store
 from dispatch.store import subscribers as subscriber_store
 from dispatch.store.issues import require_issue
 from dispatch.store.sending import IssueLedger
-from dispatch.store.sendlock import send_lock, send_running
-from dispatch.subscribers import envelope_address, normalize_address, parse_mailbox
+from dispatch.store.sendlock import send_lock
+from dispatch.subscribers import envelope_address
 
 
 @dataclass
@@ -53,106 +53,6 @@ class SendOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     adaptive: AdaptiveRate | None = None  # rate control (tests inject one with their clock)
     without_one_click: bool = False  # send a big list although no https unsubscribe URL is set
-
-
-@dataclass
-class SendSummary:
-    issue_id: str
-    counts: dict[str, int]
-    failed: list[tuple[str, str]]
-    uncertain: list[tuple[str, str]]
-    sent_now: int = 0
-    failed_now: int = 0
-    fixed: int | None = None  # rows fixed by this run (None: the ledger existed already)
-    newly_uncertain: int = 0  # rows a previous run left in flight, marked uncertain now
-    uncertain_now: int = 0  # sent by this run, but the relay's reply was lost
-    throttled: int = 0  # throttling replies this run got (each slowed it down)
-    final_rate: float = 0.0  # the rate limit in force at the end (0 = none)
-    learnt_rate: float = 0.0  # the relay's quota as this send found it (0 = none found)
-    bounced: list[tuple[str, str]] = field(default_factory=list)  # hard bounces of this run
-    bounced_now: int = 0
-    bounced_total: int = 0  # failed rows of the issue whose reader is bounced (any run)
-    warnings: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    issue_status: str = "sending"
-    running: bool = False  # (status only) a send of this database is running now
-
-    @property
-    def complete(self) -> bool:
-        return self.issue_status == "sent"
-
-    def as_json(self) -> dict:
-        return {
-            "issue": self.issue_id,
-            "status": self.issue_status,
-            "counts": self.counts,
-            "sent_now": self.sent_now,
-            "failed_now": self.failed_now,
-            "uncertain_now": self.uncertain_now,
-            "throttled": self.throttled,
-            "bounced_now": [e for e, _ in self.bounced],
-            "bounced": self.bounced_total,
-            "failed": [e for e, _ in self.failed],
-            "replies": {e: r for e, r in self.failed if e},
-            "uncertain": [e for e, _ in self.uncertain],
-            "seconds": round(self.seconds, 2),
-            "rate": round(self.learnt_rate, 2),
-            "warnings": self.warnings,
-        }
-
-
-# -- configuration ----------------------------------------------------------------------
-
-
-def message_config(db: Database, settings: Settings) -> MessageConfig:
-    """The sending identity and link bases, validated; errors name the setting to fix."""
-    from_value = settings.require("from_address")
-    try:
-        name, address = parse_mailbox(from_value, "DISPATCH_FROM")
-    except InputError as exc:
-        raise ConfigError(
-            exc.message,
-            "Set DISPATCH_FROM to e.g. 'Outlet <news@example.org>' "
-            "in the environment or the .env file.",
-        ) from exc
-    mailto = settings.unsubscribe_mailto
-    if mailto:
-        try:
-            mailto = normalize_address(mailto.removeprefix("mailto:"), allow_test_domains=True)
-        except InputError as exc:
-            raise ConfigError(f"DISPATCH_UNSUBSCRIBE_MAILTO: {exc.message}") from exc
-    reply_to = ""
-    if settings.reply_to.strip():
-        try:
-            reply_name, reply_address = parse_mailbox(settings.reply_to, "DISPATCH_REPLY_TO")
-        except InputError as exc:
-            raise ConfigError(exc.message) from exc
-        reply_to = format_mailbox(reply_name, reply_address)
-    domain = address.rpartition("@")[2].lower()
-    list_id = settings.list_id.strip()
-    if not list_id:
-        list_id = f"digest.{domain}"
-    if "<" not in list_id:
-        list_id = f'"{settings.outlet_name.replace(chr(34), "")}" <{list_id}>'
-    public = settings.public_url.strip().rstrip("/")
-    if public and not public.startswith(("https://", "http://")):
-        raise ConfigError(
-            f"DISPATCH_PUBLIC_URL must be a web address starting with https://, not {public!r}"
-        )
-    secret = settings.secret_key.reveal().encode() or ledger.secret_key(db)
-    return MessageConfig(
-        from_name=name or settings.outlet_name,
-        from_address=address,
-        reply_to=reply_to,
-        list_id=list_id,
-        public_url=public,
-        payment_link=donation_link_base(db, settings),
-        # The address in the mail's own link costs +1.0 in SpamAssassin (GB_CUSTOM_HTM_URI).
-        prefill_email=settings.prefill_email and settings.prefill_email_in_link,
-        unsubscribe_mailto=mailto,
-        secret=secret,
-        greeting=settings.greeting,
-    )
 
 
 #: Above this many recipients a send without one-click unsubscribe is refused unless asked for:
@@ -180,37 +80,6 @@ def _one_click_check(config: MessageConfig, recipients: int, allowed: bool) -> s
 
 def relay_target(settings: Settings) -> SmtpTarget:
     return relay_from_settings(settings)
-
-
-def _factory(db: Database, settings: Settings, issue: Issue) -> MessageFactory:
-    verify_payment_link(settings, db)
-    variants = issue_store.get_variants(db, issue.id)
-    if not variants:
-        raise IssueError(
-            f"Issue {issue.id} has not been rendered yet",
-            f"Run `dispatch build` (or rebuild the draft) before sending {issue.id}.",
-        )
-    return MessageFactory(issue.id, variants, message_config(db, settings))
-
-
-def _composer(
-    factory: MessageFactory, sign: Callable[[bytes], bytes] | None
-) -> Callable[[ledger.Claimed], bytes]:
-    """A ledger row's message, signed when DKIM is configured (run in a sending thread)."""
-
-    def compose(row: ledger.Claimed) -> bytes:
-        recipient = Recipient(
-            email=row.email,
-            name=row.name,
-            first_name=row.first_name,
-            token=row.token,
-            unsub_token=row.unsub_token,
-            key=str(row.id),
-        )
-        data = factory.build(row.variant, recipient)
-        return data if sign is None else sign(data)
-
-    return compose
 
 
 # -- the send ---------------------------------------------------------------------------
@@ -257,7 +126,7 @@ def send_issue(
         # Render the digest once more as its send starts: the campaign's progress as of now,
         # and the "view in browser" link from the settings the send runs with.
         render_and_store(db, settings, issue.id)
-    factory = _factory(db, settings, issue)
+    factory = issue_messages(db, settings, issue)
     with send_lock(db):
         summary = SendSummary(issue_id, {}, [], [])
         if issue.status == "draft":
@@ -318,7 +187,7 @@ def send_issue(
                 pool,
                 sender=envelope_address(factory.config.from_address),
                 policy=policy,
-                compose=_composer(factory, signer.sign if signer is not None else None),
+                compose=row_composer(factory, signer.sign if signer is not None else None),
                 envelope=envelope_address,
                 progress=progress,
             )
@@ -334,44 +203,6 @@ def send_issue(
                     ledger.save_relay_rate(db, relay, summary.learnt_rate)
             summary.sent_now, summary.failed_now = stats.sent, stats.failed
             summary.uncertain_now = stats.uncertain
-        _finish_summary(db, issue_id, summary)
+        finish_summary(db, issue_id, summary)
     summary.seconds = time.monotonic() - started
-    return summary
-
-
-#: Failed and uncertain rows a summary carries (the counts are always complete): a list of
-#: a million failures must not cost a million rows of memory.
-SUMMARY_ROWS = 10_000
-
-
-def _finish_summary(db: Database, issue_id: str, summary: SendSummary) -> None:
-    if ledger.open_rows(db, issue_id) == 0:
-        issue_store.set_issue_status(db, issue_id, "sent")
-    summary.counts = ledger.state_counts(db, issue_id)
-    # Hard bounces are dealt with (bounced, never mailed again): the run that meets them
-    # names them (``bounced``), later ones only count them, and they are no failure to fix.
-    summary.bounced_total = ledger.count_bounced(db, issue_id)
-    summary.failed = list(
-        islice(ledger.rows_in_state(db, issue_id, "failed", bounced=False), SUMMARY_ROWS)
-    )
-    summary.uncertain = list(islice(ledger.rows_in_state(db, issue_id, "uncertain"), SUMMARY_ROWS))
-    issue = issue_store.get_issue(db, issue_id)
-    summary.issue_status = issue.status if issue else "sending"
-
-
-def issue_status(db: Database, issue_id: str) -> SendSummary:
-    """The ledger of an issue, as ``dispatch status`` shows it."""
-    issue = require_issue(db, issue_id)
-    summary = SendSummary(issue_id, ledger.state_counts(db, issue_id), [], [])
-    summary.bounced_total = ledger.count_bounced(db, issue_id)
-    summary.failed = list(
-        islice(ledger.rows_in_state(db, issue_id, "failed", bounced=False), SUMMARY_ROWS)
-    )
-    summary.uncertain = list(islice(ledger.rows_in_state(db, issue_id, "uncertain"), SUMMARY_ROWS))
-    summary.issue_status = issue.status
-    summary.running = send_running(db)
-    if not summary.running:  # rows a killed send left going out (in its journal, not here)
-        stopped = ledger.count_in_issue(db, issue_id, journal.in_flight(db), "pending")
-        summary.counts["pending"] -= stopped
-        summary.counts["sending"] += stopped
     return summary

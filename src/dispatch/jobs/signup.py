@@ -33,8 +33,8 @@ from typing import Any
 
 from dispatch.config import Settings
 from dispatch.errors import ConfigError
-from dispatch.jobs.send import message_config, relay_target
-from dispatch.mailer import Outcome, SmtpConnection
+from dispatch.jobs.messages import message_config
+from dispatch.mailer import Outcome, SmtpConnection, relay_from_settings
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Persona, RenderedVariant, StatusActor, SubscriberStatus, statuses_from
 from dispatch.render.i18n import normalize_tag
@@ -81,7 +81,7 @@ def accept_signup(settings: Settings, email: str, name: str, language: str = "")
     )
     settings.require("public_url")
     settings.require("from_address")
-    relay_target(settings)
+    relay_from_settings(settings)
     _confirm_hours(settings)
     mail_limits(settings)
     return signup
@@ -120,7 +120,11 @@ def run_signup(
     result, mail = prepared
     if mail is not None:
         _deliver(
-            settings, relay_target(settings), mail[0], envelope_address(signup.address), mail[1]
+            settings,
+            relay_from_settings(settings),
+            mail[0],
+            envelope_address(signup.address),
+            mail[1],
         )
     return result
 
