@@ -265,7 +265,8 @@ def _sync_page_sessions(db: Database, gw: StripeGateway, result: SyncResult) -> 
     for session in BillingGateway(gw).completed_sessions(since):
         newest = max(newest, int(session.get("created") or 0))
         if session.get("payment_link") or not store.is_dispatch_token(
-                db, session.get("client_reference_id")):
+            db, session.get("client_reference_id")
+        ):
             continue  # a Payment Link's (listed above) or not the outlet's
         result.sessions += 1
         _tally(result, record_checkout_session(db, session, "sync"))
