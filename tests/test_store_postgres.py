@@ -182,3 +182,26 @@ def test_a_forked_worker_makes_its_own_connections(pg_url: str, tmp_path: Path) 
     assert os.waitstatus_to_exitcode(status) == 0
     assert parent.execute("SELECT 2").fetchone()[0] == 2  # the parent's connection is intact
     parent.close()
+
+
+def test_the_send_journal_goes_where_dispatch_journal_dir_says(
+    make_settings, tmp_path: Path
+) -> None:
+    """Per machine: beside a SQLite file (or the working folder for PostgreSQL) by default,
+    else in DISPATCH_JOURNAL_DIR, named after the database."""
+    from dispatch.cli._app import App
+    from dispatch.store import journal
+
+    default = App(use_dotenv=False)
+    default.settings = make_settings()
+    db = default.db(create=True)
+    assert journal.journal_dir(db) == Path(f"{db.path.resolve()}.journal")
+    default.close()
+    (tmp_path / "journals").mkdir()
+    chosen = App(use_dotenv=False)
+    chosen.settings = make_settings(DISPATCH_JOURNAL_DIR=str(tmp_path / "journals"))
+    db = chosen.db(create=True)
+    assert journal.journal_dir(db) == (tmp_path / "journals").resolve() / f"{db.path.name}.journal"
+    journal.Journal(db)  # made there
+    assert journal.journal_dir(db).is_dir()
+    chosen.close()

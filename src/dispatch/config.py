@@ -103,6 +103,7 @@ class Settings:
     db_path: Path | PostgresURL = field(
         default=Path("dispatch.sqlite3"), metadata={"env": "DISPATCH_DB"}
     )
+    journal_dir: Path | None = field(default=None, metadata={"env": "DISPATCH_JOURNAL_DIR"})
     from_address: str = field(default="", metadata={"env": "DISPATCH_FROM"})
     reply_to: str = field(default="", metadata={"env": "DISPATCH_REPLY_TO"})
     outlet_name: str = field(default="Our newsroom", metadata={"env": "DISPATCH_OUTLET_NAME"})

@@ -40,6 +40,7 @@ class App:
         other refuses a missing database rather than work on a stray empty one."""
         if self._db is None:
             self._db = open_db(self.settings.db_path, create=create)
+            self._db.journal_dir = self.settings.journal_dir
         return self._db
 
     def close(self) -> None:

@@ -44,7 +44,10 @@ JOURNAL_LOST = (
 
 
 def journal_dir(db: Database) -> Path:
-    """Next to the database file itself (symlinks resolved: one journal whatever path is used)."""
+    """Next to the database file itself (symlinks resolved: one journal whatever path is used),
+    or in DISPATCH_JOURNAL_DIR when set (a PostgreSQL database's ``path`` is a local stand-in)."""
+    if db.journal_dir is not None:
+        return db.journal_dir.resolve() / f"{Path(db.path).name}.journal"
     return Path(f"{Path(db.path).resolve()}.journal")
 
 
@@ -121,7 +124,8 @@ class Journal:
         except OSError as exc:
             raise StoreError(
                 f"Cannot create the send journal {self.dir}: {exc.strerror or exc}",
-                "The folder of the database must be writable by the user running dispatch.",
+                "The folder of the database (or DISPATCH_JOURNAL_DIR) must exist and be "
+                "writable by the user running dispatch.",
             ) from exc
         self._seq = itertools.count(1)
         self._local = threading.local()
