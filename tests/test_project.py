@@ -112,12 +112,16 @@ def test_main_help_names_the_weekly_routine(run_cli) -> None:
     assert "dispatch build" in result.output and "dispatch send" in result.output
 
 
-def test_code_passes_ruff() -> None:
+@pytest.mark.parametrize(
+    "command", [["check", "--quiet"], ["format", "--check", "--quiet"]], ids=["check", "format"]
+)
+def test_code_passes_ruff(command: list[str]) -> None:
+    """`ruff check` and `ruff format --check` over everything Python (fix: ruff format FILE)."""
     import subprocess
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--quiet", "src", "tests", "bench"],
+        [sys.executable, "-m", "ruff", *command, "src", "tests", "bench"],
         cwd=ROOT,
         capture_output=True,
         text=True,
