@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from test_recurring are used as arguments
 """The report of recurring gifts (issue 11): `report ISSUE --json` keeps its fields and adds
 `recurring` and `lifetime`, equal to what the Stripe stand-in holds; CSV columns; MRR now and
 month by month; retention after 1/3/6/12 months; the offline HTML page; the NewsMatch CSV."""
@@ -19,7 +20,7 @@ CONTRACT = {"issue", "recipients", "sent", "failed", "donations", "amounts"}
 
 
 @pytest.fixture
-def synced(db, settings, stripe_stub, story):  # noqa: F811 - the fixtures imported above
+def synced(db, settings, stripe_stub, story):
     sync_donations(db, settings)
     return story
 
@@ -133,3 +134,27 @@ def test_each_recurring_donor_has_a_history(db, run_cli, stripe_stub, synced, tm
     text = page.read_text(encoding="utf-8")
     assert "be***@example.test" in text and "ben@example.test" not in text
     assert "active (recovered)" in text
+
+
+def test_a_refunded_first_payment_nets_the_issues_amounts(
+    db, run_cli, settings, stripe_stub, link, ledger
+):
+    token = ledger("2026-W49", "eve@example.test")
+    from dispatch.store import donations as donation_store
+
+    donation_store.save_payment_link(
+        db, link_id=link["id"], url=link["url"], kind="monthly", livemode=False
+    )
+    session = stripe_stub.start_subscription(
+        payment_link=link["id"], token=token, amount=800, currency="eur"
+    )
+    first = stripe_stub._invoice_payments[session["invoice"]][-1]["payment"]["payment_intent"]
+    stripe_stub.refund_payment(first, 300)
+    sync_donations(db, settings)
+    data = json.loads(run_cli("report", "2026-W49", "--json").output)
+    assert data["amounts"] == {"eur": 500}
+    assert data["lifetime"] == {"eur": 500}
+    stripe_stub.refund_payment(first, 500)  # refunded in full: no longer a counted gift
+    sync_donations(db, settings)
+    data = json.loads(run_cli("report", "2026-W49", "--json").output)
+    assert data["donations"] == 0 and data["amounts"] == {}

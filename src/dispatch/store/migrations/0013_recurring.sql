@@ -99,3 +99,29 @@ CREATE TABLE dispute_transactions (
     created_at      TEXT NOT NULL
 );
 CREATE INDEX dispute_transactions_dispute ON dispute_transactions (dispute_id);
+
+-- A monthly gift's Checkout Session has no PaymentIntent: its first payment is its
+-- subscription's first invoice. Refunds of that payment net the gift too, so donation_totals
+-- (0003) matches refunds on the first invoice's PaymentIntent when the session has none, and
+-- counted_gifts (0012, unchanged) is made again on top of it.
+DROP VIEW counted_gifts;
+DROP VIEW donation_totals;
+CREATE VIEW donation_totals AS
+SELECT d.*,
+       COALESCE((SELECT SUM(r.amount_minor) FROM refunds r
+                 WHERE r.payment_intent = COALESCE(d.payment_intent, (
+                           SELECT i.payment_intent FROM subscription_origins o
+                           JOIN subscription_invoices i
+                             ON i.subscription_id = o.subscription_id
+                            AND i.billing_reason = 'subscription_create'
+                           WHERE o.session_id = d.session_id))
+                   AND r.currency = d.currency
+                   AND r.status IN ('pending', 'requires_action', 'succeeded')), 0)
+           AS refunded_minor
+FROM donations d;
+CREATE VIEW counted_gifts AS
+SELECT t.*,
+       t.amount_minor - t.refunded_minor AS net_minor,
+       COALESCE(t.paid_at, t.session_created_at) AS given_at
+FROM donation_totals t
+WHERE t.status = 'paid' AND t.refunded_minor < t.amount_minor;
