@@ -229,3 +229,26 @@ def test_a_page_subscription_synced_without_webhooks_counts_its_first_payment_on
     sync_donations(db, settings)
     assert retention.lifetime(db, "2026-W47") == {"eur": 4000}  # first payment + 3 renewals
     assert retention.issue_figures(db, "2026-W47")["renewals"] == 3
+
+
+def test_recurring_events_through_the_webhook_route_count_once(
+    make_web_app, env, db, stripe_stub, token
+):
+    client = make_web_app(**env, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET).test_client()
+    stripe_stub.start_subscription(
+        token=token, currency="eur", amount=900, metadata={"dispatch_token": token}
+    )
+    stripe_stub.advance(months=1)
+    [renewal] = [
+        e
+        for e in stripe_stub.events("invoice.paid")
+        if e["data"]["object"]["billing_reason"] == "subscription_cycle"
+    ]
+    body, headers = signed(renewal, WEBHOOK_SECRET)
+    first = client.post("/stripe/webhook", data=body, headers=headers)
+    again = client.post("/stripe/webhook", data=body, headers=signed(renewal, WEBHOOK_SECRET)[1])
+    assert first.status_code == again.status_code == 200
+    assert (first.get_json()["outcome"], again.get_json()["outcome"]) == ("new", "duplicate")
+    assert retention.issue_figures(db, "2026-W47")["renewals"] == 1
+    tampered = body.replace(b'"amount_paid": 900', b'"amount_paid": 9')
+    assert client.post("/stripe/webhook", data=tampered, headers=headers).status_code == 400
