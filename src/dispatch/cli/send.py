@@ -237,70 +237,90 @@ def send(
         raise click.UsageError("Use either --to or --dry-run, not both")
     if resend_uncertain and skip_uncertain:
         raise click.UsageError("Use either --resend-uncertain or --skip-uncertain")
-    db = app.db()
     if to:
-        copies = send_test_copies(db, app.settings, issue, to, persona)
-        if as_json:
-            echo_json([{"to": c.address, "ok": c.ok, "reply": c.reply} for c in copies])
-        for c in copies if not as_json else ():
-            click.echo(
-                f"{'Sent' if c.ok else 'FAILED'} test copy of {issue} ({persona}) to "
-                f"{c.address}" + ("" if c.ok else f": {c.reply}")
-            )
-        bad = [c for c in copies if not c.ok]
-        if bad:
-            raise PartialSendError(
-                f"{len(bad)} of {len(copies)} test copies were refused",
-                "See the relay's replies above.",
-            )
-        return
-    if dry_dir is not None:
-        written = dry_run(db, app.settings, issue, dry_dir, limit)
-        if as_json:
-            echo_json({"issue": issue, "files": [str(p) for p in written]})
-        else:
-            click.echo(
-                f"Wrote {len(written)} messages of {issue} to {dry_dir} "
-                "(nothing sent, ledger untouched)."
-            )
-        return
-    options = SendOptions(
-        concurrency=concurrency,
-        rate=rate,
-        rate_per_connection=rate_per_connection,
-        resend_uncertain=resend_uncertain,
-        skip_uncertain=skip_uncertain,
-        retry_failed=retry_failed,
-        without_one_click=without_one_click,
-    )
+        _send_test_copies(app, issue, to, persona, as_json)
+    elif dry_dir is not None:
+        _dry_run(app, issue, dry_dir, limit, as_json)
+    else:
+        options = SendOptions(
+            concurrency=concurrency,
+            rate=rate,
+            rate_per_connection=rate_per_connection,
+            resend_uncertain=resend_uncertain,
+            skip_uncertain=skip_uncertain,
+            retry_failed=retry_failed,
+            without_one_click=without_one_click,
+        )
+        _send_to_list(app, issue, options, as_json)
+
+
+def _send_test_copies(
+    app: App, issue: str, to: tuple[str, ...], persona: str, as_json: bool
+) -> None:
+    """`send --to`: one copy per address as ``persona`` sees it; exit 3 if any is refused."""
+    copies = send_test_copies(app.db(), app.settings, issue, to, persona)
+    if as_json:
+        echo_json([{"to": c.address, "ok": c.ok, "reply": c.reply} for c in copies])
+    for c in copies if not as_json else ():
+        click.echo(
+            f"{'Sent' if c.ok else 'FAILED'} test copy of {issue} ({persona}) to "
+            f"{c.address}" + ("" if c.ok else f": {c.reply}")
+        )
+    bad = [c for c in copies if not c.ok]
+    if bad:
+        raise PartialSendError(
+            f"{len(bad)} of {len(copies)} test copies were refused",
+            "See the relay's replies above.",
+        )
+
+
+def _dry_run(app: App, issue: str, dry_dir: Path, limit: int | None, as_json: bool) -> None:
+    """`send --dry-run DIR`: each active subscriber's copy as a .eml file; nothing sent."""
+    written = dry_run(app.db(), app.settings, issue, dry_dir, limit)
+    if as_json:
+        echo_json({"issue": issue, "files": [str(p) for p in written]})
+    else:
+        click.echo(
+            f"Wrote {len(written)} messages of {issue} to {dry_dir} "
+            "(nothing sent, ledger untouched)."
+        )
+
+
+def _send_to_list(app: App, issue: str, options: SendOptions, as_json: bool) -> None:
+    """The list send (or its resumption): the summary, then the exit status it deserves."""
     summary = _run_send(app, issue, options, as_json)
     if as_json:
         echo_json(summary.as_json())
     else:
-        if summary.fixed is not None:
-            click.echo(f"Fixed the ledger of {issue}: {summary.fixed} recipients.")
-        elif summary.complete and not summary.sent_now and not summary.failed_now:
-            click.echo(f"{issue} has been sent already; nobody was mailed again.")
-        if summary.newly_uncertain:
-            click.echo(
-                f"{summary.newly_uncertain} recipients were in flight when the last run "
-                "stopped: marked uncertain."
-            )
-        if summary.uncertain_now:
-            click.echo(
-                f"{summary.uncertain_now} messages went out but the relay's reply was lost: "
-                "marked uncertain."
-            )
-        if summary.throttled and summary.learnt_rate:
-            click.echo(
-                f"The relay throttled {summary.throttled} times; it allows about "
-                f"{summary.learnt_rate:.1f} messages a second (remembered for the next send)."
-            )
-        click.echo(
-            f"Sent {summary.sent_now} now, {summary.failed_now} failed, in {summary.seconds:.1f} s."
-        )
-        _print_counts(summary)
+        _print_send(summary)
     _verdict(summary)
+
+
+def _print_send(summary: SendSummary) -> None:
+    issue = summary.issue_id
+    if summary.fixed is not None:
+        click.echo(f"Fixed the ledger of {issue}: {summary.fixed} recipients.")
+    elif summary.complete and not summary.sent_now and not summary.failed_now:
+        click.echo(f"{issue} has been sent already; nobody was mailed again.")
+    if summary.newly_uncertain:
+        click.echo(
+            f"{summary.newly_uncertain} recipients were in flight when the last run "
+            "stopped: marked uncertain."
+        )
+    if summary.uncertain_now:
+        click.echo(
+            f"{summary.uncertain_now} messages went out but the relay's reply was lost: "
+            "marked uncertain."
+        )
+    if summary.throttled and summary.learnt_rate:
+        click.echo(
+            f"The relay throttled {summary.throttled} times; it allows about "
+            f"{summary.learnt_rate:.1f} messages a second (remembered for the next send)."
+        )
+    click.echo(
+        f"Sent {summary.sent_now} now, {summary.failed_now} failed, in {summary.seconds:.1f} s."
+    )
+    _print_counts(summary)
 
 
 @click.command()
