@@ -26,6 +26,23 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 ON_POSTGRES = os.environ.get("DISPATCH_TEST_DB", "sqlite").lower() == "postgresql"
 sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="about the SQLite file itself")
 
+#: A test that asks for any of these (directly or through another fixture) uses the database.
+DATABASE_FIXTURES = {"db", "db_url", "pg_url", "pg_cluster", "make_settings", "run_cli"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass, run only the tests that touch a database: the others (article
+    parsing, rendering, DKIM...) ran on the SQLite pass and would only repeat themselves."""
+    if not ON_POSTGRES:
+        return
+    keep, drop = [], []
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        (keep if names & DATABASE_FIXTURES else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
 
 def skip_or_fail(reason: str) -> None:
     """Skip locally when a real component is missing; under CI that is a failure, never a skip."""
