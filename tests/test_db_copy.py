@@ -85,3 +85,20 @@ def test_a_password_on_the_command_line_is_refused_and_not_echoed(run_cli, tmp_p
     assert result.exit_code != 0
     assert "has a password in it" in result.output and "PGPASSWORD" in result.output
     assert "hunter2-secret" not in result.output
+
+
+def test_a_value_postgresql_cannot_hold_names_the_table_and_copies_nothing(
+    run_cli, pg_url, tmp_path
+):
+    """SQLite keeps text in an INTEGER column; PostgreSQL refuses it: the copy says which
+    table and leaves the target empty, so it can be fixed and run again."""
+    source = tmp_path / "outlet.sqlite3"
+    _fill(source)
+    with open_db(source) as db:
+        db.execute("UPDATE deliveries SET attempts = 'many' WHERE id = 1")
+    bare = pg_url.replace(f":{PASSWORD}@", "@")
+    result = run_cli("db", "copy", str(source), bare, env={"PGPASSWORD": PASSWORD})
+    assert result.exit_code == 1
+    assert "Copying the table deliveries failed" in result.output
+    with open_db(PostgresURL.parse(pg_url, tmp_path)) as pg:
+        assert pg.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 0

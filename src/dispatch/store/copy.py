@@ -71,10 +71,19 @@ def copy_tables(
             names = ", ".join(columns)
             marks = ", ".join("?" for _ in columns)
             insert = f"INSERT INTO {table} ({names}) VALUES ({marks})"
-            rows = source.execute(f"SELECT {names} FROM {table}").fetchall()
-            for start in range(0, len(rows), BATCH):
-                out.executemany(insert, [tuple(r) for r in rows[start : start + BATCH]])
-            copied[table] = len(rows)
+            rows = source.execute(f"SELECT {names} FROM {table}")
+            copied[table] = 0
+            while batch := rows.fetchmany(BATCH):
+                try:
+                    out.executemany(insert, [tuple(r) for r in batch])
+                except Exception as exc:  # either engine's error: name the table, keep nothing
+                    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    raise StoreError(
+                        f"Copying the table {table} failed ({reason}); nothing was copied",
+                        "Fix what the reason names in SOURCE, then copy again into the "
+                        "still empty TARGET.",
+                    ) from exc
+                copied[table] += len(batch)
             if target.engine == "postgresql" and "id" in columns:
                 sequence = out.execute("SELECT pg_get_serial_sequence(?, 'id')", (table,))
                 name = sequence.fetchone()[0]
@@ -84,7 +93,7 @@ def copy_tables(
                         (name,),
                     )
             if progress is not None:
-                progress(table, len(rows))
+                progress(table, copied[table])
     wrong = {t: (n, count(target, t)) for t, n in copied.items() if count(target, t) != n}
     if wrong:
         detail = ", ".join(f"{t}: {a} copied, {b} found" for t, (a, b) in wrong.items())
