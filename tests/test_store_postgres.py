@@ -205,3 +205,28 @@ def test_the_send_journal_goes_where_dispatch_journal_dir_says(
     journal.Journal(db)  # made there
     assert journal.journal_dir(db).is_dir()
     chosen.close()
+
+
+@pytest.mark.parametrize("right", [True, False])
+def test_debug_output_never_shows_the_password(pg_url: str, tmp_path: Path, right: bool) -> None:
+    """A real `dispatch --debug` process, its logging and tracebacks included."""
+    import os
+    import subprocess
+    import sys
+
+    url = pg_url if right else pg_url.replace(PASSWORD, "wrong-secret-91")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISPATCH_", "PG"))}
+    env["DISPATCH_DB"] = url
+    done = subprocess.run(
+        [sys.executable, "-m", "dispatch", "--no-dotenv", "--debug", "subscribers", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    output = done.stdout + done.stderr
+    assert (done.returncode == 0) is right, output
+    assert PASSWORD not in output and "wrong-secret-91" not in output
+    if not right:
+        assert "password authentication failed" in output
