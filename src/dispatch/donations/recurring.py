@@ -39,6 +39,7 @@ class SubscriptionFact:
     cancel_reason: str | None
     cancel_at_period_end: bool
     token: str | None  # from metadata (the donation page sets it)
+    latest_invoice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ def subscription_from(sub: Mapping[str, Any]) -> SubscriptionFact:
         cancel_reason=details.get("reason"),
         cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
         token=_token(sub.get("metadata")),
+        latest_invoice=_id_of(sub.get("latest_invoice")),
     )
 
 

@@ -120,12 +120,20 @@ def record_subscription(db: Database, facts: Mapping[str, Any]) -> str:
         "ended_at": _when(facts.get("ended")),
         "cancel_reason": facts.get("cancel_reason"),
         "cancel_at_period_end": int(bool(facts.get("cancel_at_period_end"))),
+        "latest_invoice": facts.get("latest_invoice"),
     }
     with db.transaction() as conn:
         _claim_mode(conn, bool(facts["livemode"]))
         existing = conn.execute(
             "SELECT * FROM subscriptions WHERE id = ?", (facts["subscription_id"],)
         ).fetchone()
+        if existing is not None and values["latest_invoice"] is None:
+            values["latest_invoice"] = existing["latest_invoice"]
+        if existing is not None and _older_invoice(
+            conn, values["latest_invoice"], existing["latest_invoice"]
+        ):
+            return "unchanged"  # a copy from before the latest renewal
+        values["status"] = _settled_status(conn, values["status"], values["latest_invoice"])
         if existing is None:
             conn.execute(
                 f"INSERT INTO subscriptions ({', '.join(values)}, id, first_seen_at, updated_at)"
@@ -139,6 +147,52 @@ def record_subscription(db: Database, facts: Mapping[str, Any]) -> str:
             if values[key] is None and existing[key] is not None:
                 values[key] = existing[key]
         return _update(conn, "subscriptions", existing, values, now)
+
+
+def _older_invoice(conn: sqlite3.Connection, copy: str | None, stored: str | None) -> bool:
+    """Whether a copy names an invoice created before the one the stored copy names."""
+    if not copy or not stored or copy == stored:
+        return False
+    found = conn.execute(
+        "SELECT id, created_at FROM subscription_invoices WHERE id IN (?, ?)", (copy, stored)
+    ).fetchall()
+    rows = {r["id"]: r["created_at"] for r in found}
+    return copy in rows and stored in rows and rows[copy] < rows[stored]
+
+
+def _settled_status(conn: sqlite3.Connection, status: str, latest: str | None) -> str:
+    """Between 'active' and 'past_due' copies of one period (they arrive in any order), the
+    latest invoice decides: paid means the card went through, open after a failed attempt
+    means Stripe is still retrying. Other statuses are taken as Stripe reports them."""
+    if status not in ("active", "past_due") or not latest:
+        return status
+    row = conn.execute(
+        "SELECT status, attempt_count FROM subscription_invoices WHERE id = ?", (latest,)
+    ).fetchone()
+    if row is None:
+        return status
+    if row["status"] == "paid":
+        return "active"
+    if row["status"] == "open" and row["attempt_count"] > 0:
+        return "past_due"
+    return status
+
+
+def _settle_subscription(
+    conn: sqlite3.Connection, sub_id: str, invoice_id: str, now: str | None
+) -> None:
+    """An invoice recorded after its subscription's copy settles active vs past_due."""
+    row = conn.execute(
+        "SELECT status, latest_invoice FROM subscriptions WHERE id = ?", (sub_id,)
+    ).fetchone()
+    if row is None or row["latest_invoice"] != invoice_id:
+        return
+    settled = _settled_status(conn, row["status"], invoice_id)
+    if settled != row["status"]:
+        conn.execute(
+            "UPDATE subscriptions SET status = ?, updated_at = ? WHERE id = ?",
+            (settled, now, sub_id),
+        )
 
 
 def _update(
@@ -159,11 +213,12 @@ def _update(
 
 
 def subscription(db: Database, subscription_id: str) -> sqlite3.Row | None:
-    return db.execute(
+    row: sqlite3.Row | None = db.execute(
         "SELECT s.*, o.issue_id, o.subscriber_id, o.token FROM subscriptions s"
         " LEFT JOIN subscription_origins o ON o.subscription_id = s.id WHERE s.id = ?",
         (subscription_id,),
     ).fetchone()
+    return row
 
 
 def live_subscription_ids(db: Database) -> list[str]:
@@ -228,6 +283,7 @@ def record_invoice(db: Database, facts: Mapping[str, Any]) -> str:
                 f" updated_at) VALUES ({', '.join('?' for _ in values)}, ?, ?, ?)",
                 (*values.values(), facts["invoice_id"], now, now),
             )
+            _settle_subscription(conn, facts["subscription_id"], facts["invoice_id"], now)
             return "new"
         if _INVOICE_RANK.get(existing["status"], 0) > _INVOICE_RANK.get(values["status"], 0):
             return "unchanged"  # never back from paid (a stale copy)
@@ -235,7 +291,9 @@ def record_invoice(db: Database, facts: Mapping[str, Any]) -> str:
         for key in ("payment_intent", "paid_at"):
             if values[key] is None:
                 values[key] = existing[key]
-        return _update(conn, "subscription_invoices", existing, values, now)
+        outcome = _update(conn, "subscription_invoices", existing, values, now)
+        _settle_subscription(conn, facts["subscription_id"], facts["invoice_id"], now)
+        return outcome
 
 
 def record_invoice_payment(db: Database, invoice_id: str, payment_intent: str) -> str:

@@ -32,6 +32,7 @@ CREATE TABLE subscriptions (
     ended_at        TEXT,
     cancel_reason   TEXT,                          -- cancellation_details.reason
     cancel_at_period_end INTEGER NOT NULL DEFAULT 0,
+    latest_invoice  TEXT,                          -- in_...: orders copies of the same state
     first_seen_at   TEXT NOT NULL,
     updated_at      TEXT NOT NULL
 );
