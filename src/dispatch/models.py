@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TypedDict
 
 from dispatch.money import format_money  # noqa: F401 - its old home; dispatch.money is the new
 
@@ -114,6 +115,14 @@ class DonationStatus(StrEnum):
     PENDING = "pending"
     PAID = "paid"
     FAILED = "failed"
+
+
+class ArticleFlags(TypedDict):
+    """What the editor set on one article of a draft, carried over when the draft is rebuilt."""
+
+    pinned: bool
+    dropped: bool
+    position: int
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, IssueError
 from dispatch.jobs.giving import manage_link
-from dispatch.jobs.send import SendOptions, SendSummary, relay_target, send_issue
+from dispatch.jobs.send import SendOptions, relay_target, send_issue
+from dispatch.jobs.status import SendSummary
 from dispatch.mailer import check_relay
 from dispatch.models import DeliveryState, IssueKind, IssueStatus, Persona, RenderedVariant
 from dispatch.money import format_money
 from dispatch.render.i18n import day_date
 from dispatch.render.settings import renderer_from
 from dispatch.render.templates import Links, Renderer, variant_name
-from dispatch.store import Database, to_db_time
+from dispatch.store import Database, Row, to_db_time
 from dispatch.store import campaigns as campaign_store
 from dispatch.store import donations as donation_store
 from dispatch.store import issues as issue_store
@@ -38,6 +40,16 @@ SEGMENTS = campaign_store.SEGMENTS
 # -- thank-you emails --------------------------------------------------------------------
 
 
+class WouldThank(TypedDict):
+    """A thank-you a dry run would send: the gift, its issue, and the reader (None: nobody)."""
+
+    donation: int
+    issue: str | None
+    amount_minor: int
+    currency: str
+    subscriber_id: int | None
+
+
 @dataclass
 class ThanksResult:
     fixed: int = 0  # thank-yous fixed by this run
@@ -45,9 +57,9 @@ class ThanksResult:
     sent: int = 0
     failed: list[tuple[int, str]] = field(default_factory=list)  # (donation id, reply)
     uncertain: list[int] = field(default_factory=list)  # donation ids in doubt
-    dry_run: list[dict] = field(default_factory=list)
+    dry_run: list[WouldThank] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {
             "fixed": self.fixed,
             "skipped": self.skipped,
@@ -68,7 +80,7 @@ def _render_thanks(
     renderer: Renderer,
     settings: Settings,
     issue_id: str,
-    row,
+    row: Row,
     now: datetime,
     db: Database,
     lang: str | None = None,

@@ -10,7 +10,7 @@ from dispatch.articles import CollectOptions, SourceWarning, collect_articles
 from dispatch.config import Settings
 from dispatch.donations import verify_payment_link
 from dispatch.errors import ConfigError, IssueError, SourceError
-from dispatch.models import Article, Issue, IssueStatus, defuse_placeholders
+from dispatch.models import Article, ArticleFlags, Issue, IssueStatus, defuse_placeholders
 from dispatch.render.i18n import translations
 from dispatch.render.settings import renderer_from, send_links
 from dispatch.store import Database
@@ -292,7 +292,7 @@ def _defused(article: Article) -> Article:
     )
 
 
-def _carry_flags(db: Database, issue_id: str) -> dict:
+def _carry_flags(db: Database, issue_id: str) -> dict[str, ArticleFlags]:
     """Pins, drops and positions the editor set on a draft, keyed by GUID."""
     return {
         row["guid"]: {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from dispatch.config import Settings
 from dispatch.errors import InputError, IssueError
 from dispatch.jobs.build import (
@@ -24,6 +26,18 @@ from dispatch.store import issues as issue_store
 from dispatch.store.issues import require_issue
 
 
+class ArticleEntry(TypedDict):
+    """One article of a draft as `dispatch issue articles` lists it."""
+
+    number: int  # the article's own, not its place: editing never changes it
+    id: int
+    title: str
+    url: str
+    published: str | None
+    pinned: bool
+    dropped: bool
+
+
 def _require_draft(db: Database, issue_id: str) -> Issue:
     issue = require_issue(db, issue_id)
     if issue.status != IssueStatus.DRAFT:
@@ -34,7 +48,7 @@ def _require_draft(db: Database, issue_id: str) -> Issue:
     return issue
 
 
-def article_list(db: Database, issue_id: str) -> list[dict]:
+def article_list(db: Database, issue_id: str) -> list[ArticleEntry]:
     """Articles in the order they will appear, each with its number. The number is the
     article's, not its place: pin, move, drop and restore never change it, so `pin 3` then
     `drop 5` means the articles shown as 3 and 5 before either command."""

@@ -38,7 +38,7 @@ class SendSummary:
     def complete(self) -> bool:
         return self.issue_status == "sent"
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, object]:
         return {
             "issue": self.issue_id,
             "status": self.issue_status,

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 
 from dispatch.config import Settings
 from dispatch.jobs.build import build_issue
-from dispatch.jobs.send import SendOptions, SendSummary, send_issue
+from dispatch.jobs.send import SendOptions, send_issue
+from dispatch.jobs.status import SendSummary
 from dispatch.models import DeliveryState, IssueKind, IssueStatus
 from dispatch.store import Database, ledger
 from dispatch.store import issues as issue_store

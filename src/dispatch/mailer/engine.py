@@ -81,7 +81,8 @@ class RetryPolicy:
     give_up_after: float = 300.0  # seconds with no message accepted or refused
 
     def delay(self, attempt: int) -> float:
-        return min(self.base * 2 ** max(0, attempt - 1), self.maximum) * random.uniform(0.5, 1.0)
+        doubled = self.base * 2.0 ** max(0, attempt - 1)
+        return min(doubled, self.maximum) * random.uniform(0.5, 1.0)
 
 
 @dataclass

@@ -21,7 +21,12 @@ from typing import Any
 from dispatch.errors import StoreError
 from dispatch.store.target import PostgresURL, local_path
 
-__all__ = ["Database", "PostgresURL", "local_path", "open_db"]
+__all__ = ["Database", "PostgresURL", "Row", "local_path", "open_db"]
+
+#: A result row, read by column name or position: what the store's row-returning queries give
+#: (PostgreSQL's rows, ``store.postgres.Row``, read the same way). Named here so that layers
+#: above can type a row without importing sqlite3.
+Row = sqlite3.Row
 
 SCHEMA_TABLE = "schema_migrations"
 

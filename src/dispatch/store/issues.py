@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from dispatch.errors import IssueError
-from dispatch.models import Article, Issue, IssueKind, IssueStatus, RenderedVariant
+from dispatch.models import Article, ArticleFlags, Issue, IssueKind, IssueStatus, RenderedVariant
 from dispatch.store import Database, from_db_time, to_db_time, utcnow
 
 
@@ -274,7 +274,7 @@ def unsent_drafts(db: Database, kind: IssueKind = IssueKind.DIGEST) -> list[Issu
     return [d for d in drafts if d is not None]
 
 
-def apply_flags(db: Database, issue_id: str, flags: dict[str, dict]) -> None:
+def apply_flags(db: Database, issue_id: str, flags: dict[str, ArticleFlags]) -> None:
     """Re-apply pins/drops/positions carried over from a rebuilt draft, matched by GUID."""
     if not flags:
         return
