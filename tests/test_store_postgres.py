@@ -230,3 +230,17 @@ def test_debug_output_never_shows_the_password(pg_url: str, tmp_path: Path, righ
     assert PASSWORD not in output and "wrong-secret-91" not in output
     if not right:
         assert "password authentication failed" in output
+
+
+def test_a_connection_lost_mid_command_is_a_clear_error(pg_url: str, tmp_path: Path) -> None:
+    """The server ends the session (a restart, a failover): a StoreError saying so and to rerun,
+    not a psycopg traceback."""
+    target = PostgresURL.parse(pg_url, tmp_path)
+    db = open_db(target)
+    pid = db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    other = open_db(target)
+    other.execute("SELECT pg_terminate_backend(?)", (pid,))
+    other.close()
+    with pytest.raises(StoreError, match="connection to the PostgreSQL database was lost"):
+        db.execute("SELECT 1")
+    db.close()

@@ -153,17 +153,37 @@ class PgConnection:
         self.raw = raw
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        cursor = self.raw.execute(translate(sql), _adapt(params))
+        try:
+            cursor = self.raw.execute(translate(sql), _adapt(params))
+        except psycopg.OperationalError as exc:
+            _raise_lost(self.raw, exc)
+            raise
         return PgCursor(cursor, self.raw)
 
     def executemany(self, sql: str, seq: Any) -> Any:
         cursor = self.raw.cursor()
-        cursor.executemany(translate(sql), [_adapt(p) for p in seq])
+        try:
+            cursor.executemany(translate(sql), [_adapt(p) for p in seq])
+        except psycopg.OperationalError as exc:
+            _raise_lost(self.raw, exc)
+            raise
         return cursor
 
     def executescript(self, script: str) -> None:
         """Several statements without parameters (the simple query protocol allows that)."""
         self.raw.execute(script.encode("utf-8"))
+
+
+def _raise_lost(raw: psycopg.Connection[Any], exc: psycopg.OperationalError) -> None:
+    """A connection that broke mid-command (server restarted, network gone) as a StoreError;
+    other operational errors (a lock timeout the web retries) are left to the caller."""
+    if not raw.closed and exc.sqlstate is not None and not exc.sqlstate.startswith(("08", "57")):
+        return
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    raise StoreError(
+        f"The connection to the PostgreSQL database was lost ({reason})",
+        "Check that the server is up and reachable, then rerun the command to go on.",
+    ) from exc
 
 
 def _connect_error(target: PostgresURL, exc: BaseException) -> StoreError:
