@@ -86,6 +86,7 @@ def _use_null_relay(send_job) -> None:  # noqa: ANN001 - the module
     """Replace the SMTP exchange by 'accepted' (bench only): the loop, the ledger and the
     per-recipient assembly in the worker threads stay the real ones."""
     from dispatch.mailer import DeliveryStatus, Outcome, SenderPool
+    from dispatch.mailer import settings as mailer_settings
     from dispatch.mailer.pool import JobResult
 
     class NullRelayPool(SenderPool):
@@ -99,7 +100,7 @@ def _use_null_relay(send_job) -> None:  # noqa: ANN001 - the module
                 job.payload()  # assemble the message, then drop it
                 self.results.put(JobResult(job, DeliveryStatus(Outcome.SENT, 250, "2.0.0 Ok")))
 
-    send_job.SenderPool = NullRelayPool
+    mailer_settings.SenderPool = NullRelayPool  # the pool send_issue builds
     send_job.check_relay = lambda *a, **k: None
 
 

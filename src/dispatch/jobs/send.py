@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from dispatch.config import Settings
@@ -26,9 +26,9 @@ from dispatch.mailer import (
     AdaptiveRate,
     DeliveryRun,
     RetryPolicy,
-    SenderPool,
     SmtpTarget,
     check_relay,
+    pool_from_settings,
     relay_from_settings,
 )
 from dispatch.mailer.dkim import signer_from_settings
@@ -160,28 +160,17 @@ def send_issue(
                 check_relay(target, settings.smtp_timeout)
             if on_start is not None:
                 on_start(counts["pending"])
-            concurrency = options.concurrency or settings.smtp_concurrency
-            rate = settings.smtp_rate if options.rate is None else options.rate
             relay = f"{target.host}:{target.port}"
-            adaptive = options.adaptive or AdaptiveRate(rate, start=ledger.relay_rate(db, relay))
-            per_connection = (
-                settings.smtp_rate_per_connection
-                if options.rate_per_connection is None
-                else options.rate_per_connection
-            )
-            pool = SenderPool(
+            pool, policy = pool_from_settings(
+                settings,
                 target,
-                concurrency=concurrency,
-                rate=rate,
-                rate_per_connection=per_connection,
-                timeout=settings.smtp_timeout,
-                adaptive=adaptive,
+                options.retry,
+                concurrency=options.concurrency,
+                rate=options.rate,
+                rate_per_connection=options.rate_per_connection,
+                learnt=ledger.relay_rate(db, relay),
+                adaptive=options.adaptive,
             )
-            policy = options.retry
-            slowest = min(r for r in (rate, per_connection * concurrency, float("inf")) if r > 0)
-            if policy.give_up_after < 5 / slowest:  # a very slow rate
-                policy = replace(policy, give_up_after=5 / slowest)
-            pool.reconnect_delays = (options.retry.base / 2, max(options.retry.maximum / 2, 0.01))
             run = DeliveryRun(
                 IssueLedger(db, issue_id),
                 pool,
@@ -198,7 +187,7 @@ def send_issue(
                 summary.final_rate = pool.rate
                 summary.bounced = run.stats.bounced
                 summary.bounced_now = run.stats.bounced_count
-                summary.learnt_rate = adaptive.learnt
+                summary.learnt_rate = pool.adaptive.learnt
                 if summary.learnt_rate > 0:  # next week's send starts near it
                     ledger.save_relay_rate(db, relay, summary.learnt_rate)
             summary.sent_now, summary.failed_now = stats.sent, stats.failed

@@ -14,7 +14,7 @@ from dispatch.mailer.connection import (
 from dispatch.mailer.engine import DeliveryRun, Ledger, RetryPolicy, RunStats
 from dispatch.mailer.pool import Job, JobResult, RateLimiter, SenderPool, SendHooks
 from dispatch.mailer.rate import AdaptiveRate, TokenBucket, is_throttle
-from dispatch.mailer.settings import relay_from_settings
+from dispatch.mailer.settings import pool_from_settings, relay_from_settings
 from dispatch.mailer.url import SmtpTarget, parse_smtp_url
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Ledger",
     "RetryPolicy",
     "RunStats",
+    "pool_from_settings",
     "relay_from_settings",
     "SendHooks",
     "TokenBucket",
