@@ -37,6 +37,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.stripe_stub.billing import BillingMixin
+from tests.stripe_stub.checkout import CheckoutMixin
+from tests.stripe_stub.disputes import DisputesMixin
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stripe"
 _KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]+$")
@@ -83,7 +85,7 @@ class Recorded:
 
 
 @dataclass
-class StripeStub(BillingMixin):
+class StripeStub(BillingMixin, CheckoutMixin, DisputesMixin):
     """The stand-in's state; start() serves it, stop() shuts it down."""
 
     requests: list[Recorded] = field(default_factory=list)

@@ -1,12 +1,12 @@
-"""Recurring gifts in the Stripe stand-in: Checkout Sessions created over the API, customers,
-subscriptions, invoices, refunds and disputes, the events each change emits, and a clock the
-test moves forward (as Stripe's test clocks do) to bill renewals and retry failed cards.
+"""Recurring gifts in the Stripe stand-in: customers, subscriptions and invoices, the events each
+change emits, and a clock the test moves forward (as Stripe's test clocks do) to bill renewals
+and retry failed cards. Sessions made over the API are ``checkout.py``; refunds and disputes
+``disputes.py``.
 
 Object shapes follow Stripe's current API (the stripe library's types, 2026 versions): an
 invoice names its subscription under ``parent.subscription_details`` and its PaymentIntents only
 in the includable ``payments`` list (``expand[]=payments``); subscription periods live on the
-subscription item; a dispute carries its balance transactions (withdrawal, and reinstatement
-when won) in the settlement currency. Billing rules are Stripe's defaults, simplified: a renewal
+subscription item. Billing rules are Stripe's defaults, simplified: a renewal
 is billed at the end of each period, a failed charge is retried every 3 days, and after
 ``RETRIES`` failed attempts the subscription is cancelled with reason ``payment_failed``.
 """
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 DAY = 86_400
 RETRY_SECONDS = 3 * DAY
 RETRIES = 4  # attempts before Stripe (Smart Retries default) gives up and cancels
-DISPUTE_FEE = 1500  # minor units of the settlement currency
 
 
 def add_interval(start: int, interval: str, count: int = 1) -> int:
@@ -179,82 +178,6 @@ class BillingMixin(EventsMixin):
             return sub
         self._end(sub)
         return sub
-
-    def refund_payment(
-        self: StripeStub, intent_id: str, amount: int | None = None, *, status: str = "succeeded"
-    ) -> dict[str, Any]:
-        """A refund of any payment (one-time gift, first payment or renewal)."""
-        intent = self.objects["payment_intent"][intent_id]
-        refund = self.add_refund(
-            {
-                "livemode": intent["livemode"],
-                "currency": intent["currency"],
-                "payment_intent": intent_id,
-                "created": self.clock,
-            },
-            intent["amount"] if amount is None else amount,
-            status=status,
-            created=self.now(),
-        )
-        refund["charge"] = intent.get("latest_charge")
-        self._emit("refund.created", refund)
-        return refund
-
-    def open_dispute(
-        self: StripeStub,
-        intent_id: str,
-        *,
-        amount: int | None = None,
-        reason: str = "fraudulent",
-        fee: int = DISPUTE_FEE,
-        settlement: tuple[str, float] | None = None,
-    ) -> dict[str, Any]:
-        """A chargeback: the amount and Stripe's fee are withdrawn at once, in the settlement
-        currency (``settlement=("usd", 1.08)`` converts; default: the charge's currency)."""
-        intent = self.objects["payment_intent"][intent_id]
-        amount = intent["amount"] if amount is None else amount
-        dispute = {
-            "id": self._new_id("dp", intent["livemode"]),
-            "object": "dispute",
-            "amount": amount,
-            "currency": intent["currency"],
-            "charge": intent["latest_charge"],
-            "payment_intent": intent_id,
-            "created": self.now(),
-            "livemode": intent["livemode"],
-            "reason": reason,
-            "status": "needs_response",
-            "is_charge_refundable": False,
-            "metadata": {},
-            "balance_transactions": [],
-            "evidence_details": {
-                "due_by": self.clock + 7 * DAY,
-                "has_evidence": False,
-                "past_due": False,
-                "submission_count": 0,
-            },
-        }
-        self._dispute_settlement[dispute["id"]] = settlement or (intent["currency"], 1.0)
-        self._balance(dispute, -amount, fee, "Chargeback withdrawal")
-        self.objects["dispute"][dispute["id"]] = dispute
-        self._emit("charge.dispute.created", dispute)
-        self._emit("charge.dispute.funds_withdrawn", dispute)
-        return dispute
-
-    def close_dispute(
-        self: StripeStub, dispute_id: str, *, won: bool, fee_returned: bool = False
-    ) -> dict[str, Any]:
-        """Lost: the withdrawal stands. Won: the amount comes back (and the fee, where the
-        account's region returns it)."""
-        dispute = self.objects["dispute"][dispute_id]
-        before = {"status": dispute["status"]}
-        dispute["status"] = "won" if won else "lost"
-        if won:
-            fee = -DISPUTE_FEE if fee_returned else 0
-            self._balance(dispute, dispute["amount"], fee, "Chargeback reversal")
-            self._emit("charge.dispute.funds_reinstated", dispute)
-        self._emit("charge.dispute.closed", dispute, before)
-        return dispute
 
     # -- internals ----------------------------------------------------------------------
 
@@ -549,157 +472,3 @@ class BillingMixin(EventsMixin):
             return None
         when, _, action = min(due, key=lambda d: (d[0], d[1]))
         return when, action
-
-    def _balance(
-        self: StripeStub, dispute: dict[str, Any], amount: int, fee: int, what: str
-    ) -> None:
-        currency, rate = self._dispute_settlement[dispute["id"]]
-        moved = round(amount * rate)
-        txn = {
-            "id": self._new_id("txn", dispute["livemode"]),
-            "object": "balance_transaction",
-            "amount": moved,
-            "fee": fee,
-            "net": moved - fee,
-            "currency": currency,
-            "exchange_rate": rate if rate != 1.0 else None,
-            "created": self.now(),
-            "available_on": self.clock,
-            "description": what,
-            "source": dispute["id"],
-            "status": "available",
-            "type": "adjustment",
-            "reporting_category": "dispute" if amount < 0 else "dispute_reversal",
-            "fee_details": [
-                {
-                    "amount": fee,
-                    "application": None,
-                    "currency": currency,
-                    "description": "Dispute fee",
-                    "type": "stripe_fee",
-                }
-            ]
-            if fee
-            else [],
-        }
-        self.objects["balance_transaction"][txn["id"]] = txn
-        dispute["balance_transactions"].append(txn)
-
-    # -- API routes -----------------------------------------------------------------------
-
-    def create_checkout_session(
-        self: StripeStub, form: dict[str, Any], livemode: bool
-    ) -> tuple[int, dict[str, Any]]:
-        """POST /v1/checkout/sessions with ``price_data`` (or a stored price)."""
-        from tests.stripe_stub import _error
-
-        mode = form.get("mode", "payment")
-        items = form.get("line_items") or []
-        if mode not in ("payment", "subscription"):
-            return 400, _error("invalid_request_error", f"Invalid mode: {mode}")
-        if len(items) != 1:
-            return 400, _error("invalid_request_error", "line_items must have one item here.")
-        item = items[0]
-        if "price" in item:
-            price = self.objects["price"].get(item["price"])
-            if price is None:
-                return 400, _error("invalid_request_error", f"No such price: '{item['price']}'")
-        else:
-            data = item.get("price_data") or {}
-            if not data.get("currency") or not str(data.get("unit_amount", "")).isdigit():
-                return 400, _error(
-                    "invalid_request_error",
-                    "line_items[0][price_data] needs currency and unit_amount.",
-                )
-            if not data.get("product") and not (data.get("product_data") or {}).get("name"):
-                return 400, _error(
-                    "invalid_request_error",
-                    "line_items[0][price_data] needs product or product_data.",
-                )
-            interval = (data.get("recurring") or {}).get("interval")
-            if interval not in (None, "day", "week", "month", "year"):
-                return 400, _error("invalid_request_error", f"Invalid interval: {interval}")
-            price = self._inline_price(
-                data["currency"].lower(), int(data["unit_amount"]), interval, livemode
-            )
-        if mode == "subscription" and price["recurring"] is None:
-            return 400, _error(
-                "invalid_request_error",
-                "You must provide at least one "
-                "recurring price in `subscription` mode when using prices.",
-            )
-        if mode == "payment" and price["recurring"] is not None:
-            return 400, _error(
-                "invalid_request_error",
-                "You specified `payment` mode but "
-                "passed a recurring price. Either switch to `subscription` mode "
-                "or use only one-time prices.",
-            )
-        if mode == "subscription" and "payment_intent_data" in form:
-            return 400, _error(
-                "invalid_request_error",
-                "You can not pass `payment_intent_data` in `subscription` mode.",
-            )
-        quantity = int(item.get("quantity", 1))
-        session = self.add_session(
-            payment_link=None,
-            amount=price["unit_amount"] * quantity,
-            currency=price["currency"],
-            token=form.get("client_reference_id"),
-            email=None,
-            status="open",
-            payment_status="unpaid",
-            livemode=livemode,
-            mode=mode,
-        )
-        self.objects["payment_intent"].pop(session["payment_intent"], None)
-        session.update(
-            payment_intent=None,
-            customer_email=form.get("customer_email"),
-            metadata=form.get("metadata", {}),
-            success_url=form.get("success_url"),
-            cancel_url=form.get("cancel_url"),
-            submit_type=form.get("submit_type"),
-            url=f"https://checkout.stripe.com/c/pay/{session['id']}",
-            subscription=None,
-            invoice=None,
-            customer=None,
-        )
-        self._session_extra[session["id"]] = {
-            "price": price,
-            "subscription_metadata": (form.get("subscription_data") or {}).get("metadata", {}),
-            "intent_metadata": (form.get("payment_intent_data") or {}).get("metadata", {}),
-        }
-        return 200, session
-
-    def create_portal_session(
-        self: StripeStub, form: dict[str, Any], livemode: bool
-    ) -> tuple[int, dict[str, Any]]:
-        """POST /v1/billing_portal/sessions."""
-        from tests.stripe_stub import _error, _mode_error
-
-        customer = self.objects["customer"].get(form.get("customer", ""))
-        if customer is None:
-            return 400, _error(
-                "invalid_request_error",
-                f"No such customer: '{form.get('customer')}'",
-                "resource_missing",
-            )
-        if customer["livemode"] != livemode:
-            return 400, _mode_error("customer", customer["id"], livemode)
-        portal = {
-            "id": self._new_id("bps", livemode),
-            "object": "billing_portal.session",
-            "configuration": "bpc_stub_default",
-            "created": self.now(),
-            "customer": customer["id"],
-            "customer_account": None,
-            "flow": None,
-            "livemode": livemode,
-            "locale": form.get("locale"),
-            "on_behalf_of": None,
-            "return_url": form.get("return_url"),
-        }
-        portal["url"] = f"https://billing.stripe.com/p/session/{portal['id']}"
-        self.objects["billing_portal.session"][portal["id"]] = portal
-        return 200, portal
