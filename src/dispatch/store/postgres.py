@@ -193,7 +193,8 @@ def _connect_error(target: PostgresURL, exc: BaseException) -> StoreError:
         detail = detail.replace(str(password), "***")
     return StoreError(
         f"Cannot connect to the PostgreSQL database {target} ({detail})",
-        "Check DISPATCH_DB's host, port, user and database; the password comes from the URL, "
+        "Check DISPATCH_DB's host, port, user and database (make it with createdb); the "
+        "password comes from the URL, "
         "PGPASSWORD or a libpq service/password file.",
     )
 
