@@ -43,6 +43,7 @@ def test_report_issue_json_adds_recurring_and_lifetime_equal_to_the_stand_in(
             want[issue]["renewals"],
         )
     w47 = json.loads(run_cli("report", "2026-W47", "--json").output)
+    assert w47["recurring"]["one_time_gifts"] == 1  # dan's; ana's and ben's are monthly
     # amounts keeps its meaning: gifts and first payments through the issue's links, net of
     # refunds (the renewal's refund and the dispute are in lifetime, not here).
     assert w47["amounts"] == {"eur": 2500 + 1000, "usd": 500}

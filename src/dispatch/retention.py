@@ -163,6 +163,7 @@ def recurring_figures(db: Database, issue_id: str) -> dict[str, Any]:
     recurring = {
         k: figures[k] for k in ("donors_started", "active", "past_due", "cancelled", "renewals")
     }
+    recurring["one_time_gifts"] = figures["one_time_gifts"]
     recurring["first_payments"] = figures["first_payments"]
     recurring["renewal_amounts"] = figures["renewals_amounts"]
     return {"recurring": recurring, "lifetime": q.lifetime(db, issue_id)}

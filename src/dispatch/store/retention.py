@@ -61,7 +61,8 @@ def lifetime(db: Database, issue_id: str) -> dict[str, int]:
 
 def issue_figures(db: Database, issue_id: str) -> dict[str, Any]:
     """Recurring figures of one issue: donors_started, active, past_due, cancelled, renewals
-    (paid invoices after the first), first_payments and renewals_amounts {currency: minor}."""
+    (paid invoices after the first), one_time_gifts (counted one-off gifts), first_payments
+    and renewals_amounts {currency: minor}."""
     counts = db.execute(
         "SELECT COUNT(*) AS started,"
         " SUM(CASE WHEN s.status IN ('active', 'trialing') THEN 1 ELSE 0 END) AS active,"
@@ -79,6 +80,10 @@ def issue_figures(db: Database, issue_id: str) -> dict[str, Any]:
         " WHERE o.issue_id = ? AND i.status = 'paid' GROUP BY 1, 2",
         (issue_id,),
     ).fetchall()
+    one_time = db.execute(
+        "SELECT COUNT(*) AS n FROM counted_gifts WHERE issue_id = ? AND checkout_mode = 'payment'",
+        (issue_id,),
+    ).fetchone()
     first: dict[str, int] = {}
     renewals: dict[str, int] = {}
     renewal_count = 0
@@ -93,6 +98,7 @@ def issue_figures(db: Database, issue_id: str) -> dict[str, Any]:
         "past_due": int(counts["past_due"] or 0),
         "cancelled": int(counts["cancelled"] or 0),
         "renewals": renewal_count,
+        "one_time_gifts": int(one_time["n"] or 0),
         "first_payments": dict(sorted(first.items())),
         "renewals_amounts": dict(sorted(renewals.items())),
     }
