@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispatch.errors import DonationError
+from dispatch.models import DonationStatus
 
 #: client_reference_id values Dispatch writes; Stripe silently drops anything else.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
@@ -30,7 +31,7 @@ class Gift:
     payment_link: str | None
     payment_intent: str | None
     checkout_mode: str  # 'payment' (one-off) | 'subscription' (monthly)
-    status: str
+    status: DonationStatus
     amount_minor: int
     currency: str
     token: str | None  # client_reference_id: the delivery token of a personal link
@@ -88,15 +89,16 @@ def gift_from_session(session: Mapping[str, Any], *, payment_failed: bool = Fals
         return None
     payment_status = session.get("payment_status")
     intent = session.get("payment_intent")
+    status: DonationStatus
     if payment_status in ("paid", "no_payment_required"):
-        status = "paid"
+        status = DonationStatus.PAID
     elif payment_failed or (
         isinstance(intent, Mapping)
         and intent.get("status") in ("requires_payment_method", "canceled")
     ):
-        status = "failed"
+        status = DonationStatus.FAILED
     else:
-        status = "pending"
+        status = DonationStatus.PENDING
     token = session.get("client_reference_id") or None
     if token is not None and not TOKEN_RE.match(token):
         token = None
