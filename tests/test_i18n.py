@@ -373,7 +373,7 @@ def test_the_signup_form_offers_the_outlet_languages(make_web_app):
 def test_the_subject_and_preheader_dispatch_writes_follow_the_language(make_settings):
     from dataclasses import replace
 
-    from dispatch.jobs.build import _texts_by_language, default_preheader, default_subject
+    from dispatch.render.issue import _texts_by_language, default_preheader, default_subject
 
     settings = make_settings(DISPATCH_OUTLET_NAME="The Riverside Ledger", DISPATCH_LANGUAGES="fr")
     issue = fixed_issue()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -11,10 +11,8 @@ from dispatch.config import Settings
 from dispatch.donations import verify_payment_link
 from dispatch.errors import ConfigError, IssueError, SourceError
 from dispatch.models import Article, ArticleFlags, Issue, IssueStatus, defuse_placeholders
-from dispatch.render.i18n import translations
-from dispatch.render.settings import renderer_from, send_links
+from dispatch.render.issue import default_preheader, default_subject, render_and_store
 from dispatch.store import Database
-from dispatch.store import donations as donation_store
 from dispatch.store import issues as issue_store
 
 
@@ -49,45 +47,6 @@ def default_window(db: Database, settings: Settings, now: datetime) -> tuple[dat
         started = last.window_end or last.sent_at or last.created_at
     since = started if started is not None else now - timedelta(days=settings.window_days)
     return since, now
-
-
-def default_subject(outlet_name: str, articles: Sequence[Article], lang: str = "en") -> str:
-    """The subject Dispatch writes when the editor writes none, in ``lang``."""
-    _ = translations(lang).gettext
-    if not articles:
-        return _("%(name)s: this week") % {"name": outlet_name}
-    return _("%(name)s: %(title)s") % {"name": outlet_name, "title": articles[0].title}
-
-
-def default_preheader(articles: Sequence[Article], lang: str = "en") -> str:
-    """The preheader Dispatch writes when the editor writes none, in ``lang``."""
-    _ = translations(lang).gettext
-    rest = [a.title for a in articles[1:4]]
-    if rest:
-        text = _("Also: %(titles)s") % {"titles": " · ".join(rest)}
-    else:
-        text = _("This week's stories from our newsroom.")
-    return text if len(text) <= 140 else text[:139].rstrip() + "…"
-
-
-def _texts_by_language(settings: Settings, issue: Issue) -> Callable[[str], tuple[str, str]]:
-    """(subject, preheader) of an issue for each language variant: the editor's own words as
-    written, the ones Dispatch wrote in the variant's language."""
-    own_subject = issue.subject != default_subject(
-        settings.outlet_name, issue.articles, settings.language
-    )
-    own_preheader = issue.preheader != default_preheader(issue.articles, settings.language)
-
-    def texts(lang: str) -> tuple[str, str]:
-        subject = (
-            issue.subject
-            if own_subject
-            else default_subject(settings.outlet_name, issue.articles, lang)
-        )
-        preheader = issue.preheader if own_preheader else default_preheader(issue.articles, lang)
-        return subject, preheader
-
-    return texts
 
 
 def build_issue(
@@ -302,22 +261,3 @@ def _carry_flags(db: Database, issue_id: str) -> dict[str, ArticleFlags]:
         }
         for row in issue_store.article_rows(db, issue_id)
     }
-
-
-def render_and_store(
-    db: Database, settings: Settings, issue_id: str, now: datetime | None = None
-) -> Issue:
-    """(Re-)render every persona variant of an issue and store them; returns the issue."""
-    issue = issue_store.get_issue(db, issue_id)
-    if issue is None:
-        raise IssueError(f"There is no issue {issue_id}", "`dispatch issues` lists them.")
-    renderer = renderer_from(settings)
-    campaign = donation_store.active_campaign_progress(db, now or datetime.now(UTC))
-    variants = renderer.render_issue(
-        issue,
-        campaign=campaign,
-        links=send_links(settings, issue.id),
-        texts=_texts_by_language(settings, issue),
-    )
-    issue_store.save_variants(db, issue.id, variants)
-    return issue

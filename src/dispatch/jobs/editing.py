@@ -6,11 +6,7 @@ from typing import TypedDict
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, IssueError
-from dispatch.jobs.build import (
-    default_preheader,
-    default_subject,
-    render_and_store,
-)
+from dispatch.render.issue import default_preheader, default_subject, render_and_store
 
 __all__ = [
     "article_list",

@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 from dispatch.config import Settings
 from dispatch.donations import verify_payment_link
 from dispatch.errors import InputError, IssueError
-from dispatch.jobs.build import render_and_store
 from dispatch.models import IssueStatus, Persona
+from dispatch.render.issue import render_and_store
 from dispatch.render.placeholders import fill_placeholders, greeting_for
 from dispatch.store import Database
 from dispatch.store import issues as issue_store

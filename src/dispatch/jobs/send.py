@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, IssueError
-from dispatch.jobs.build import render_and_store
 from dispatch.jobs.messages import issue_messages, row_composer
 from dispatch.jobs.status import SendSummary, finish_summary
 from dispatch.mailer import (
@@ -33,6 +32,7 @@ from dispatch.mailer import (
 )
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Issue, Persona
+from dispatch.render.issue import render_and_store
 from dispatch.render.message import MessageConfig
 from dispatch.store import Database, donations, journal, ledger
 from dispatch.store import subscribers as subscriber_store
