@@ -100,11 +100,11 @@ def _address(email: str) -> str:
         raise InputError(exc.message, "Give the subscriber's full address.") from exc
 
 
-def _status(status: str | None) -> str | None:
+def _status(status: str | None) -> SubscriberStatus | None:
     if status in (None, "", "all"):
         return None
     try:
-        return SubscriberStatus(status).value
+        return SubscriberStatus(status)
     except ValueError:
         known = ", ".join(s.value for s in SubscriberStatus)
         raise InputError(f"Unknown status {status!r}", f"Use one of: {known}, all.") from None

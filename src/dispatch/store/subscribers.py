@@ -224,7 +224,7 @@ def get_subscriber(db: Database, email: str) -> Subscriber | None:
     return _subscriber(row) if row else None
 
 
-def iter_subscribers(db: Database, status: str | None = None) -> Iterator[Subscriber]:
+def iter_subscribers(db: Database, status: SubscriberStatus | None = None) -> Iterator[Subscriber]:
     """Every subscriber (or those in one status) in id order, streamed from the database."""
     if status:
         cursor = db.execute("SELECT * FROM subscribers WHERE status = ? ORDER BY id", (status,))
