@@ -18,9 +18,9 @@ from typing import TypedDict
 from dispatch.config import Settings
 from dispatch.errors import InputError, IssueError
 from dispatch.jobs.giving import manage_link
-from dispatch.jobs.send import SendOptions, relay_target, send_issue
+from dispatch.jobs.send import SendOptions, send_issue
 from dispatch.jobs.status import SendSummary
-from dispatch.mailer import check_relay
+from dispatch.mailer import check_relay, relay_from_settings
 from dispatch.models import DeliveryState, IssueKind, IssueStatus, Persona, RenderedVariant
 from dispatch.money import format_money
 from dispatch.render.i18n import day_date
@@ -285,7 +285,7 @@ def send_appeal(
             db, now, settings.donor_recent_days, settings.donor_lapsed_days
         )
         donors = set(campaign_store.last_gift_by_subscriber(db))
-        check_relay(relay_target(settings), settings.smtp_timeout)  # before fixing anything
+        check_relay(relay_from_settings(settings), settings.smtp_timeout)  # before fixing anything
         fixed = campaign_store.fix_appeal_deliveries(
             db, issue_id, segment, personas, Persona.NON_DONOR.value, donors
         )

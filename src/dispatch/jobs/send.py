@@ -25,7 +25,6 @@ from dispatch.mailer import (
     AdaptiveRate,
     DeliveryRun,
     RetryPolicy,
-    SmtpTarget,
     check_relay,
     pool_from_settings,
     relay_from_settings,
@@ -78,10 +77,6 @@ def _one_click_check(config: MessageConfig, recipients: int, allowed: bool) -> s
     return f"Warning: {what}. Set DISPATCH_PUBLIC_URL to the https address of `dispatch serve`."
 
 
-def relay_target(settings: Settings) -> SmtpTarget:
-    return relay_from_settings(settings)
-
-
 # -- the send ---------------------------------------------------------------------------
 
 
@@ -120,7 +115,7 @@ def send_issue(
             f"Restore stories into it (see dispatch issue show {issue_id}), or run "
             "dispatch build when there is news.",
         )
-    target = relay_target(settings)
+    target = relay_from_settings(settings)
     signer = signer_from_settings(settings)  # None unless DKIM is configured
     if issue.status == "draft" and issue.kind == "digest" and issue.articles:
         # Render the digest once more as its send starts: the campaign's progress as of now,
