@@ -31,9 +31,9 @@ from dispatch.bounces.mailboxes import UNREADABLE_FOLDER
 from dispatch.bounces.parse import classify_message, read_message, unsubscribe_token_of
 from dispatch.config import Settings
 from dispatch.errors import DispatchError
-from dispatch.jobs.bounce_effects import DryRun, Recorder
 from dispatch.store import Database, ledger, unsubscribes
 from dispatch.store import bounces as bounce_store
+from dispatch.store.bounce_effects import DryRun, Recorder
 
 _ATOM_UNSAFE = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")  # as render.message writes ids
 
