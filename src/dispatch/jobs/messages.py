@@ -67,6 +67,8 @@ def message_config(db: Database, settings: Settings) -> MessageConfig:
         unsubscribe_mailto=mailto,
         secret=secret,
         greeting=settings.greeting,
+        language=settings.language,  # the greeting's language in the default variants
+        locale_dir=settings.locale_dir,
     )
 
 

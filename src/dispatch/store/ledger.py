@@ -77,6 +77,30 @@ class _NobodyToFix(Exception):
     pass
 
 
+def _language_suffix(conn: Any, issue_id: str) -> tuple[str, list[str]]:
+    """SQL for the "@lang" a reader's variant name ends with (issue 14): the languages the
+    issue was rendered in besides the default are its variants named "persona@lang"; a reader
+    whose language is one of them, or a regional form of one (de-AT for de), gets it, anyone
+    else the default's bare persona. Same rule as render.i18n.pick_language."""
+    names = conn.execute(
+        "SELECT variant FROM issue_variants WHERE issue_id = ? AND variant LIKE ?",
+        (issue_id, "%@%"),
+    ).fetchall()
+    languages = sorted({str(row[0]).partition("@")[2] for row in names} - {""})
+    if not languages:
+        return "''", []
+    tag = "lower(replace(s.language, '_', '-'))"
+    whens: list[str] = []
+    params: list[str] = []
+    for lang in languages:  # the same tag first, then a regional form of it
+        whens.append(f"WHEN {tag} = ? THEN ?")
+        params += [lang.lower(), f"@{lang}"]
+    for lang in languages:
+        whens.append(f"WHEN {tag} LIKE ? THEN ?")
+        params += [f"{lang.lower()}-%", f"@{lang}"]
+    return f"(CASE {' '.join(whens)} ELSE '' END)", params
+
+
 def fix_deliveries(
     db: Database,
     issue_id: str,
@@ -114,16 +138,18 @@ def fix_deliveries(
                 conn.execute(f"DELETE FROM temp.{table}")
             conn.executemany("INSERT INTO temp.fix_personas VALUES (?, ?)", personas.items())
             conn.executemany("INSERT INTO temp.fix_donors VALUES (?)", [(i,) for i in donor_ids])
+            language_sql, language_params = _language_suffix(conn, issue_id)
             # 128 random bits as 32 hex digits: random, unique, and valid for Stripe's
             # client_reference_id (^[A-Za-z0-9_-]{1,200}$).
             added = conn.execute(
                 "INSERT INTO deliveries (issue_id, subscriber_id, email, token, variant, state,"
                 " created_at, updated_at)"
-                " SELECT ?, s.id, s.email, lower(hex(randomblob(16))), COALESCE(p.persona, ?),"
+                " SELECT ?, s.id, s.email, lower(hex(randomblob(16))),"
+                f" COALESCE(p.persona, ?) || {language_sql},"
                 " 'pending', ?, ? FROM subscribers s"
                 " LEFT JOIN temp.fix_personas p ON p.subscriber_id = s.id"
                 f" WHERE s.status = 'active'{where} ORDER BY s.id",
-                (issue_id, default_persona, now, now),
+                (issue_id, default_persona, *language_params, now, now),
             ).rowcount
             conn.execute("DELETE FROM temp.fix_personas")
             conn.execute("DELETE FROM temp.fix_donors")
