@@ -92,9 +92,11 @@ def setup(
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @pass_app
 def sync(app: App, as_json: bool) -> None:
-    """Pull completed Checkout Sessions and refunds from Stripe and attribute each gift.
+    """Pull completed Checkout Sessions and refunds from Stripe and attribute each gift; then
+    monthly and yearly gifts: subscriptions, their invoices (renewals, failed cards) and
+    disputes, everything a missed webhook would have said.
 
-    Safe to rerun at any time: each session and refund is counted once. A gift paid with a
+    Safe to rerun at any time: each Stripe object is counted once. A gift paid with a
     delayed method stays pending until a later sync sees it paid (or failed).
 
     \b
@@ -112,7 +114,9 @@ def sync(app: App, as_json: bool) -> None:
         f"payment link(s) ({counts['mode']} mode): {counts['new']} new, {counts['updated']} "
         f"updated, {counts['unattributed']} of the new ones unattributed, {counts['pending']} "
         f"pending payment; refunds: {counts['refunds_new']} new, "
-        f"{counts['refunds_updated']} updated."
+        f"{counts['refunds_updated']} updated; recurring: {counts['subscriptions_new']} new "
+        f"subscriptions, {counts['invoices_new']} new invoices, {counts['disputes_new']} new "
+        "disputes."
     )
 
 
