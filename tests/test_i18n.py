@@ -418,3 +418,17 @@ def test_a_reader_signs_up_and_unsubscribes_in_their_language(make_web_app, smtp
         conn.execute("UPDATE subscribers SET language = 'de-AT' WHERE email = 'ana@example.org'")
     unsub = client.get(f"/u/{sent.readers['ana@example.org'].unsub_token}")
     assert "Vom Newsletter von The Riverside Ledger abmelden?" in unsub.get_data(as_text=True)
+
+
+def test_the_donation_page_speaks_the_language_of_the_copy(make_web_app, stripe_env, ledger, db):
+    env = {**stripe_env, "DISPATCH_DONATION_AMOUNTS": "5,10,25", "DISPATCH_CURRENCY": "eur",
+           "DISPATCH_LANGUAGES": "en,de"}  # fmt: skip
+    client = make_web_app(**env).test_client()
+    german = ledger("2026-W47", "ana@example.test", name="Ana")
+    english = ledger("2026-W47", "sam@example.test", name="Sam")
+    with db.transaction() as conn:
+        conn.execute("UPDATE deliveries SET variant = 'non_donor@de' WHERE token = ?", (german,))
+    page = client.get(f"/d/{german}").get_data(as_text=True)
+    assert '<html lang="de"' in page and "Wie oft?" in page and "10,00\xa0€" in page
+    page = client.get(f"/d/{english}").get_data(as_text=True)
+    assert '<html lang="en"' in page and "How often?" in page and "€10.00" in page

@@ -22,7 +22,7 @@ from dispatch.donations.gateway import StripeGateway
 from dispatch.donations.recurring import TOKEN_KEY
 from dispatch.errors import ConfigError, InputError
 from dispatch.money import format_money, to_minor_units
-from dispatch.store import Database, clicks
+from dispatch.store import Database, clicks, ledger
 from dispatch.store import recurring as recurring_store
 from dispatch.store.tokens import valid_token
 
@@ -78,6 +78,12 @@ def giving_options(settings: Settings) -> GivingOptions | None:
 def open_page(db: Database, token: str) -> clicks.ClickTarget | None:
     """A GET of the page: count the click; None for an unknown token (nothing stored)."""
     return clicks.record_click(db, token) if valid_token(token) else None
+
+
+def page_language(db: Database, token: str) -> str:
+    """The language of the copy a donation link came in: its page speaks it too ("" for the
+    outlet's default)."""
+    return ledger.language_of_token(db, token) if valid_token(token) else ""
 
 
 def is_known_token(db: Database, token: str) -> bool:

@@ -437,3 +437,10 @@ def doubt_pending_up_to(db: Database, issue_id: str, high: int, reply: str) -> i
             " WHERE issue_id = ? AND state IN ('pending', 'sending') AND id <= ?",
             (reply, to_db_time(utcnow()), issue_id, high),
         ).rowcount
+
+
+def language_of_token(db: Database, token: str) -> str:
+    """The language a delivery's copy went out in (issue 14): what follows "@" in its variant
+    ("non_donor@de"), "" for the default language or an unknown token."""
+    row = db.execute("SELECT variant FROM deliveries WHERE token = ?", (token,)).fetchone()
+    return str(row["variant"]).partition("@")[2] if row is not None else ""

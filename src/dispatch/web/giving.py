@@ -44,10 +44,11 @@ def _form(
     options = giving.giving_options(state().settings)
     assert options is not None
     chosen = chosen or {}
+    lang = state().renderer.language_for(giving.page_language(state().db(), token))
     amounts = [
         {
             "value": str(from_minor_units(a, options.currency)),
-            "label": format_money(a, options.currency, locale=state().settings.language),
+            "label": format_money(a, options.currency, locale=lang),
         }
         for a in options.amounts
     ]
@@ -60,10 +61,10 @@ def _form(
         "amount": chosen.get("amount", ""),
         "custom": chosen.get("custom", ""),
         "nonce": secrets.token_urlsafe(12),
-        "minimum": format_money(options.minimum, options.currency),
-        "maximum": format_money(options.maximum, options.currency),
+        "minimum": format_money(options.minimum, options.currency, locale=lang),
+        "maximum": format_money(options.maximum, options.currency, locale=lang),
     }
-    response = page("give", status=status, **context)
+    response = page("give", status=status, _lang=lang, **context)
     response.headers["Referrer-Policy"] = "no-referrer"
     return no_store(_allow_stripe(response))
 
