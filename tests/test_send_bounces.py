@@ -18,6 +18,7 @@ from dispatch.mailer.connection import is_hard_bounce
 from dispatch.mailer.url import SmtpTarget
 from dispatch.store import subscribers as subscriber_store
 from dispatch.store.sendlock import send_running
+from tests.conftest import sqlite_only
 from tests.plugins.smtp import add_subscribers, create_sample_issue
 
 FAST = RetryPolicy(base=0.01, maximum=0.05, give_up_after=2.0)
@@ -194,6 +195,7 @@ def test_the_send_lock_file_is_removed_after_a_send(db, make_settings, smtp_serv
     assert not send_running(db) and not lock_file(db).exists()  # status creates none
 
 
+@sqlite_only  # the lock file (PostgreSQL: test_store_postgres)
 def test_a_stale_lock_file_from_a_killed_send_neither_blocks_nor_counts_as_running(
     db, make_settings, smtp_server, smtp_env
 ):
@@ -205,6 +207,7 @@ def test_a_stale_lock_file_from_a_killed_send_neither_blocks_nor_counts_as_runni
     assert summary.complete and not lock_file(db).exists()
 
 
+@sqlite_only  # the lock file (PostgreSQL: test_store_postgres)
 def test_the_lock_still_excludes_a_second_send_while_held(db):
     with send_lock(db):
         assert lock_file(db).exists() and send_running(db)

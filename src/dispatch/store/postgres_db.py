@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -122,6 +123,31 @@ def open_postgres(target: PostgresURL) -> PostgresDatabase:
         db.close()
         raise
     return db
+
+
+@contextmanager
+def session_lock(db: Database, key: int, wait: float) -> Iterator[bool]:
+    """Hold the advisory lock ``key`` on a pooled connection of its own (so a second holder in
+    the same process is refused too), trying for ``wait`` seconds; yields whether it was got.
+    The server drops the lock when that connection ends: a killed process holds nothing."""
+    assert isinstance(db, PostgresDatabase)
+    raw = db.pool.getconn()
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            row = raw.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            got = bool(row and row[0])
+            if got or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        try:
+            yield got
+        finally:
+            if got:  # a connection that is gone took its lock with it
+                with suppress(psycopg.Error):
+                    raw.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    finally:
+        db.pool.putconn(raw)
 
 
 def try_session_lock(db: Database, key: int) -> bool:

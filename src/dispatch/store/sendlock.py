@@ -74,33 +74,26 @@ def send_lock(db: Database) -> Iterator[None]:
 
 @contextmanager
 def _postgres_send_lock(db: Database) -> Iterator[None]:
-    """A session-level advisory lock on the send's own connection (released by the server if
-    the process dies), waited for briefly as the file lock is."""
-    from dispatch.store.postgres_db import SEND_LOCK, session_unlock, try_session_lock
+    """A session-level advisory lock on a connection of its own (released by the server if the
+    process dies), waited for briefly as the file lock is."""
+    from dispatch.store.postgres_db import SEND_LOCK, session_lock
 
-    deadline = time.monotonic() + 2.0
-    while not try_session_lock(db, SEND_LOCK):
-        if time.monotonic() > deadline:
+    with session_lock(db, SEND_LOCK, wait=2.0) as got:
+        if not got:
             raise SendError(
                 "Another `dispatch send` is running on this database (on this or another machine)",
                 "Wait for it to finish (or stop it); then rerun to resume.",
             )
-        time.sleep(0.05)
-    try:
         yield
-    finally:
-        session_unlock(db, SEND_LOCK)
 
 
 def send_running(db: Database) -> bool:
     """Whether a `dispatch send` holds this database's send lock right now."""
     if db.engine == "postgresql":
-        from dispatch.store.postgres_db import SEND_LOCK, session_unlock, try_session_lock
+        from dispatch.store.postgres_db import SEND_LOCK, session_lock
 
-        if not try_session_lock(db, SEND_LOCK):
-            return True
-        session_unlock(db, SEND_LOCK)
-        return False
+        with session_lock(db, SEND_LOCK, wait=0) as got:
+            return not got
     if fcntl is None:
         return False
     path = Path(f"{Path(db.path).resolve()}.send-lock")

@@ -235,10 +235,8 @@ def iter_subscribers(db: Database, status: SubscriberStatus | None = None) -> It
 
 
 def first_active(db: Database, limit: int | None) -> Iterator[Subscriber]:
-    cursor = db.execute(
-        "SELECT * FROM subscribers WHERE status = 'active' ORDER BY id LIMIT ?",
-        (-1 if limit is None else limit,),
-    )
+    sql = "SELECT * FROM subscribers WHERE status = 'active' ORDER BY id"
+    cursor = db.execute(sql, ()) if limit is None else db.execute(f"{sql} LIMIT ?", (limit,))
     for row in cursor:
         yield _subscriber(row)
 
