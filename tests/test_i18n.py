@@ -432,3 +432,18 @@ def test_the_donation_page_speaks_the_language_of_the_copy(make_web_app, stripe_
     assert '<html lang="de"' in page and "Wie oft?" in page and "10,00\xa0€" in page
     page = client.get(f"/d/{english}").get_data(as_text=True)
     assert '<html lang="en"' in page and "How often?" in page and "€10.00" in page
+
+
+def test_the_archive_page_of_a_copy_is_in_its_language(make_web_app, db):
+    from dispatch.store import issues as issue_store
+    from tests.plugins.web import seed_sent_issue
+
+    app = make_web_app(DISPATCH_LANGUAGES="en,de")
+    sent = seed_sent_issue(db, app.extensions["dispatch"].settings, [("ana@example.org", "Ana")])
+    german = issue_store.get_variants(db, sent.id)["non_donor@de"]
+    assert f"/archive/{sent.id}?lang=de" in german.html
+    client = app.test_client()
+    page = client.get(f"/archive/{sent.id}?lang=de").get_data(as_text=True)
+    assert "Ausgabe" in page and "Liebe Leserin, lieber Leser," in page
+    page = client.get(f"/archive/{sent.id}?lang=xx").get_data(as_text=True)
+    assert "Issue" in page and "Dear reader," in page

@@ -230,6 +230,9 @@ class Renderer:
             view = _IssueView(issue, lang, self.gettext)
             view.subject, view.preheader = subject, preheader
             own = {**context, "issue": view, "subject": subject, "preheader": preheader}
+            base = links or Links()
+            if base.archive and lang != self.outlet.lang:  # the archive page in this language
+                own["links"] = replace(base, archive=f"{base.archive}?lang={lang}")
             for persona in personas:
                 html, text = self.render_email("digest", {**own, "persona": str(persona)}, lang)
                 name = variant_name(str(persona), lang, self.outlet.lang)

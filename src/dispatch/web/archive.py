@@ -3,7 +3,7 @@ one as its email looked, with nothing personal in it (see jobs.archive.archive_p
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, url_for
+from flask import Blueprint, Response, abort, request, url_for
 
 from dispatch.jobs import archive as jobs
 from dispatch.web.app_support import page, state
@@ -34,7 +34,11 @@ def listing() -> Response:
 def issue(issue_id: str) -> Response:
     web = state()
     html = jobs.archive_page(
-        web.db(), web.settings, issue_id, subscribe_url=_absolute("signup.subscribe_get")
+        web.db(),
+        web.settings,
+        issue_id,
+        subscribe_url=_absolute("signup.subscribe_get"),
+        lang=request.args.get("lang", "")[:35],
     )
     if html is None:
         abort(404)
