@@ -85,3 +85,21 @@ def test_a_reader_gives_monthly_through_the_donation_page(
     extra = stripe_stub._session_extra[session["id"]]
     assert extra["price"]["recurring"]["interval"] == "year"
     assert extra["subscription_metadata"] == {"dispatch_token": token}
+
+
+def test_the_board_page_opens_offline_and_fetches_nothing(browser_page, run_cli, tmp_path):
+    page_file = tmp_path / "board.html"
+    assert run_cli("report", "--html", str(page_file)).exit_code == 0
+    fetched = []
+
+    def watch(route):
+        fetched.append(route.request.url)
+        if route.request.url.startswith("file:"):
+            route.continue_()
+        else:
+            route.abort()
+
+    browser_page.route("**/*", watch)
+    browser_page.goto(page_file.as_uri())
+    browser_page.get_by_role("heading", name="Which issues bring donors who stay").wait_for()
+    assert [url for url in fetched if not url.startswith("file:")] == []
