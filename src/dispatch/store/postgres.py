@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, cast
 
 import psycopg
@@ -38,6 +39,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+@lru_cache(maxsize=2048)  # the store's statements are a few hundred constant strings
 def translate(sql: str) -> str:
     """``?`` -> ``%s`` and ``%`` -> ``%%`` outside '...' literals, "..." names and comments
     (psycopg reads ``%`` everywhere in a query, so a literal one is doubled inside quotes too)."""
