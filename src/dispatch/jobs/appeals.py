@@ -26,11 +26,10 @@ from dispatch.money import format_money
 from dispatch.render.i18n import day_date
 from dispatch.render.settings import renderer_from
 from dispatch.render.templates import Links, Renderer, variant_name
-from dispatch.store import Database, Row, to_db_time
+from dispatch.store import Database, Row, supporters, to_db_time
 from dispatch.store import campaigns as campaign_store
 from dispatch.store import donations as donation_store
 from dispatch.store import issues as issue_store
-from dispatch.store import recurring as recurring_store
 from dispatch.store import thanks as thanks_store
 
 THANKS_VARIANT = "thanks"
@@ -93,7 +92,7 @@ def _render_thanks(
     subject = _thanks_subject(renderer, settings, lang)
     manage_url = None  # the signed "manage your monthly gift" link (issue 11)
     if row["checkout_mode"] == "subscription" and settings.public_url and settings.secret_key:
-        sub_id = recurring_store.subscription_of_donation(db, row["id"])
+        sub_id = supporters.subscription_of_donation(db, row["id"])
         manage_url = manage_link(settings, sub_id) if sub_id else None
     amount = format_money(row["amount_minor"], row["currency"], locale=lang, whole=True)
     preheader = renderer.gettext("Your gift of %(amount)s makes our reporting possible.", lang)

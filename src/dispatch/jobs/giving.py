@@ -22,7 +22,7 @@ from dispatch.donations.gateway import StripeGateway
 from dispatch.donations.recurring import TOKEN_KEY
 from dispatch.errors import ConfigError, InputError
 from dispatch.money import format_money, to_minor_units
-from dispatch.store import Database, clicks, ledger
+from dispatch.store import Database, clicks, ledger, supporters
 from dispatch.store import recurring as recurring_store
 from dispatch.store.tokens import valid_token
 
@@ -88,7 +88,7 @@ def page_language(db: Database, token: str) -> str:
 
 def is_known_token(db: Database, token: str) -> bool:
     """Whether a token is one Dispatch put in a link (counts nothing)."""
-    return valid_token(token) and recurring_store.reader_of_token(db, token) is not None
+    return valid_token(token) and supporters.reader_of_token(db, token) is not None
 
 
 def parse_gift(options: GivingOptions, frequency: str, amount: str) -> tuple[str, int]:
@@ -119,7 +119,7 @@ def start_checkout(
 ) -> str | None:
     """Create the Checkout Session for the page's POST and return its URL; None for an unknown
     token (nothing created). InputError for a bad choice; DonationError when Stripe fails."""
-    reader = recurring_store.reader_of_token(db, token) if valid_token(token) else None
+    reader = supporters.reader_of_token(db, token) if valid_token(token) else None
     if reader is None:
         return None
     options = giving_options(settings)

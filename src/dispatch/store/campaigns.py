@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from dispatch.errors import InputError
 from dispatch.models import CampaignProgress, Persona
 from dispatch.store import Database, ledger, to_db_time, utcnow
+from dispatch.store.supporters import donor_states
 
 #: Addresses are stored lower-cased, so '= lower(?)' finds a payer on the UNIQUE index (COLLATE
 #: NOCASE cannot use it and scanned every subscriber, once per payer).
@@ -58,8 +59,6 @@ def personas(db: Database, now: datetime, recent_days: int, lapsed_days: int) ->
     current supporter, thanked and never asked, whenever it started; one whose gift was
     cancelled or whose card keeps failing is asked to renew (unless a recent gift thanks them).
     """
-    from dispatch.store.recurring import donor_states  # store.recurring imports this package
-
     recent_cutoff = to_db_time(now - timedelta(days=recent_days)) or ""
     lapsed_cutoff = to_db_time(now - timedelta(days=lapsed_days)) or ""
     found: dict[int, str] = {}

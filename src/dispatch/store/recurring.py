@@ -16,11 +16,8 @@ from typing import Any
 
 from dispatch.store import Database, to_db_time, utcnow
 from dispatch.store.donations import _claim_mode, from_unix
+from dispatch.store.supporters import ENDED
 
-#: Stripe statuses after which a subscription never comes back.
-ENDED = ("canceled", "incomplete_expired")
-#: Statuses of a subscription whose donor is giving now (past_due: the card is failing).
-ACTIVE = ("active", "trialing")
 _INVOICE_RANK = {"draft": 0, "open": 1, "paid": 2, "void": 2, "uncollectible": 2}
 _REFUNDED = "('pending', 'requires_action', 'succeeded')"
 
@@ -378,50 +375,3 @@ def open_dispute_ids(db: Database) -> list[str]:
         "SELECT id FROM disputes WHERE status NOT IN ('won', 'lost', 'prevented') ORDER BY id"
     ).fetchall()
     return [r["id"] for r in rows]
-
-
-def reader_of_token(db: Database, token: str) -> tuple[str, str | None] | None:
-    """(issue id, the reader's address while still a subscriber) of a delivery token, or None
-    for an unknown one; nothing is counted (the donation page's POST)."""
-    row = db.execute(
-        "SELECT issue_id, email, subscriber_id FROM deliveries WHERE token = ?", (token,)
-    ).fetchone()
-    if row is None:
-        return None
-    return row["issue_id"], (row["email"] if row["subscriber_id"] is not None else None)
-
-
-def donor_states(db: Database) -> dict[int, str]:
-    """Subscriber id -> their recurring giving as Stripe last reported it: 'active' (any gift
-    still running), else 'failing' (past due: the card keeps failing), else 'cancelled'."""
-    rank = {"cancelled": 0, "failing": 1, "active": 2}
-    states: dict[int, str] = {}
-    for row in db.execute(
-        "SELECT o.subscriber_id, s.status FROM subscriptions s"
-        " JOIN subscription_origins o ON o.subscription_id = s.id"
-        " WHERE o.subscriber_id IS NOT NULL"
-    ):
-        status = row["status"]
-        state = (
-            "active"
-            if status in ACTIVE
-            else "failing"
-            if status in ("past_due", "unpaid")
-            else "cancelled"
-            if status in ENDED
-            else None
-        )
-        sub_id = int(row["subscriber_id"])
-        if state and rank[state] > rank.get(states.get(sub_id, ""), -1):
-            states[sub_id] = state
-    return states
-
-
-def subscription_of_donation(db: Database, donation_id: int) -> str | None:
-    """The subscription a monthly gift's Checkout Session started, once its origin is known."""
-    row = db.execute(
-        "SELECT o.subscription_id FROM donations d"
-        " JOIN subscription_origins o ON o.session_id = d.session_id WHERE d.id = ?",
-        (donation_id,),
-    ).fetchone()
-    return row["subscription_id"] if row else None

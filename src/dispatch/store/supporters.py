@@ -1,0 +1,58 @@
+"""Who gives (issue 11): a donor's recurring state for donor-aware mail, the reader behind a
+delivery token for the donation page, and the subscription a monthly gift started for its
+thank-you. Reads only; the records are written by ``store.recurring``."""
+
+from __future__ import annotations
+
+from dispatch.store import Database
+
+#: Stripe statuses of a subscription whose donor is giving now, and of one that ended.
+ACTIVE = ("active", "trialing")
+ENDED = ("canceled", "incomplete_expired")
+
+
+def reader_of_token(db: Database, token: str) -> tuple[str, str | None] | None:
+    """(issue id, the reader's address while still a subscriber) of a delivery token, or None
+    for an unknown one; nothing is counted (the donation page's POST)."""
+    row = db.execute(
+        "SELECT issue_id, email, subscriber_id FROM deliveries WHERE token = ?", (token,)
+    ).fetchone()
+    if row is None:
+        return None
+    return row["issue_id"], (row["email"] if row["subscriber_id"] is not None else None)
+
+
+def donor_states(db: Database) -> dict[int, str]:
+    """Subscriber id -> their recurring giving as Stripe last reported it: 'active' (any gift
+    still running), else 'failing' (past due: the card keeps failing), else 'cancelled'."""
+    rank = {"cancelled": 0, "failing": 1, "active": 2}
+    states: dict[int, str] = {}
+    for row in db.execute(
+        "SELECT o.subscriber_id, s.status FROM subscriptions s"
+        " JOIN subscription_origins o ON o.subscription_id = s.id"
+        " WHERE o.subscriber_id IS NOT NULL"
+    ):
+        status = row["status"]
+        state = (
+            "active"
+            if status in ACTIVE
+            else "failing"
+            if status in ("past_due", "unpaid")
+            else "cancelled"
+            if status in ENDED
+            else None
+        )
+        sub_id = int(row["subscriber_id"])
+        if state and rank[state] > rank.get(states.get(sub_id, ""), -1):
+            states[sub_id] = state
+    return states
+
+
+def subscription_of_donation(db: Database, donation_id: int) -> str | None:
+    """The subscription a monthly gift's Checkout Session started, once its origin is known."""
+    row = db.execute(
+        "SELECT o.subscription_id FROM donations d"
+        " JOIN subscription_origins o ON o.session_id = d.session_id WHERE d.id = ?",
+        (donation_id,),
+    ).fetchone()
+    return row["subscription_id"] if row else None
