@@ -25,6 +25,7 @@ from dispatch.mailer import (
     AdaptiveRate,
     DeliveryRun,
     RetryPolicy,
+    SmtpTarget,
     check_relay,
     pool_from_settings,
     relay_from_settings,
@@ -32,7 +33,7 @@ from dispatch.mailer import (
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Issue, Persona
 from dispatch.render.issue import render_and_store
-from dispatch.render.message import MessageConfig
+from dispatch.render.message import MessageConfig, MessageFactory
 from dispatch.store import Database, donations, journal, ledger
 from dispatch.store import subscribers as subscriber_store
 from dispatch.store.issues import require_issue
@@ -80,16 +81,6 @@ def _one_click_check(config: MessageConfig, recipients: int, allowed: bool) -> s
 # -- the send ---------------------------------------------------------------------------
 
 
-def _built_empty(issue: Issue) -> bool:
-    """A draft digest that a build (which always sets the window) left with no stories."""
-    return (
-        issue.status == "draft"
-        and issue.kind == "digest"
-        and issue.window_start is not None
-        and not issue.articles
-    )
-
-
 def send_issue(
     db: Database,
     settings: Settings,
@@ -106,15 +97,7 @@ def send_issue(
     """
     options = options or SendOptions()
     started = time.monotonic()
-    issue = require_issue(db, issue_id)
-    if _built_empty(issue):
-        # `build --force` may keep an empty draft, and an editor may drop every story; mailing
-        # every reader an empty digest is never what the editor meant.
-        raise IssueError(
-            f"Issue {issue_id} has no articles, so it is not sent",
-            f"Restore stories into it (see dispatch issue show {issue_id}), or run "
-            "dispatch build when there is news.",
-        )
+    issue = _sendable(db, issue_id)
     target = relay_from_settings(settings)
     signer = signer_from_settings(settings)  # None unless DKIM is configured
     if issue.status == "draft" and issue.kind == "digest" and issue.articles:
@@ -125,68 +108,123 @@ def send_issue(
     with send_lock(db):
         summary = SendSummary(issue_id, {}, [], [])
         if issue.status == "draft":
-            active = subscriber_store.status_counts(db)["active"]
-            if not active:
-                raise IssueError(
-                    f"Issue {issue_id} has nobody to go to: there are no active subscribers",
-                    "Import some first: dispatch subscribers import subscribers.csv",
-                )
-            warning = _one_click_check(factory.config, active, options.without_one_click)
-            if warning:
-                summary.warnings.append(warning)
-                if notice is not None:
-                    notice(warning)
-            check_relay(target, settings.smtp_timeout)  # fail before fixing anything
-            now = datetime.now(UTC)
-            personas = donations.donor_personas(
-                db, now, settings.donor_recent_days, settings.donor_lapsed_days
-            )
-            summary.fixed = ledger.fix_deliveries(db, issue_id, personas, Persona.NON_DONOR.value)
-        summary.newly_uncertain = journal.recover(db) + ledger.mark_uncertain(db, issue_id)
-        if options.resend_uncertain and options.skip_uncertain:
-            raise InputError("Choose one of --resend-uncertain and --skip-uncertain")
-        if options.resend_uncertain or options.skip_uncertain:
-            ledger.resolve_uncertain(db, issue_id, resend=options.resend_uncertain)
-        if options.retry_failed:
-            ledger.retry_failed(db, issue_id)
-        counts = ledger.state_counts(db, issue_id)
-        if counts["pending"]:
+            _fix_ledger(db, settings, issue_id, factory.config, target, options, summary, notice)
+        _settle_doubts(db, issue_id, options, summary)
+        pending = ledger.state_counts(db, issue_id)["pending"]
+        if pending:
             if summary.fixed is None:
                 check_relay(target, settings.smtp_timeout)
             if on_start is not None:
-                on_start(counts["pending"])
-            relay = f"{target.host}:{target.port}"
-            pool, policy = pool_from_settings(
-                settings,
-                target,
-                options.retry,
-                concurrency=options.concurrency,
-                rate=options.rate,
-                rate_per_connection=options.rate_per_connection,
-                learnt=ledger.relay_rate(db, relay),
-                adaptive=options.adaptive,
-            )
-            run = DeliveryRun(
-                IssueLedger(db, issue_id),
-                pool,
-                sender=envelope_address(factory.config.from_address),
-                policy=policy,
-                compose=row_composer(factory, signer.sign if signer is not None else None),
-                envelope=envelope_address,
-                progress=progress,
-            )
-            try:
-                stats = run.run()
-            finally:
-                summary.throttled = run.stats.throttled
-                summary.final_rate = pool.rate
-                summary.bounced = run.stats.bounced
-                summary.bounced_now = run.stats.bounced_count
-                summary.learnt_rate = pool.adaptive.learnt
-                if summary.learnt_rate > 0:  # next week's send starts near it
-                    ledger.save_relay_rate(db, relay, summary.learnt_rate)
-            summary.sent_now, summary.failed_now = stats.sent, stats.failed
-            summary.uncertain_now = stats.uncertain
+                on_start(pending)
+            sign = signer.sign if signer is not None else None
+            _deliver(db, settings, issue_id, target, factory, sign, options, summary, progress)
         finish_summary(db, issue_id, summary)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _sendable(db: Database, issue_id: str) -> Issue:
+    """The issue, unless it is a draft digest that a build (which always sets the window) left
+    with no stories: `build --force` may keep an empty draft, and an editor may drop every
+    story; mailing every reader an empty digest is never what the editor meant."""
+    issue = require_issue(db, issue_id)
+    if (
+        issue.status == "draft"
+        and issue.kind == "digest"
+        and issue.window_start is not None
+        and not issue.articles
+    ):
+        raise IssueError(
+            f"Issue {issue_id} has no articles, so it is not sent",
+            f"Restore stories into it (see dispatch issue show {issue_id}), or run "
+            "dispatch build when there is news.",
+        )
+    return issue
+
+
+def _fix_ledger(
+    db: Database,
+    settings: Settings,
+    issue_id: str,
+    config: MessageConfig,
+    target: SmtpTarget,
+    options: SendOptions,
+    summary: SendSummary,
+    notice: Callable[[str], None] | None,
+) -> None:
+    """A draft's first send: one ledger row per active reader, each with their persona."""
+    active = subscriber_store.status_counts(db)["active"]
+    if not active:
+        raise IssueError(
+            f"Issue {issue_id} has nobody to go to: there are no active subscribers",
+            "Import some first: dispatch subscribers import subscribers.csv",
+        )
+    warning = _one_click_check(config, active, options.without_one_click)
+    if warning:
+        summary.warnings.append(warning)
+        if notice is not None:
+            notice(warning)
+    check_relay(target, settings.smtp_timeout)  # fail before fixing anything
+    now = datetime.now(UTC)
+    personas = donations.donor_personas(
+        db, now, settings.donor_recent_days, settings.donor_lapsed_days
+    )
+    summary.fixed = ledger.fix_deliveries(db, issue_id, personas, Persona.NON_DONOR.value)
+
+
+def _settle_doubts(db: Database, issue_id: str, options: SendOptions, summary: SendSummary) -> None:
+    """Rows a stopped run left going out become uncertain; then the editor's choices apply."""
+    summary.newly_uncertain = journal.recover(db) + ledger.mark_uncertain(db, issue_id)
+    if options.resend_uncertain and options.skip_uncertain:
+        raise InputError("Choose one of --resend-uncertain and --skip-uncertain")
+    if options.resend_uncertain or options.skip_uncertain:
+        ledger.resolve_uncertain(db, issue_id, resend=options.resend_uncertain)
+    if options.retry_failed:
+        ledger.retry_failed(db, issue_id)
+
+
+def _deliver(
+    db: Database,
+    settings: Settings,
+    issue_id: str,
+    target: SmtpTarget,
+    factory: MessageFactory,
+    sign: Callable[[bytes], bytes] | None,
+    options: SendOptions,
+    summary: SendSummary,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Run the engine over the pending rows; what it did goes into the summary even when it
+    stops with an error, and the pace it learnt into the ledger for the next send."""
+    relay = f"{target.host}:{target.port}"
+    pool, policy = pool_from_settings(
+        settings,
+        target,
+        options.retry,
+        concurrency=options.concurrency,
+        rate=options.rate,
+        rate_per_connection=options.rate_per_connection,
+        learnt=ledger.relay_rate(db, relay),
+        adaptive=options.adaptive,
+    )
+    run = DeliveryRun(
+        IssueLedger(db, issue_id),
+        pool,
+        sender=envelope_address(factory.config.from_address),
+        policy=policy,
+        compose=row_composer(factory, sign),
+        envelope=envelope_address,
+        progress=progress,
+    )
+    try:
+        stats = run.run()
+    finally:
+        summary.throttled = run.stats.throttled
+        summary.final_rate = pool.rate
+        summary.bounced = run.stats.bounced
+        summary.bounced_now = run.stats.bounced_count
+        summary.learnt_rate = pool.adaptive.learnt
+        if summary.learnt_rate > 0:  # next week's send starts near it
+            ledger.save_relay_rate(db, relay, summary.learnt_rate)
+    summary.sent_now, summary.failed_now = stats.sent, stats.failed
+    summary.uncertain_now = stats.uncertain
