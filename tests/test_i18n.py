@@ -411,6 +411,13 @@ def test_a_reader_signs_up_and_unsubscribes_in_their_language(make_web_app, smtp
     [mail] = smtp_server.to("lena@example.org")
     assert mail.parsed()["Subject"].startswith("Bitte bestätigen Sie Ihr Abonnement")
     assert subs.get_subscriber(db, "lena@example.org").language == "de"
+    html = mail.parsed().get_body(("html",)).get_content()
+    link = re.search(r'href="https?://[^"/]+(/confirm/[A-Za-z0-9_-]+\?lang=de)"', html).group(1)
+    confirm = client.get(link).get_data(as_text=True)
+    assert "Bitte bestätigen Sie Ihr Abonnement" in confirm and "?lang=de" in confirm
+    done = client.post(link).get_data(as_text=True)
+    assert "Sie sind angemeldet" in done
+    assert subs.get_subscriber(db, "lena@example.org").status.value == "active"
 
     settings = app.extensions["dispatch"].settings
     sent = seed_sent_issue(db, settings, [("ana@example.org", "Ana")], issue_id="2026-W40")

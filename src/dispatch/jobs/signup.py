@@ -154,7 +154,14 @@ def _prepare(
         token = secrets.token_urlsafe(32)
         hours = _confirm_hours(settings)
         data = confirmation_message(
-            db, settings, renderer, address, confirm_url(token), hours, signup.language
+            db,
+            settings,
+            renderer,
+            address,
+            # the confirmation pages speak the language chosen on the form too
+            confirm_url(token) + (f"?lang={signup.language}" if signup.language else ""),
+            hours,
+            signup.language,
         )
         pending = store.NewConfirmation(
             _hash(token),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from functools import partial
 from typing import Any
+from urllib.parse import quote as url_quote
 
 from flask import Blueprint, Response, abort, request, url_for
 
@@ -89,13 +90,27 @@ def subscribe_post() -> Response:
     return response
 
 
+def _lang() -> str:
+    """The language a confirmation link names (?lang=, from the signup form's choice)."""
+    return request.args.get("lang", "")[:35]
+
+
 @bp.get("/confirm/<token>")
 def confirm_get(token: str) -> Response:
     if not signup_jobs.confirmation_is_open(state().db(), token):
         return no_store(
-            page("confirm", status=404, valid=False, subscribe_url=url_for("signup.subscribe_get"))
+            page(
+                "confirm",
+                status=404,
+                _lang=_lang(),
+                valid=False,
+                subscribe_url=url_for("signup.subscribe_get"),
+            )
         )
-    return no_store(page("confirm", valid=True, action=url_for("signup.confirm_post", token=token)))
+    action = url_for("signup.confirm_post", token=token)
+    if _lang():
+        action += f"?lang={url_quote(_lang())}"
+    return no_store(page("confirm", _lang=_lang(), valid=True, action=action))
 
 
 @bp.post("/confirm/<token>")
@@ -104,10 +119,21 @@ def confirm_post(token: str) -> Response:
     outcome = web.write(lambda: signup_jobs.confirm_signup(web.db(), token), "confirm")
     if outcome is None:
         return no_store(
-            page("confirm", status=404, valid=False, subscribe_url=url_for("signup.subscribe_get"))
+            page(
+                "confirm",
+                status=404,
+                _lang=_lang(),
+                valid=False,
+                subscribe_url=url_for("signup.subscribe_get"),
+            )
         )
     return no_store(
-        page("confirmed", outcome=outcome.split(":", 1)[0], archive_url=url_for("archive.listing"))
+        page(
+            "confirmed",
+            _lang=_lang(),
+            outcome=outcome.split(":", 1)[0],
+            archive_url=url_for("archive.listing"),
+        )
     )
 
 
