@@ -77,3 +77,18 @@ def test_every_arabic_web_page_reads_right_to_left_and_fits_a_phone(browser_page
         assert 'lang="ar" dir="rtl"' in html, name
         selectors = ["body"] if name == "archived issue" else ["body", "main", "section.content"]
         _assert_rtl_and_fits(page, name, html, selectors)
+
+
+def test_the_arabic_donation_page_reads_right_to_left_and_fits_a_phone(
+    browser_page, make_web_app, stripe_env, ledger
+):
+    env = {**stripe_env, "DISPATCH_DONATION_AMOUNTS": "5,10,25", "DISPATCH_CURRENCY": "eur"}
+    app = make_web_app(DISPATCH_LANGUAGE="ar", **env)
+    token = ledger("2026-W47", "ana@example.test", name="Ana")
+    response = app.test_client().get(f"/d/{token}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'lang="ar" dir="rtl"' in html and "كم مرة؟" in html
+    page = browser_page
+    page.set_viewport_size(PHONE)
+    _assert_rtl_and_fits(page, "donation page", html, ["body", "main", "form"])
