@@ -454,3 +454,15 @@ def test_the_archive_page_of_a_copy_is_in_its_language(make_web_app, db):
     assert "Ausgabe" in page and "Liebe Leserin, lieber Leser," in page
     page = client.get(f"/archive/{sent.id}?lang=xx").get_data(as_text=True)
     assert "Issue" in page and "Dear reader," in page
+
+
+def test_a_form_sent_back_keeps_its_language(make_web_app):
+    client = make_web_app(DISPATCH_LANGUAGES="en,de").test_client()
+    form = client.get("/subscribe").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    data = {"csrf_token": token, "email": "not-an-address", "website": "", "language": "de"}
+    page = client.post("/subscribe", data=data)
+    assert page.status_code == 422
+    html = page.get_data(as_text=True)
+    assert "Bitte prüfen Sie die E-Mail-Adresse: Sie scheint nicht gültig zu sein." in html
+    assert '<option value="de" lang="de" selected>Deutsch</option>' in html

@@ -27,11 +27,14 @@ bp = Blueprint("signup", __name__)
 HONEYPOT_FIELD = "website"
 
 
-def _form(status: int = 200, *, error: str = "", email: str = "", name: str = "") -> Response:
+def _form(
+    status: int = 200, *, error: str = "", email: str = "", name: str = "", lang: str = ""
+) -> Response:
     return no_store(
         page(
             "subscribe",
             status=status,
+            _lang=lang,  # a form sent back keeps the language chosen on it
             error=error,
             email=email,
             name=name,
@@ -73,6 +76,7 @@ def subscribe_post() -> Response:
             error="Please check the email address: it does not look valid.",
             email=email[:320],
             name=name[:200],
+            lang=request.form.get("language", "")[:35],
         )
     link = _public_url("signup.confirm_get", token="T")[:-1]  # + the token, made later
     job = partial(
