@@ -18,6 +18,7 @@ from pathlib import Path
 
 from babel import Locale
 from babel.dates import format_date
+from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
 from dispatch.errors import ConfigError
@@ -133,3 +134,8 @@ def day_date(value: str | date | None, tag: str) -> str:
     if isinstance(day, datetime):
         day = day.date()
     return format_date(day, format="long", locale=locale_of(tag))
+
+
+def format_number(value: int | float, tag: str) -> str:
+    """A count as the language writes it: 1,234 in English, 1.234 in German."""
+    return str(format_decimal(value, locale=locale_of(tag)))

@@ -34,6 +34,7 @@ from dispatch.render.i18n import (
     LANGUAGE_MARK,
     N_,
     day_date,
+    format_number,
     language_list,
     locale_of,
     long_date,
@@ -81,6 +82,7 @@ class Links:
     donate: str = PLACEHOLDERS["DONATE_URL"]
     unsubscribe: str = PLACEHOLDERS["UNSUBSCRIBE_URL"]
     archive: str = ""
+    manage: str = PLACEHOLDERS["MANAGE_URL"]  # current supporters' and failing cards' copies
 
 
 def _wrap(value: str, width: int = 72) -> str:
@@ -151,6 +153,7 @@ class Renderer:
         env.filters["wrap"] = _wrap
         env.filters["day"] = lambda value: day_date(value, lang)
         env.filters["money"] = _money_filter(lang)
+        env.filters["number"] = lambda value: format_number(value, lang)
         env.filters["t"] = catalog.gettext  # a fixed string chosen at run time (web_strings)
         env.globals["appeal_copy"] = self.appeal.translated(catalog.gettext)
         env.globals["outlet"] = replace(self.outlet, lang=lang)
