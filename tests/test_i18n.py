@@ -175,11 +175,8 @@ def test_each_language_is_rendered_once_per_persona():
     r = renderer("en", ("de", "ar", "DE"))
     variants = r.render_issue(fixed_issue())
     names = [v.persona for v in variants]
-    assert names == [
-        "non_donor", "recent_donor", "lapsed_donor",
-        "non_donor@de", "recent_donor@de", "lapsed_donor@de",
-        "non_donor@ar", "recent_donor@ar", "lapsed_donor@ar",
-    ]  # fmt: skip
+    personas = [p.value for p in Persona]
+    assert names == personas + [f"{p}@de" for p in personas] + [f"{p}@ar" for p in personas]
     by_name = {v.persona: v for v in variants}
     assert 'lang="de"' in by_name["non_donor@de"].html
     assert "Ausgabe 2026-W48 · Montag, 23. November 2026" in by_name["non_donor@de"].html
