@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dispatch.mailer import dkim
+from tests.plugins._tls import self_signed, server_context
 
 DOMAIN = "outlet.test"
 FROM = f"The Outlet <news@{DOMAIN}>"
@@ -60,38 +61,7 @@ def web_server() -> Iterator[str]:
 @pytest.fixture
 def relay_tls(tmp_path: Path) -> ssl.SSLContext:
     """A server TLS context with a self-made certificate for localhost (not trusted)."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_path, key_path)
-    return context
+    return server_context(*self_signed(tmp_path))
 
 
 @pytest.fixture

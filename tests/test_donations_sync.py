@@ -29,7 +29,7 @@ def _link_listings(stub):
 
 
 def _by_session(db):
-    return {r["session_id"]: r for r in store.list_donations(db)}
+    return {r.session_id: r for r in store.list_donations(db)}
 
 
 def test_more_than_a_page_of_sessions_is_read_to_the_end(db, settings, stripe_stub, link, ledger):
@@ -83,8 +83,8 @@ def test_second_sync_overlaps_the_cursor_and_counts_nothing_twice(
     assert int(listing.query["created"]["gte"]) == cursor - SESSION_OVERLAP_SECONDS
     rows = store.list_donations(db)
     assert len(rows) == 1
-    assert rows[0]["amount_minor"] == 2500 and rows[0]["status"] == "paid"
-    assert rows[0]["issue_id"] == "2026-W47"
+    assert rows[0].amount_minor == 2500 and rows[0].status == "paid"
+    assert rows[0].issue_id == "2026-W47"
 
 
 def test_unpaid_session_is_pending_then_paid_after_a_later_sync(
@@ -97,7 +97,7 @@ def test_unpaid_session_is_pending_then_paid_after_a_later_sync(
     failing = stripe_stub.add_session(payment_link=link["id"], amount=3000, payment_status="unpaid")
     result = sync_donations(db, settings)
     assert result.counts["pending"] == 2
-    assert {r["status"] for r in store.list_donations(db)} == {"pending"}
+    assert {r.status for r in store.list_donations(db)} == {"pending"}
 
     stripe_stub.settle(late["id"], succeeded=True)
     stripe_stub.settle(failing["id"], succeeded=False)
@@ -105,9 +105,9 @@ def test_unpaid_session_is_pending_then_paid_after_a_later_sync(
     result = sync_donations(db, settings)
 
     rows = _by_session(db)
-    assert rows[late["id"]]["status"] == "paid"
-    assert rows[late["id"]]["paid_at"] is not None
-    assert rows[failing["id"]]["status"] == "failed"
+    assert rows[late["id"]].status == "paid"
+    assert rows[late["id"]].paid_at is not None
+    assert rows[failing["id"]].status == "failed"
     assert result.counts["pending"] == 0
     # A session still unpaid in the listing is re-read by id with its PaymentIntent expanded,
     # which tells a failed delayed payment from one still processing.
@@ -129,7 +129,7 @@ def test_pending_session_older_than_the_overlap_is_rechecked_by_id(db, settings,
     listing = stripe_stub.calls("GET", "/v1/checkout/sessions")[0]
     assert int(listing.query["created"]["gte"]) > old["created"]  # outside the listing
     assert stripe_stub.calls("GET", f"/v1/checkout/sessions/{old['id']}")
-    assert _by_session(db)[old["id"]]["status"] == "paid"
+    assert _by_session(db)[old["id"]].status == "paid"
     assert result.counts["updated"] == 1
 
 
@@ -140,7 +140,7 @@ def test_a_paid_donation_never_goes_back_to_pending(db, settings, stripe_stub, l
     sync_donations(db, settings)
     stale = dict(session, payment_status="unpaid")
     assert record_checkout_session(db, stale, "webhook").outcome == "unchanged"
-    assert store.list_donations(db)[0]["status"] == "paid"
+    assert store.list_donations(db)[0].status == "paid"
 
 
 def test_refunds_partial_and_full_are_netted(db, settings, stripe_stub, link, ledger):
@@ -156,8 +156,8 @@ def test_refunds_partial_and_full_are_netted(db, settings, stripe_stub, link, le
     result = sync_donations(db, settings)
 
     rows = _by_session(db)
-    assert rows[partly["id"]]["amount_minor"] - rows[partly["id"]]["refunded_minor"] == 3500
-    assert rows[fully["id"]]["refunded_minor"] == 2000
+    assert rows[partly["id"]].amount_minor - rows[partly["id"]].refunded_minor == 3500
+    assert rows[fully["id"]].refunded_minor == 2000
     assert result.counts["refunds_new"] == 4
     refund_listing = stripe_stub.calls("GET", "/v1/refunds")[0]
     assert int(refund_listing.query["created"]["gte"]) <= partly["created"]
@@ -171,7 +171,7 @@ def test_currencies_are_kept_apart_and_jpy_has_no_minor_unit(db, settings, strip
     stripe_stub.add_session(payment_link=link["id"], amount=900, currency="eur")
     stripe_stub.add_session(payment_link=link["id"], amount=3000, currency="jpy")
     sync_donations(db, settings)
-    amounts = {r["currency"]: r["amount_minor"] for r in store.list_donations(db)}
+    amounts = {r.currency: r.amount_minor for r in store.list_donations(db)}
     assert amounts == {"usd": 1250, "eur": 900, "jpy": 3000}
 
 
@@ -190,14 +190,14 @@ def test_tokens_map_to_subscriber_and_issue_and_unknown_ones_stay_unattributed(
     result = sync_donations(db, settings)
 
     rows = _by_session(db)
-    assert rows[own["id"]]["issue_id"] == "2026-W47"
-    assert rows[own["id"]]["subscriber_id"] is not None
-    assert rows[own["id"]]["possibly_forwarded"] == 0  # case differs only
-    assert rows[fwd["id"]]["possibly_forwarded"] == 1
+    assert rows[own["id"]].issue_id == "2026-W47"
+    assert rows[own["id"]].subscriber_id is not None
+    assert rows[own["id"]].possibly_forwarded == 0  # case differs only
+    assert rows[fwd["id"]].possibly_forwarded == 1
     for session in (none, unknown):
-        assert rows[session["id"]]["subscriber_id"] is None
-        assert rows[session["id"]]["issue_id"] is None
-    assert rows[unknown["id"]]["token"] == "nosuchtoken123"
+        assert rows[session["id"]].subscriber_id is None
+        assert rows[session["id"]].issue_id is None
+    assert rows[unknown["id"]].token == "nosuchtoken123"
     assert result.counts["unattributed"] == 2
 
 
@@ -314,8 +314,8 @@ def test_forgetting_a_subscriber_erases_their_address_from_their_gifts(
     result = run_cli("subscribers", "forget", "ana@example.org")
     assert result.exit_code == 0, result.output
     [row] = store.list_donations(db)
-    assert row["payer_email"] is None and row["subscriber_id"] is None
-    assert row["amount_minor"] == 2500 and row["issue_id"] == "2026-W47"
+    assert row.payer_email is None and row.subscriber_id is None
+    assert row.amount_minor == 2500 and row.issue_id == "2026-W47"
 
 
 def test_the_same_session_by_webhook_then_sync_counts_once(
@@ -333,7 +333,7 @@ def test_the_same_session_by_webhook_then_sync_counts_once(
 
     assert result.counts["new"] == 0 and result.counts["unchanged"] == 1
     [row] = store.list_donations(db)
-    assert row["source"] == "webhook" and row["amount_minor"] == 1500
+    assert row.source == "webhook" and row.amount_minor == 1500
     listed = run_cli(
         "donations",
         "list",

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ssl
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from dispatch.devsmtp import start_controller
 from dispatch.errors import ConfigError, SendError
 from dispatch.mailer import Outcome, SmtpConnection, parse_smtp_url
+from tests.plugins._tls import self_signed, server_context
 from tests.plugins.smtp import FaultySmtpHandler
 
 MESSAGE = b"Subject: hi\r\n\r\n.leading dot\r\nbody\r\n"
@@ -87,36 +82,7 @@ def test_bad_relay_url_does_not_echo_the_password():
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def server_context(tls_files) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*tls_files)
-    return context
+    return self_signed(folder)
 
 
 class TlsRecorder(FaultySmtpHandler):
@@ -133,7 +99,7 @@ class TlsRecorder(FaultySmtpHandler):
 def test_starttls_is_used_when_offered(tls_files):
     handler = TlsRecorder()
     controller = start_controller(
-        handler, tls_context=server_context(tls_files), require_starttls=True
+        handler, tls_context=server_context(*tls_files), require_starttls=True
     )
     try:
         conn = SmtpConnection(
@@ -149,7 +115,7 @@ def test_starttls_is_used_when_offered(tls_files):
 
 
 def test_starttls_verifies_the_certificate_by_default(tls_files):
-    controller = start_controller(TlsRecorder(), tls_context=server_context(tls_files))
+    controller = start_controller(TlsRecorder(), tls_context=server_context(*tls_files))
     try:
         conn = SmtpConnection(parse_smtp_url(f"smtp://127.0.0.1:{controller.port}"), timeout=5)
         with pytest.raises(SendError, match="TLS with the relay"):
@@ -168,7 +134,7 @@ def test_starttls_required_but_not_offered_is_an_error(smtp_server):
 
 def test_smtps_uses_implicit_tls(tls_files):
     handler = TlsRecorder()
-    controller = start_controller(handler, ssl_context=server_context(tls_files))
+    controller = start_controller(handler, ssl_context=server_context(*tls_files))
     try:
         conn = SmtpConnection(
             parse_smtp_url(f"smtps://127.0.0.1:{controller.port}?verify=false"), timeout=5

@@ -208,7 +208,7 @@ def test_a_page_gift_whose_webhook_was_missed_is_caught_up_by_sync(
     result = sync_donations(db, settings).as_dict()
 
     [gift] = donation_store.list_donations(db)
-    assert (gift["amount_minor"], gift["currency"], gift["issue_id"]) == (1000, "eur", "2026-W47")
+    assert (gift.amount_minor, gift.currency, gift.issue_id) == (1000, "eur", "2026-W47")
     assert result["new"] == 1
     assert sync_donations(db, settings).as_dict()["new"] == 0
 

@@ -85,14 +85,14 @@ def test_signed_checkout_completed_records_an_attributed_donation(client, db, se
     assert response.status_code == 200
     assert response.get_json() == {"received": True, "outcome": "new"}
     [row] = donations.list_donations(db)
-    assert (row["session_id"], row["status"], row["amount_minor"], row["currency"]) == (
+    assert (row.session_id, row.status, row.amount_minor, row.currency) == (
         "cs_test_a1",
         "paid",
         2500,
         "eur",
     )
-    assert row["issue_id"] == sent.id and row["source"] == "webhook"
-    assert row["subscriber_id"] is not None
+    assert row.issue_id == sent.id and row.source == "webhook"
+    assert row.subscriber_id is not None
 
 
 def test_repeated_delivery_answers_200_and_counts_once(client, db, sent):
@@ -176,12 +176,12 @@ def test_delayed_payment_goes_from_pending_to_paid(client, db, sent):
         event_id="evt_1",
     )
     assert post(client, pending, signed(pending)).status_code == 200
-    assert donations.list_donations(db)[0]["status"] == "pending"
+    assert donations.list_donations(db)[0].status == "pending"
     paid = event(
         "checkout.session.async_payment_succeeded", session_object(token), event_id="evt_2"
     )
     assert post(client, paid, signed(paid)).status_code == 200
-    assert donations.list_donations(db)[0]["status"] == "paid"
+    assert donations.list_donations(db)[0].status == "paid"
 
 
 def test_delayed_payment_failure_is_recorded(client, db, sent):
@@ -198,7 +198,7 @@ def test_delayed_payment_failure_is_recorded(client, db, sent):
         event_id="evt_2",
     )
     assert post(client, failed, signed(failed)).status_code == 200
-    assert donations.list_donations(db)[0]["status"] == "failed"
+    assert donations.list_donations(db)[0].status == "failed"
 
 
 def test_refund_events_net_the_donation(client, db, sent):
@@ -217,12 +217,12 @@ def test_refund_events_net_the_donation(client, db, sent):
     }
     created = event("refund.created", refund, event_id="evt_2")
     assert post(client, created, signed(created)).status_code == 200
-    assert donations.list_donations(db)[0]["refunded_minor"] == 1000
+    assert donations.list_donations(db)[0].refunded_minor == 1000
     # charge.refunded carrying its refunds (older API versions) counts the same refund once.
     charge = {"id": "ch_1", "object": "charge", "refunds": {"object": "list", "data": [refund]}}
     again = event("charge.refunded", charge, event_id="evt_3")
     assert post(client, again, signed(again)).status_code == 200
-    assert donations.list_donations(db)[0]["refunded_minor"] == 1000
+    assert donations.list_donations(db)[0].refunded_minor == 1000
 
 
 def test_event_of_the_other_stripe_mode_is_refused_and_not_marked_handled(client, db, sent):
@@ -247,7 +247,7 @@ def test_a_gift_with_our_token_counts_before_any_sync_has_learnt_the_link(
     response = post(client, payload, signed(payload))
     assert response.get_json() == {"received": True, "outcome": "new"}
     [row] = donations.list_donations(db)
-    assert row["issue_id"] == issue.id
+    assert row.issue_id == issue.id
 
 
 def test_an_ignored_session_is_not_marked_handled_so_a_retry_can_count(client, db, sent):

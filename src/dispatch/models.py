@@ -162,6 +162,33 @@ class Issue:
 
 
 @dataclass(frozen=True)
+class Donation:
+    """One gift as the store keeps it (one Checkout Session), its refunds netted in
+    ``refunded_minor``. ``payer_email`` is None once the payer is forgotten; times are the
+    store's ISO-8601 UTC text."""
+
+    id: int
+    session_id: str
+    livemode: bool
+    status: DonationStatus
+    amount_minor: int
+    currency: str
+    refunded_minor: int
+    checkout_mode: str  # 'payment' (one-off) | 'subscription' (monthly)
+    payment_link: str | None
+    payment_intent: str | None
+    token: str | None  # the client_reference_id as received
+    delivery_id: int | None
+    issue_id: str | None
+    subscriber_id: int | None
+    payer_email: str | None
+    possibly_forwarded: bool
+    session_created_at: str
+    paid_at: str | None
+    source: str  # 'sync' or 'webhook': which first saw it
+
+
+@dataclass(frozen=True)
 class Subscriber:
     id: int
     email: str

@@ -14,6 +14,7 @@ from dispatch.store import Database, ledger
 from dispatch.store import issues as issue_store
 from dispatch.store import subscribers as subscriber_store
 from tests.conftest import skip_or_fail
+from tests.plugins._tls import self_signed
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "dsn"
 PEOPLE = ["ana", "ben", "cleo", "dev", "eve"]  # subscriber and delivery ids 1..5 in this order
@@ -115,45 +116,6 @@ service imap-login {{
 """
 
 
-def _self_signed(tmp: Path) -> Path:
-    """A certificate for 127.0.0.1 (and its key) that the test then trusts via SSL_CERT_FILE."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return tmp / "cert.pem"
-
-
 @pytest.fixture
 def dovecot(monkeypatch: pytest.MonkeyPatch):
     """A real IMAP server (Debian's dovecot-imapd) on a free loopback port with its own config;
@@ -173,7 +135,7 @@ def dovecot(monkeypatch: pytest.MonkeyPatch):
     tmp.chmod(0o755)
     for sub in ("run", "state", "home"):
         (tmp / sub).mkdir(parents=True)
-    monkeypatch.setenv("SSL_CERT_FILE", str(_self_signed(tmp)))
+    monkeypatch.setenv("SSL_CERT_FILE", str(self_signed(tmp, "127.0.0.1")[0]))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

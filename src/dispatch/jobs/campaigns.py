@@ -74,17 +74,17 @@ def donation_rows(db: Database, issue_id: str | None, limit: int) -> list[dict[s
     or the link token."""
     return [
         {
-            "session": r["session_id"],
-            "created": r["session_created_at"],
-            "status": r["status"],
-            "amount_minor": r["amount_minor"],
-            "refunded_minor": r["refunded_minor"],
-            "net_minor": r["amount_minor"] - r["refunded_minor"],
-            "currency": r["currency"],
-            "issue": r["issue_id"],
-            "subscriber_id": r["subscriber_id"],
-            "possibly_forwarded": bool(r["possibly_forwarded"]),
-            "source": r["source"],
+            "session": r.session_id,
+            "created": r.session_created_at,
+            "status": r.status,
+            "amount_minor": r.amount_minor,
+            "refunded_minor": r.refunded_minor,
+            "net_minor": r.amount_minor - r.refunded_minor,
+            "currency": r.currency,
+            "issue": r.issue_id,
+            "subscriber_id": r.subscriber_id,
+            "possibly_forwarded": r.possibly_forwarded,
+            "source": r.source,
         }
         for r in donation_store.list_donations(db, issue_id, limit)
     ]

@@ -67,7 +67,7 @@ def record_gift(db: Database, gift: Gift | None, source: str = "sync") -> Record
         return Recorded("ignored", reason="not one of the outlet's donation Payment Links")
     outcome, donation_id = store.record_donation(db, asdict(gift), source)
     row = store.donation(db, donation_id)
-    return Recorded(outcome, donation_id, bool(row is not None and row["delivery_id"]))
+    return Recorded(outcome, donation_id, bool(row is not None and row.delivery_id))
 
 
 def record_refund_fact(db: Database, refund: Refund) -> str:

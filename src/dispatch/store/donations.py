@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dispatch.errors import DonationError
-from dispatch.models import CampaignProgress, DonationStatus
+from dispatch.models import CampaignProgress, Donation, DonationStatus
 from dispatch.store import Database, campaigns, to_db_time, utcnow
 
 MODE_KEY = "stripe.mode"
@@ -304,7 +304,31 @@ def open_refund_ids(db: Database) -> list[str]:
     return [r["id"] for r in rows]
 
 
-def list_donations(db: Database, issue_id: str | None = None, limit: int = 0) -> list[sqlite3.Row]:
+def _donation(row: sqlite3.Row) -> Donation:
+    return Donation(
+        id=row["id"],
+        session_id=row["session_id"],
+        livemode=bool(row["livemode"]),
+        status=DonationStatus(row["status"]),
+        amount_minor=row["amount_minor"],
+        currency=row["currency"],
+        refunded_minor=row["refunded_minor"],
+        checkout_mode=row["checkout_mode"],
+        payment_link=row["payment_link"],
+        payment_intent=row["payment_intent"],
+        token=row["token"],
+        delivery_id=row["delivery_id"],
+        issue_id=row["issue_id"],
+        subscriber_id=row["subscriber_id"],
+        payer_email=row["payer_email"],
+        possibly_forwarded=bool(row["possibly_forwarded"]),
+        session_created_at=row["session_created_at"],
+        paid_at=row["paid_at"],
+        source=row["source"],
+    )
+
+
+def list_donations(db: Database, issue_id: str | None = None, limit: int = 0) -> list[Donation]:
     """Donations newest first, with refunds netted (``refunded_minor``)."""
     sql = "SELECT * FROM donation_totals"
     params: tuple[Any, ...] = ()
@@ -314,14 +338,12 @@ def list_donations(db: Database, issue_id: str | None = None, limit: int = 0) ->
     sql += " ORDER BY session_created_at DESC, id DESC"
     if limit:
         sql += f" LIMIT {int(limit)}"
-    return db.execute(sql, params).fetchall()
+    return [_donation(row) for row in db.execute(sql, params).fetchall()]
 
 
-def donation(db: Database, donation_id: int) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = db.execute(
-        "SELECT * FROM donation_totals WHERE id = ?", (donation_id,)
-    ).fetchone()
-    return row
+def donation(db: Database, donation_id: int) -> Donation | None:
+    row = db.execute("SELECT * FROM donation_totals WHERE id = ?", (donation_id,)).fetchone()
+    return _donation(row) if row is not None else None
 
 
 # -- used by render and send (their signatures are fixed) --------------------------------
