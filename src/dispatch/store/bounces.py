@@ -83,6 +83,28 @@ def soft_limit_reached(
         return _soft_limit_reached(db.conn, subscriber_id, limit, also_bounced)
 
 
+def _insert_once(
+    conn: sqlite3.Connection,
+    table: str,
+    message_key: str,
+    ref: DeliveryRef,
+    issue_id: str | None,
+    now: str | None,
+    **fields: str,
+) -> int:
+    """Insert one bounce or complaint row unless ``message_key`` was recorded before; the
+    number of rows inserted (0 or 1). ``table`` is one of this module's two literals."""
+    columns = ["message_key", "delivery_id", "issue_id", "subscriber_id", *fields, "received_at"]
+    values = (message_key, ref.delivery_id, issue_id, ref.subscriber_id, *fields.values(), now)
+    marks = ", ".join("?" * len(columns))
+    return int(
+        conn.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING",
+            values,
+        ).rowcount
+    )
+
+
 def record_bounce(
     db: Database,
     *,
@@ -99,12 +121,9 @@ def record_bounce(
     """
     now = to_db_time(utcnow())
     with db.transaction() as conn:
-        inserted = conn.execute(
-            "INSERT INTO bounces (message_key, delivery_id, issue_id, subscriber_id,"
-            " kind, diagnostic, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            (message_key, ref.delivery_id, ref.issue_id, ref.subscriber_id, kind, diagnostic, now),
-        ).rowcount
+        inserted = _insert_once(
+            conn, "bounces", message_key, ref, ref.issue_id, now, kind=kind, diagnostic=diagnostic
+        )
         if not inserted or ref.subscriber_id is None:
             return bool(inserted), False
         if kind == "soft" and not _soft_limit_reached(conn, ref.subscriber_id, soft_limit):
@@ -160,20 +179,16 @@ def record_complaint(
     """
     now = to_db_time(utcnow())
     with db.transaction() as conn:
-        inserted = conn.execute(
-            "INSERT INTO complaints (message_key, delivery_id, issue_id, subscriber_id,"
-            " feedback_type, reporter, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            (
-                message_key,
-                ref.delivery_id,
-                ref.issue_id or None,
-                ref.subscriber_id,
-                feedback_type,
-                reporter,
-                now,
-            ),
-        ).rowcount
+        inserted = _insert_once(
+            conn,
+            "complaints",
+            message_key,
+            ref,
+            ref.issue_id or None,
+            now,
+            feedback_type=feedback_type,
+            reporter=reporter,
+        )
         if not inserted or ref.subscriber_id is None:
             return bool(inserted), False
         changed = apply_status_change(  # models.STATUS_CHANGES: anything but complained
