@@ -300,8 +300,8 @@ def test_the_signup_confirmation_is_dkim_signed(db, make_settings, tmp_path):
 
 def test_a_campaign_with_nothing_raised_reads_as_a_beginning(db, web_settings):
     for kind, message in build_kinds(db, web_settings).items():
-        if kind in ("confirm", "already_subscribed"):
-            continue
+        if kind in ("confirm", "already_subscribed") or kind.endswith("/supporter"):
+            continue  # a current supporter is never asked, so never shown the campaign
         for body in (html_of(message), text_of(message)):
             assert "from 0 readers" not in body, kind
             assert "(0%)" not in body and "$0.00" not in body and "0.00 USD" not in body, kind

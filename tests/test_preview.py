@@ -41,14 +41,17 @@ def test_preview_writes_html_and_text_for_each_reader_kind(run_cli, write_feed, 
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         f"{kind}.{ext}"
-        for kind in ("lapsed_donor", "non_donor", "recent_donor")
+        for kind in ("card_failing", "lapsed_donor", "non_donor", "recent_donor", "supporter")
         for ext in ("html", "txt")
     ]
     for path in out.iterdir():
         body = path.read_text(encoding="utf-8")
         assert not any(marker in body for marker in PLACEHOLDERS.values()), path
         assert "Dear Alex Example," in body
-        assert "client_reference_id=preview" in body
+        if path.stem in ("supporter", "card_failing"):  # the manage link, never an ask
+            assert "client_reference_id" not in body and "/m/preview" in body
+        else:
+            assert "client_reference_id=preview" in body
     assert "Thank you for standing with us" in (out / "recent_donor.html").read_text()
 
 

@@ -109,7 +109,7 @@ def test_an_unattributed_subscription_is_in_no_issue_figures(db):
     assert retention.lifetime(db, "2026-W47") == {}
 
 
-def test_recurring_donors_are_current_supporters_and_lapsed_ones_are_asked_to_renew(db, ledger):
+def test_recurring_donors_are_supporters_failing_cards_are_named_and_lapsed_ones_renew(db, ledger):
     from datetime import timedelta
 
     from dispatch.store import campaigns, utcnow
@@ -128,7 +128,7 @@ def test_recurring_donors_are_current_supporters_and_lapsed_ones_are_asked_to_re
     # Their gifts started long ago: by date alone all three would be non-donors again.
     found = campaigns.personas(db, utcnow() + timedelta(days=900), 30, 365)
     assert found == {
-        ids["ana"]: "recent_donor",
-        ids["ben"]: "lapsed_donor",
+        ids["ana"]: "supporter",
+        ids["ben"]: "card_failing",
         ids["cy"]: "lapsed_donor",
     }

@@ -14,8 +14,10 @@ class Persona(StrEnum):
     """The kinds of reader an issue is rendered for; each variant is inlined once."""
 
     NON_DONOR = "non_donor"
-    RECENT_DONOR = "recent_donor"
-    LAPSED_DONOR = "lapsed_donor"
+    RECENT_DONOR = "recent_donor"  # a recent one-time gift: thanked, invited to give monthly
+    LAPSED_DONOR = "lapsed_donor"  # an old gift or a cancelled monthly one: asked to renew
+    SUPPORTER = "supporter"  # a monthly gift running: thanked, never asked (issue 11)
+    CARD_FAILING = "card_failing"  # a monthly gift past due: asked to update the card
 
 
 class SubscriberStatus(StrEnum):
@@ -212,6 +214,7 @@ PLACEHOLDERS = {
     "EMAIL": "%%DISPATCH_EMAIL%%",
     "DONATE_URL": "%%DISPATCH_DONATE_URL%%",
     "UNSUBSCRIBE_URL": "%%DISPATCH_UNSUBSCRIBE_URL%%",
+    "MANAGE_URL": "%%DISPATCH_MANAGE_URL%%",  # the signed manage-your-monthly-gift link
 }
 
 

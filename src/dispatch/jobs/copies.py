@@ -101,6 +101,7 @@ def dry_run(
             token="dryrun" + secrets.token_hex(12),
             unsub_token=sub.unsub_token,
             key=f"dry-run-{sub.id}",
+            manage_url=factory.manage_urls.get(sub.id, ""),
         )
         data = factory.build(personas.get(sub.id, Persona.NON_DONOR.value), recipient)
         if signer is not None:

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dispatch.config import Settings
 from dispatch.donations import donation_link_base, verify_payment_link
 from dispatch.errors import ConfigError, InputError, IssueError
+from dispatch.jobs.giving import manage_link
 from dispatch.models import Issue
 from dispatch.render.message import MessageConfig, MessageFactory, Recipient, format_mailbox
-from dispatch.store import Database, ledger
+from dispatch.store import Database, ledger, supporters
 from dispatch.store import issues as issue_store
 from dispatch.subscribers import normalize_address, parse_mailbox
 
@@ -81,7 +82,21 @@ def issue_messages(db: Database, settings: Settings, issue: Issue) -> MessageFac
             f"Issue {issue.id} has not been rendered yet",
             f"Run `dispatch build` (or rebuild the draft) before sending {issue.id}.",
         )
-    return MessageFactory(issue.id, variants, message_config(db, settings))
+    factory = MessageFactory(issue.id, variants, message_config(db, settings))
+    factory.manage_urls = manage_urls(db, settings)
+    return factory
+
+
+def manage_urls(db: Database, settings: Settings) -> dict[int, str]:
+    """Each monthly donor's signed manage link (issue 11), for the supporter and card_failing
+    copies; none without the web service (DISPATCH_PUBLIC_URL) and DISPATCH_SECRET_KEY, when
+    those copies link to the donation page instead."""
+    if not (settings.public_url.strip() and settings.secret_key.reveal()):
+        return {}
+    return {
+        sub_id: manage_link(settings, subscription)
+        for sub_id, subscription in supporters.gift_subscriptions(db).items()
+    }
 
 
 def row_composer(
@@ -97,6 +112,7 @@ def row_composer(
             token=row.token,
             unsub_token=row.unsub_token,
             key=str(row.id),
+            manage_url=factory.manage_urls.get(row.subscriber_id, ""),
         )
         data = factory.build(row.variant, recipient)
         return data if sign is None else sign(data)

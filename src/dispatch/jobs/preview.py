@@ -41,6 +41,7 @@ def preview_values(settings: Settings) -> dict[str, str]:
         "EMAIL": PREVIEW_EMAIL,
         "DONATE_URL": donate,
         "UNSUBSCRIBE_URL": f"{base}/u/preview",
+        "MANAGE_URL": f"{base}/m/preview",
     }
 
 

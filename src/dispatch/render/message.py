@@ -109,6 +109,7 @@ class Recipient:
     unsub_token: str = ""
     key: str = ""
     first_name: str = ""  # greeted by it when DISPATCH_GREETING is first (the default)
+    manage_url: str = ""  # a monthly donor's signed manage link (issue 11); else the donate link
 
 
 # A compiled body: pre-encoded bytes, or a line to fill (literal text and placeholder keys).
@@ -235,6 +236,8 @@ class MessageFactory:
                 "Set DISPATCH_PAYMENT_LINK to your Stripe Payment Link (see `dispatch donations "
                 "setup`), or DISPATCH_PUBLIC_URL when the web service runs.",
             )
+        #: Subscriber id -> signed manage-your-monthly-gift link, filled by the job that knows.
+        self.manage_urls: Mapping[int, str] = {}
         self._variants = {name: self._prepare(name, v) for name, v in variants.items()}
         self._fallback = (
             Persona.NON_DONOR.value
@@ -316,6 +319,7 @@ class MessageFactory:
             "DONATE_URL": self.donate_url(recipient),
             "UNSUBSCRIBE_URL": self.unsubscribe_url(recipient),
         }
+        plain["MANAGE_URL"] = recipient.manage_url or plain["DONATE_URL"]
         escaped = {k: html.escape(v, quote=True) for k, v in plain.items()}
         head = [
             b"Date: ",

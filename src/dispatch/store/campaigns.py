@@ -56,8 +56,9 @@ def personas(db: Database, now: datetime, recent_days: int, lapsed_days: int) ->
     - older than ``lapsed_days``: a non-donor again, so left out like everyone who never gave.
 
     Recurring gifts (issue 11) come first: a donor with a monthly or yearly gift running is a
-    current supporter, thanked and never asked, whenever it started; one whose gift was
-    cancelled or whose card keeps failing is asked to renew (unless a recent gift thanks them).
+    supporter (thanked, never asked, shown the manage link), whenever it started; one whose card
+    keeps failing is card_failing (asked to update the card); one whose gift was cancelled is
+    asked to renew (unless a recent gift thanks them).
     """
     recent_cutoff = to_db_time(now - timedelta(days=recent_days)) or ""
     lapsed_cutoff = to_db_time(now - timedelta(days=lapsed_days)) or ""
@@ -69,7 +70,9 @@ def personas(db: Database, now: datetime, recent_days: int, lapsed_days: int) ->
             found[sub_id] = Persona.LAPSED_DONOR.value
     for sub_id, state in donor_states(db).items():
         if state == "active":
-            found[sub_id] = Persona.RECENT_DONOR.value
+            found[sub_id] = Persona.SUPPORTER.value
+        elif state == "failing":
+            found[sub_id] = Persona.CARD_FAILING.value
         elif found.get(sub_id) != Persona.RECENT_DONOR.value:
             found[sub_id] = Persona.LAPSED_DONOR.value
     return found
@@ -168,6 +171,7 @@ def fix_appeal_deliveries(
 
     all: every active subscriber; never-donated: those not in ``donor_ids`` (anyone with a
     counted gift, however old); lapsed / recent: those whose persona is lapsed / recent donor.
+    Current supporters (a monthly gift running) are never asked, whatever the segment.
     """
     if segment not in SEGMENTS:
         raise InputError(f"Unknown segment {segment!r}", f"Use one of: {', '.join(SEGMENTS)}.")
@@ -179,4 +183,5 @@ def fix_appeal_deliveries(
         segment=segment,
         donor_ids=donor_ids,
         keep_draft_if_empty=True,
+        skip_persona=Persona.SUPPORTER.value,
     )

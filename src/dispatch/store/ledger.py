@@ -68,7 +68,7 @@ def secret_key(db: Database) -> bytes:
 SEGMENT_FILTERS = {
     "all": "",
     "never-donated": " AND s.id NOT IN (SELECT subscriber_id FROM temp.fix_donors)",
-    "lapsed": " AND p.persona = 'lapsed_donor'",
+    "lapsed": " AND p.persona IN ('lapsed_donor', 'card_failing')",
     "recent": " AND p.persona = 'recent_donor'",
 }
 
@@ -110,6 +110,7 @@ def fix_deliveries(
     segment: str = "all",
     donor_ids: Iterable[int] = (),
     keep_draft_if_empty: bool = False,
+    skip_persona: str | None = None,
 ) -> int | None:
     """Fix the ledger of a draft issue: one row per active subscriber (of ``segment``), and
     mark it ``sending``.
@@ -117,9 +118,12 @@ def fix_deliveries(
     Runs in one transaction, streaming inside SQLite (no list in Python memory). Returns the
     number of rows, or None when the issue was no longer a draft (the ledger was fixed before:
     later subscribers are never added, a rerun only resumes). With ``keep_draft_if_empty`` a
-    segment with nobody in it rolls everything back and returns 0.
+    segment with nobody in it rolls everything back and returns 0. Readers of ``skip_persona``
+    are left out (an appeal never asks current supporters).
     """
     where = SEGMENT_FILTERS[segment]
+    if skip_persona:
+        where += " AND COALESCE(p.persona, '') <> ?"
     now = to_db_time(utcnow())
     try:
         with db.transaction() as conn:
@@ -149,7 +153,14 @@ def fix_deliveries(
                 " 'pending', ?, ? FROM subscribers s"
                 " LEFT JOIN temp.fix_personas p ON p.subscriber_id = s.id"
                 f" WHERE s.status = 'active'{where} ORDER BY s.id",
-                (issue_id, default_persona, *language_params, now, now),
+                (
+                    issue_id,
+                    default_persona,
+                    *language_params,
+                    now,
+                    now,
+                    *([skip_persona] if skip_persona else []),
+                ),
             ).rowcount
             conn.execute("DELETE FROM temp.fix_personas")
             conn.execute("DELETE FROM temp.fix_donors")

@@ -9,6 +9,7 @@ from dispatch.store import Database
 #: Stripe statuses of a subscription whose donor is giving now, and of one that ended.
 ACTIVE = ("active", "trialing")
 ENDED = ("canceled", "incomplete_expired")
+FAILING = ("past_due", "unpaid")
 
 
 def reader_of_token(db: Database, token: str) -> tuple[str, str | None] | None:
@@ -37,7 +38,7 @@ def donor_states(db: Database) -> dict[int, str]:
             "active"
             if status in ACTIVE
             else "failing"
-            if status in ("past_due", "unpaid")
+            if status in FAILING
             else "cancelled"
             if status in ENDED
             else None
@@ -56,3 +57,19 @@ def subscription_of_donation(db: Database, donation_id: int) -> str | None:
         (donation_id,),
     ).fetchone()
     return row["subscription_id"] if row else None
+
+
+def gift_subscriptions(db: Database) -> dict[int, str]:
+    """Subscriber id -> the monthly gift their manage link names: a running one, else one whose
+    card keeps failing (the supporter and card_failing copies)."""
+    found: dict[int, tuple[int, str]] = {}
+    for row in db.execute(
+        "SELECT o.subscriber_id, s.id, s.status FROM subscriptions s"
+        " JOIN subscription_origins o ON o.subscription_id = s.id"
+        " WHERE o.subscriber_id IS NOT NULL ORDER BY s.id"
+    ):
+        rank = 2 if row["status"] in ACTIVE else 1 if row["status"] in FAILING else 0
+        sub_id = int(row["subscriber_id"])
+        if rank and rank > found.get(sub_id, (0, ""))[0]:
+            found[sub_id] = (rank, row["id"])
+    return {sub_id: subscription for sub_id, (_, subscription) in found.items()}
