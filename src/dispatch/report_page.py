@@ -70,45 +70,46 @@ def _svg(chart: Any) -> str:
     return f"<figure>{_SCRIPT.sub('', chart.render(is_unicode=True))}</figure>"
 
 
-def _mrr_chart(report: dict[str, Any], locale: str | None) -> str:
-    months = report["mrr"]["months"]
-    currencies = sorted({c for m in months for c in m["mrr"]})
+def _money_chart(
+    kind: Any, title: str, empty: str, series: list[tuple[str, dict[str, int]]], locale: str | None
+) -> str:
+    """One line per currency over labelled amounts in minor units (never added across
+    currencies); ``empty`` is the note shown when there is no amount at all."""
+    currencies = sorted({c for _, amounts in series for c in amounts})
     if not currencies:
-        return '<p class="note">No monthly gifts yet.</p>'
-    chart = _chart(pygal.Line, "Monthly recurring revenue")
-    chart.x_labels = [m["month"] for m in months]
+        return f'<p class="note">{empty}</p>'
+    chart = _chart(kind, title)
+    chart.x_labels = [label for label, _ in series]
     for cur in currencies:
         chart.add(
             cur.upper(),
             [
                 {
-                    "value": float(from_minor_units(m["mrr"].get(cur, 0), cur)),
-                    "label": format_money(m["mrr"].get(cur, 0), cur, locale=locale),
+                    "value": float(from_minor_units(amounts.get(cur, 0), cur)),
+                    "label": format_money(amounts.get(cur, 0), cur, locale=locale),
                 }
-                for m in months
+                for _, amounts in series
             ],
         )
     return _svg(chart)
+
+
+def _mrr_chart(report: dict[str, Any], locale: str | None) -> str:
+    series = [(m["month"], m["mrr"]) for m in report["mrr"]["months"]]
+    return _money_chart(
+        pygal.Line, "Monthly recurring revenue", "No monthly gifts yet.", series, locale
+    )
 
 
 def _lifetime_chart(issues: list[dict[str, Any]], locale: str | None) -> str:
-    currencies = sorted({c for r in issues for c in r.get("lifetime", {})})
-    if not currencies:
-        return '<p class="note">No gifts attributed to an issue yet.</p>'
-    chart = _chart(pygal.Bar, "Lifetime value per issue (net)")
-    chart.x_labels = [r["issue"] for r in issues]
-    for cur in currencies:
-        chart.add(
-            cur.upper(),
-            [
-                {
-                    "value": float(from_minor_units(r["lifetime"].get(cur, 0), cur)),
-                    "label": format_money(r["lifetime"].get(cur, 0), cur, locale=locale),
-                }
-                for r in issues
-            ],
-        )
-    return _svg(chart)
+    series = [(r["issue"], r.get("lifetime", {})) for r in issues]
+    return _money_chart(
+        pygal.Bar,
+        "Lifetime value per issue (net)",
+        "No gifts attributed to an issue yet.",
+        series,
+        locale,
+    )
 
 
 def _retention_chart(table: list[dict[str, Any]]) -> str:
