@@ -41,36 +41,22 @@ def test_personas_follow_the_latest_counted_gift(db, stripe_stub, link, ledger, 
     forwarded = ledger("2026-W49", "forwarder@example.test")
     ledger("2026-W49", "never@example.test")
     ledger("2026-W49", "payer@example.test")  # gave through someone else's link
-    stripe_stub.add_session(
-        payment_link=link["id"],
-        token=recent,
-        email="recent@example.test",
-        created=_unix(NOW - timedelta(days=3)),
-    )
-    stripe_stub.add_session(
-        payment_link=link["id"],
-        token=lapsed,
-        email="lapsed@example.test",
-        created=_unix(NOW - timedelta(days=200)),
-    )
-    stripe_stub.add_session(
-        payment_link=link["id"],
-        token=ancient,
-        email="ancient@example.test",
-        created=_unix(NOW - timedelta(days=500)),
-    )
-    gone = stripe_stub.add_session(
-        payment_link=link["id"],
-        token=refunded,
-        email="refunded@example.test",
-        created=_unix(NOW - timedelta(days=2)),
-    )
-    stripe_stub.add_session(
-        payment_link=link["id"],
-        token=forwarded,
-        email="PAYER@example.test",
-        created=_unix(NOW - timedelta(days=1)),
-    )
+    sessions = {
+        token: stripe_stub.add_session(
+            payment_link=link["id"],
+            token=token,
+            email=email,
+            created=_unix(NOW - timedelta(days=days_ago)),
+        )
+        for token, email, days_ago in (
+            (recent, "recent@example.test", 3),
+            (lapsed, "lapsed@example.test", 200),
+            (ancient, "ancient@example.test", 500),
+            (refunded, "refunded@example.test", 2),
+            (forwarded, "PAYER@example.test", 1),
+        )
+    }
+    gone = sessions[refunded]
     stripe_stub.add_refund(gone, gone["amount_total"])
     sync()
 
@@ -146,64 +132,39 @@ def test_campaign_progress_counts_net_gifts_in_its_currency_and_dates(db, stripe
 
 
 def test_campaign_dates_and_goal_are_checked(db):
+    def create(starts_on: date, ends_on: date) -> None:
+        campaigns.create_campaign(
+            db, name="x", goal_minor=100, currency="usd", starts_on=starts_on, ends_on=ends_on
+        )
+
     with pytest.raises(InputError, match="ends"):
-        campaigns.create_campaign(
-            db,
-            name="x",
-            goal_minor=100,
-            currency="usd",
-            starts_on=date(2026, 12, 2),
-            ends_on=date(2026, 12, 1),
-        )
-    campaigns.create_campaign(
-        db,
-        name="x",
-        goal_minor=100,
-        currency="usd",
-        starts_on=date(2026, 12, 1),
-        ends_on=date(2026, 12, 1),
-    )
+        create(date(2026, 12, 2), date(2026, 12, 1))
+    create(date(2026, 12, 1), date(2026, 12, 1))
     with pytest.raises(InputError, match="already exists"):
-        campaigns.create_campaign(
-            db,
-            name="x",
-            goal_minor=100,
-            currency="usd",
-            starts_on=date(2026, 12, 1),
-            ends_on=date(2026, 12, 1),
-        )
+        create(date(2026, 12, 1), date(2026, 12, 1))
 
 
 def test_campaign_cli_create_and_list(run_cli):
-    made = run_cli(
-        "campaign",
-        "create",
-        "Winter drive",
-        "--goal",
-        "5000",
-        "--currency",
-        "jpy",
-        "--start",
-        "2026-12-01",
-        "--end",
-        "2026-12-31",
-    )
+    def create(name: str, goal: str):
+        return run_cli(
+            "campaign",
+            "create",
+            name,
+            "--goal",
+            goal,
+            "--currency",
+            "jpy",
+            "--start",
+            "2026-12-01",
+            "--end",
+            "2026-12-31",
+        )
+
+    made = create("Winter drive", "5000")
     assert made.exit_code == 0, made.output
     assert "¥5,000" in made.output
     listed = run_cli("campaign", "list", "--json")
     assert listed.exit_code == 0
     assert '"goal_minor": 5000' in listed.output and '"currency": "jpy"' in listed.output
-    bad = run_cli(
-        "campaign",
-        "create",
-        "Other",
-        "--goal",
-        "12.5",
-        "--currency",
-        "jpy",
-        "--start",
-        "2026-12-01",
-        "--end",
-        "2026-12-31",
-    )
+    bad = create("Other", "12.5")
     assert bad.exit_code == 1 and "decimal places" in bad.output
