@@ -48,26 +48,19 @@ def story(db, stripe_stub, link, ledger):
         )
     }
     s = stripe_stub
-    ana = s.start_subscription(
-        payment_link=link["id"],
-        token=t["ana"],
-        amount=1000,
-        currency="eur",
-        email="ana@example.test",
-    )
-    ben = s.start_subscription(
-        payment_link=link["id"],
-        token=t["ben"],
-        amount=500,
-        currency="usd",
-        email="ben@example.test",
-    )
-    cleo = s.start_subscription(
-        payment_link=link["id"],
-        token=t["cleo"],
-        amount=2000,
-        currency="eur",
-        email="cleo@example.test",
+    ana, ben, cleo = (
+        s.start_subscription(
+            payment_link=link["id"],
+            token=t[name],
+            amount=amount,
+            currency=currency,
+            email=f"{name}@example.test",
+        )
+        for name, amount, currency in (
+            ("ana", 1000, "eur"),
+            ("ben", 500, "usd"),
+            ("cleo", 2000, "eur"),
+        )
     )
     s.add_session(payment_link=link["id"], token=t["dan"], amount=2500, currency="eur")
     s.advance(months=2, days=1)
@@ -77,21 +70,22 @@ def story(db, stripe_stub, link, ledger):
     s.set_card(ben["customer"], fails=False)
     s.advance(days=3)
     s.cancel_subscription(cleo["subscription"])
-    renewal = [
-        i
-        for i in s.objects["invoice"].values()
-        if i["customer"] == ana["customer"] and i["billing_reason"] == "subscription_cycle"
-    ]
+
+    def renewals(customer: str) -> list[dict]:
+        """The customer's renewal invoices (not the first one), in the stand-in's order."""
+        return [
+            i
+            for i in s.objects["invoice"].values()
+            if i["customer"] == customer and i["billing_reason"] == "subscription_cycle"
+        ]
+
+    renewal = renewals(ana["customer"])
     s.refund_payment(s._invoice_payments[renewal[-1]["id"]][-1]["payment"]["payment_intent"], 400)
     first = s._invoice_payments[ana["invoice"]][-1]["payment"]["payment_intent"]
     dispute = s.open_dispute(first, settlement=("usd", 1.1))
     s.close_dispute(dispute["id"], won=False)
     # ben's first renewal is disputed too, and won: the amount comes back, Stripe's fee not.
-    ben_renewal = next(
-        i
-        for i in s.objects["invoice"].values()
-        if i["customer"] == ben["customer"] and i["billing_reason"] == "subscription_cycle"
-    )
+    ben_renewal = renewals(ben["customer"])[0]
     won = s.open_dispute(s._invoice_payments[ben_renewal["id"]][-1]["payment"]["payment_intent"])
     s.close_dispute(won["id"], won=True)
     s.advance(months=3)
