@@ -99,18 +99,23 @@ def _lang() -> str:
     return request.args.get("lang", "")[:35]
 
 
+def _confirmation_gone() -> Response:
+    """The 404 page for a confirmation link that is unknown, used or expired (GET and POST)."""
+    return no_store(
+        page(
+            "confirm",
+            status=404,
+            _lang=_lang(),
+            valid=False,
+            subscribe_url=url_for("signup.subscribe_get"),
+        )
+    )
+
+
 @bp.get("/confirm/<token>")
 def confirm_get(token: str) -> Response:
     if not signup_jobs.confirmation_is_open(state().db(), token):
-        return no_store(
-            page(
-                "confirm",
-                status=404,
-                _lang=_lang(),
-                valid=False,
-                subscribe_url=url_for("signup.subscribe_get"),
-            )
-        )
+        return _confirmation_gone()
     action = url_for("signup.confirm_post", token=token)
     if _lang():
         action += f"?lang={url_quote(_lang())}"
@@ -122,15 +127,7 @@ def confirm_post(token: str) -> Response:
     web = state()
     outcome = web.write(lambda: signup_jobs.confirm_signup(web.db(), token), "confirm")
     if outcome is None:
-        return no_store(
-            page(
-                "confirm",
-                status=404,
-                _lang=_lang(),
-                valid=False,
-                subscribe_url=url_for("signup.subscribe_get"),
-            )
-        )
+        return _confirmation_gone()
     return no_store(
         page(
             "confirmed",
