@@ -232,7 +232,7 @@ def test_every_kind_scores_clean_without_the_web_service(db, direct_settings, ki
     _assert_scores_clean(message, kind)
 
 
-@pytest.mark.parametrize("kind", WEB_KINDS)
+@pytest.mark.parametrize("kind", [*WEB_KINDS, "digest/supporter", "digest/card_failing"])
 def test_every_kind_scores_clean_with_the_web_service(db, web_settings, kind):
     _assert_scores_clean(build_kinds(db, web_settings, kinds=(kind,))[kind], kind)
 
@@ -380,7 +380,11 @@ def outline(html: str) -> _Outline:
     return parser
 
 
-@pytest.mark.parametrize("kind", WEB_KINDS + ["digest/recent_donor", "appeal/lapsed_donor"])
+@pytest.mark.parametrize(
+    "kind",
+    WEB_KINDS
+    + ["digest/recent_donor", "appeal/lapsed_donor", "digest/supporter", "digest/card_failing"],
+)
 def test_one_h1_and_headings_for_sections(db, web_settings, kind):
     found = outline(html_of(build_kinds(db, web_settings, kinds=(kind,))[kind]))
     levels = [level for level, _ in found.headings]
@@ -391,6 +395,8 @@ def test_one_h1_and_headings_for_sections(db, web_settings, kind):
             "Support our reporting",
             "Thank you for standing with us",
             "Will you renew your support?",
+            "Thank you for giving every month",
+            "Your monthly gift needs a new card",
         }
         assert any(level == "h2" and text in appeal_titles for level, text in found.headings)
     if kind.startswith("digest"):
