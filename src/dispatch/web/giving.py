@@ -102,16 +102,22 @@ def donate_post(token: str) -> Response:
         return _form(token, status=400, error=exc.message, chosen=chosen)
     except DonationError as exc:
         log.error("the donation page could not create a Checkout Session: %s", exc)
-        return no_store(
-            page(
-                "error",
-                status=503,
-                code=503,
-                title="Payments are unavailable for a moment",
-                message="We could not reach our payment provider, so nothing was charged. Please "
-                "go back and try again in a minute.",
-            )
+        return _unavailable(
+            "Payments are unavailable for a moment",
+            "We could not reach our payment provider, so nothing was charged. Please "
+            "go back and try again in a minute.",
         )
+    return _to_stripe(url)
+
+
+def _unavailable(title: str, message: str) -> Response:
+    """The 503 page when Stripe could not be reached (donating or managing a gift)."""
+    return no_store(page("error", status=503, code=503, title=title, message=message))
+
+
+def _to_stripe(url: str | None) -> Response:
+    """Send the reader on to a Stripe page (Checkout or the portal) with no Referer; 404 when
+    there is none."""
     if url is None:
         abort(404)
     return no_store(
@@ -144,21 +150,12 @@ def manage_post(ref: str) -> Response:
         url = giving.open_portal(web.db(), web.settings, ref)
     except DonationError as exc:
         log.error("the customer portal could not be opened: %s", exc)
-        return no_store(
-            page(
-                "error",
-                status=503,
-                code=503,
-                title="Unavailable for a moment",
-                message="We could not reach our payment provider. Nothing was changed: please "
-                "try again in a minute.",
-            )
+        return _unavailable(
+            "Unavailable for a moment",
+            "We could not reach our payment provider. Nothing was changed: please "
+            "try again in a minute.",
         )
-    if url is None:
-        abort(404)
-    return no_store(
-        Response(status=303, headers={"Location": url, "Referrer-Policy": "no-referrer"})
-    )
+    return _to_stripe(url)
 
 
 def register(bp: Blueprint) -> None:
