@@ -5,46 +5,28 @@ the browser's request to it is answered by a one-line stand-in page (Playwright'
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from tests.plugins.web import LiveWeb, web_env
+from tests.plugins.web import LiveWeb, serve_live, web_env
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def giving_web(make_settings, stripe_env) -> Iterator[LiveWeb]:
-    from werkzeug.serving import make_server
-
-    from dispatch.web import create_app
-
-    holder: dict[str, Any] = {}
-    server = make_server(
-        "127.0.0.1", 0, lambda env, start: holder["app"](env, start), threaded=True
-    )
-    url = f"http://127.0.0.1:{server.port}"
-    settings = make_settings(
-        **web_env(
-            public_url=url,
-            **stripe_env,
-            DISPATCH_DONATION_AMOUNTS="5,10,25",
-            DISPATCH_CURRENCY="eur",
+    with serve_live(
+        lambda url: make_settings(
+            **web_env(
+                public_url=url,
+                **stripe_env,
+                DISPATCH_DONATION_AMOUNTS="5,10,25",
+                DISPATCH_CURRENCY="eur",
+            )
         )
-    )
-    holder["app"] = app = create_app(settings)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield LiveWeb(url, app, settings)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        app.extensions["dispatch"].close()
+    ) as live:
+        yield live
 
 
 def test_a_reader_gives_monthly_through_the_donation_page(

@@ -4,6 +4,7 @@ by Playwright (never `playwright install`)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -148,10 +149,10 @@ class LiveWeb:
     settings: Any
 
 
-@pytest.fixture
-def live_web(make_settings: Callable[..., Any], smtp_server: Any) -> Iterator[LiveWeb]:
-    """The real app served by werkzeug's threaded server on a free loopback port, with mail
-    going to the aiosmtpd fixture; DISPATCH_PUBLIC_URL is the server's own address."""
+@contextlib.contextmanager
+def serve_live(settings_for: Callable[[str], Any]) -> Iterator[LiveWeb]:
+    """The real app served by werkzeug's threaded server on a free loopback port; settings_for
+    gets the server's own address (for DISPATCH_PUBLIC_URL) and returns the app's settings."""
     from werkzeug.serving import make_server
 
     from dispatch.web import create_app
@@ -161,7 +162,7 @@ def live_web(make_settings: Callable[..., Any], smtp_server: Any) -> Iterator[Li
         "127.0.0.1", 0, lambda env, start: holder["app"](env, start), threaded=True
     )
     url = f"http://127.0.0.1:{server.port}"
-    settings = make_settings(**web_env(public_url=url, DISPATCH_SMTP_URL=smtp_server.url))
+    settings = settings_for(url)
     holder["app"] = app = create_app(settings)
     thread = threading.Thread(target=server.serve_forever, name="live-web", daemon=True)
     thread.start()
@@ -172,6 +173,16 @@ def live_web(make_settings: Callable[..., Any], smtp_server: Any) -> Iterator[Li
         server.server_close()
         thread.join(timeout=10)
         app.extensions["dispatch"].close()
+
+
+@pytest.fixture
+def live_web(make_settings: Callable[..., Any], smtp_server: Any) -> Iterator[LiveWeb]:
+    """The real app on loopback (serve_live), with mail going to the aiosmtpd fixture;
+    DISPATCH_PUBLIC_URL is the server's own address."""
+    with serve_live(
+        lambda url: make_settings(**web_env(public_url=url, DISPATCH_SMTP_URL=smtp_server.url))
+    ) as live:
+        yield live
 
 
 @pytest.fixture(scope="session")
