@@ -67,38 +67,28 @@ def test_checkout_session_created_over_the_api_then_paid_starts_a_subscription(c
 
 
 def test_wrong_checkout_requests_are_refused_as_stripe_refuses_them(client):
-    with pytest.raises(stripe.InvalidRequestError, match="recurring price"):
-        client.v1.checkout.sessions.create(
-            params={
-                "mode": "subscription",
-                "line_items": [
-                    {
-                        "quantity": 1,
-                        "price_data": {
-                            "currency": "eur",
-                            "unit_amount": 500,
-                            "product_data": {"name": "Gift"},
-                        },
-                    }
-                ],
+    def gift(**price: object) -> list[dict]:
+        """One line item of a 5 EUR gift; ``price`` adds to its price_data."""
+        return [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": "eur",
+                    "unit_amount": 500,
+                    "product_data": {"name": "Gift"},
+                    **price,
+                },
             }
-        )
+        ]
+
+    with pytest.raises(stripe.InvalidRequestError, match="recurring price"):
+        client.v1.checkout.sessions.create(params={"mode": "subscription", "line_items": gift()})
     with pytest.raises(stripe.InvalidRequestError, match="payment_intent_data"):
         client.v1.checkout.sessions.create(
             params={
                 "mode": "subscription",
                 "payment_intent_data": {"metadata": {"a": "b"}},
-                "line_items": [
-                    {
-                        "quantity": 1,
-                        "price_data": {
-                            "currency": "eur",
-                            "unit_amount": 500,
-                            "product_data": {"name": "Gift"},
-                            "recurring": {"interval": "month"},
-                        },
-                    }
-                ],
+                "line_items": gift(recurring={"interval": "month"}),
             }
         )
 
