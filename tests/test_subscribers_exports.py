@@ -43,6 +43,17 @@ def listed(run_cli) -> dict[str, dict]:
     return {s["email"]: s for s in json.loads(result.stdout)}
 
 
+@pytest.fixture
+def import_export(tmp_path, run_cli):
+    """Import one tool's export from its text: the import report, and everyone listed after."""
+
+    def run(text: str) -> tuple[dict, dict[str, dict]]:
+        report = run_import(run_cli, write(tmp_path, text))
+        return report, listed(run_cli)
+
+    return run
+
+
 def test_mailchimp_audience_export_keeps_names_and_consent_not_as_tags(tmp_path, run_cli):
     text = "\n".join([
         MAILCHIMP_HEADER,
@@ -114,22 +125,21 @@ def test_utf8_bom_comma_file(tmp_path, run_cli):
     assert report["added"] == 1 and listed(run_cli)["li@example.org"]["name"] == "Lì"
 
 
-def test_substack_email_disabled_is_unsubscribed(tmp_path, run_cli):
+def test_substack_email_disabled_is_unsubscribed(import_export):
     text = (
         "email,active_subscription,expiry,plan,email_disabled,created_at\n"
         "on@example.org,false,,free,false,2023-01-02T03:04:05.000Z\n"
         "off@example.org,true,2025-01-01,paid,true,2023-01-02T03:04:05.000Z\n"
     )
-    report = run_import(run_cli, write(tmp_path, text))
+    report, people = import_export(text)
     assert report["layout"] == "substack" and report["added"] == 2
-    people = listed(run_cli)
     assert people["on@example.org"]["status"] == "active"
     assert people["off@example.org"]["status"] == "unsubscribed"
     assert people["on@example.org"]["consent_at"] == "2023-01-02T03:04:05.000Z"
     assert people["on@example.org"]["tags"] == []
 
 
-def test_ghost_members_labels_and_subscribed_to_emails(tmp_path, run_cli):
+def test_ghost_members_labels_and_subscribed_to_emails(import_export):
     text = (
         "id,email,name,note,subscribed_to_emails,complimentary_plan,stripe_customer_id,"
         "created_at,deleted_at,labels,tiers\n"
@@ -137,51 +147,47 @@ def test_ghost_members_labels_and_subscribed_to_emails(tmp_path, run_cli):
         ',"Local, Donor",\n'
         "6402,out@example.org,Out,,false,false,cus_1,2022-05-05T00:00:00.000Z,,,Supporter\n"
     )
-    report = run_import(run_cli, write(tmp_path, text))
+    report, people = import_export(text)
     assert (report["layout"], report["added"], report["invalid"]) == ("ghost", 2, 0), report
-    people = listed(run_cli)
     assert people["kim@example.org"]["tags"] == ["Local", "Donor"]
     assert people["kim@example.org"]["name"] == "Kim Lee"
     assert people["out@example.org"]["status"] == "unsubscribed"
 
 
-def test_listmonk_blocklisted_is_unsubscribed(tmp_path, run_cli):
+def test_listmonk_blocklisted_is_unsubscribed(import_export):
     text = (
         "uuid,email,name,attributes,status,created_at,updated_at\n"
         'u1,en@example.org,En,"{""city"": ""Porto""}",enabled,2021-01-01,2021-01-02\n'
         "u2,bl@example.org,Bl,{},blocklisted,2021-01-01,2021-01-02\n"
     )
-    report = run_import(run_cli, write(tmp_path, text))
+    report, people = import_export(text)
     assert report["layout"] == "listmonk" and report["invalid"] == 0
-    people = listed(run_cli)
     assert people["en@example.org"]["status"] == "active"
     assert people["bl@example.org"]["status"] == "unsubscribed"
     assert people["en@example.org"]["tags"] == []
 
 
-def test_buttondown_subscriber_types(tmp_path, run_cli):
+def test_buttondown_subscriber_types(import_export):
     text = (
         "email,subscriber_type,notes,metadata,tags,creation_date,referrer_url,utm_source\n"
         'reg@example.org,regular,,{},"news, local",2020-02-02,https://ref.example/,twitter\n'
         "gone@example.org,unsubscribed,,{},,2020-02-02,,\n"
     )
-    report = run_import(run_cli, write(tmp_path, text))
+    report, people = import_export(text)
     assert report["layout"] == "buttondown" and report["invalid"] == 0
-    people = listed(run_cli)
     assert people["reg@example.org"]["tags"] == ["news", "local"]
     assert people["reg@example.org"]["consent_source"] == "buttondown export: twitter"
     assert people["gone@example.org"]["status"] == "unsubscribed"
 
 
-def test_beehiiv_status_and_language(tmp_path, run_cli):
+def test_beehiiv_status_and_language(import_export):
     text = (
         "email,status,created_at,utm_source,utm_medium,referring_site,language\n"
         "act@example.org,active,2024-01-01 00:00:00,newsletter,email,,pt-BR\n"
         "ina@example.org,inactive,2024-01-01 00:00:00,,,,\n"
     )
-    report = run_import(run_cli, write(tmp_path, text))
+    report, people = import_export(text)
     assert report["layout"] == "beehiiv" and report["invalid"] == 0
-    people = listed(run_cli)
     assert people["act@example.org"]["language"] == "pt-BR"
     assert "pt-BR" not in people["act@example.org"]["tags"]
     assert people["ina@example.org"]["status"] == "unsubscribed"
