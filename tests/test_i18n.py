@@ -463,3 +463,11 @@ def test_a_form_sent_back_keeps_its_language(make_web_app):
     html = page.get_data(as_text=True)
     assert "Bitte prüfen Sie die E-Mail-Adresse: Sie scheint nicht gültig zu sein." in html
     assert '<option value="de" lang="de" selected>Deutsch</option>' in html
+
+
+def test_a_count_of_readers_is_written_the_language_way():
+    campaign = CampaignProgress("Winterfonds", 5_000_000, "eur", 2_345_600, 1234, "2026-12-31")
+    [v] = renderer("de").render_issue(fixed_issue(), personas=["non_donor"], campaign=campaign)
+    assert "gespendet von 1.234 Leserinnen und Lesern" in _one_line(v.text)
+    [v] = renderer("en").render_issue(fixed_issue(), personas=["non_donor"], campaign=campaign)
+    assert "raised from 1,234 readers" in _one_line(v.text)
