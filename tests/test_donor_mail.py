@@ -34,6 +34,7 @@ def env(stripe_env, smtp_env, link):
         "DISPATCH_PAYMENT_LINK": link["url"],
         "DISPATCH_PUBLIC_URL": PUBLIC,
         "DISPATCH_SECRET_KEY": SECRET_KEY,
+        "DISPATCH_DONATION_AMOUNTS": "5,10,25",  # the donation page: monthly is on offer
     }
 
 
@@ -137,3 +138,22 @@ def test_an_appeal_to_everyone_never_asks_a_current_supporter(db, settings, dono
 def test_an_appeal_to_lapsed_donors_asks_the_failing_card_too(db, settings, donors, smtp_server):
     send_appeal(db, settings, segment="lapsed", issue_id="appeal-lapsed")
     assert [m.rcpt for m in smtp_server.messages] == ["failing@example.test"]
+
+
+def test_without_a_monthly_offer_a_recent_donor_is_not_invited_to_give_monthly(db, make_settings):
+    # Without the donation page the link is the one-off Payment Link: inviting a monthly gift
+    # there would promise what the link cannot do.
+    from dispatch.render.settings import renderer_from
+
+    issue_store.create_issue(db, "2026-W48", subject="This week")
+    issue = issue_store.get_issue(db, "2026-W48")
+    for env, monthly in (
+        ({}, False),
+        ({"DISPATCH_PUBLIC_URL": PUBLIC, "DISPATCH_DONATION_AMOUNTS": "5,10"}, True),
+    ):
+        renderer = renderer_from(make_settings(STRIPE_SECRET_KEY="sk_test_x", **env))
+        [variant] = renderer.render_issue(issue, personas=["recent_donor"])
+        for body in (variant.html, variant.text):
+            assert ("Give monthly" in body) is monthly
+            assert ("Give again" in body) is not monthly
+            assert ("a small monthly gift" in body) is monthly

@@ -13,6 +13,11 @@ def outlet_from(settings: Settings) -> Outlet:
         url=settings.public_url.rstrip("/"),
         postal_address=settings.postal_address,
         lang=settings.language,
+        monthly=bool(
+            settings.public_url.strip()
+            and settings.donation_amounts.strip()
+            and settings.stripe_secret_key
+        ),
     )
 
 

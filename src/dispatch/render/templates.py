@@ -56,6 +56,9 @@ class Outlet:
     url: str = ""
     postal_address: str = ""
     lang: str = "en"
+    #: The donation link lets a reader choose a monthly gift (the web service's donation page),
+    #: so a recent one-time donor is invited to give monthly rather than again (issue 11).
+    monthly: bool = True
 
 
 @dataclass(frozen=True)
