@@ -4,6 +4,7 @@ checked, never over a database that holds rows, no password on the command line.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from dispatch.store import PostgresURL, open_db
@@ -102,3 +103,32 @@ def test_a_value_postgresql_cannot_hold_names_the_table_and_copies_nothing(
     assert "Copying the table deliveries failed" in result.output
     with open_db(PostgresURL.parse(pg_url, tmp_path)) as pg:
         assert pg.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 0
+
+
+def test_writes_to_the_source_during_a_copy_are_left_out_whole(tmp_path):
+    """The copy reads one moment of the source: an issue and its ledger row written while the
+    copy runs (after `subscribers` was copied, before `issues` and `deliveries`) land in the
+    copy not at all rather than half, and the counts match that moment."""
+    source_path, target_path = tmp_path / "outlet.sqlite3", tmp_path / "copy.sqlite3"
+    _fill(source_path)
+    writer = sqlite3.connect(source_path, isolation_level=None)
+
+    def write_meanwhile(table: str, rows: int) -> None:
+        if table == "subscribers":
+            writer.execute(
+                "INSERT INTO issues (id, subject, created_at) VALUES ('2026-W49', 'Week 49',"
+                " '2026-12-04T10:00:00+00:00')"
+            )
+            writer.execute(
+                "INSERT INTO deliveries (issue_id, subscriber_id, email, token, variant, state,"
+                " created_at, updated_at) SELECT '2026-W49', 1, 'r1@example.org', 'late',"
+                " 'default', 'sent', created_at, created_at FROM issues WHERE id = '2026-W49'"
+            )
+
+    with open_db(source_path) as source, open_db(target_path, create=True) as target:
+        copied = copy_store.copy_tables(source, target, progress=write_meanwhile)
+        assert copied["deliveries"] == 4
+        assert copy_store.count(target, "deliveries") == 4
+        assert copy_store.count(target, "issues") == 1
+        assert copy_store.count(source, "deliveries") == 5  # the write itself went through
+    writer.close()

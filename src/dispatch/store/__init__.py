@@ -78,6 +78,17 @@ class Database:
                 raise
             self.conn.execute("COMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: every read inside sees the database as of its first read, while
+        writers go on (WAL keeps the snapshot). For reading many tables as one moment."""
+        with self.lock:
+            self.conn.execute("BEGIN DEFERRED")
+            try:
+                yield
+            finally:
+                self.conn.execute("COMMIT")
+
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
         with self.lock:
             return self.conn.execute(sql, params)

@@ -2,7 +2,9 @@
 
 Tables go in the order the migrations create them (a referenced table before the tables that
 point at it), in one transaction on the target, which must be empty; each table's count is
-compared afterwards. Identity columns on PostgreSQL are moved past the copied ids."""
+compared afterwards with the source's, read in one snapshot (a webhook or signup writing to
+the source meanwhile cannot leave the copy half old, half new). Identity columns on PostgreSQL
+are moved past the copied ids."""
 
 from __future__ import annotations
 
@@ -63,6 +65,22 @@ def copy_tables(
             "Copy into a new, empty database: a new SQLite file, or a PostgreSQL database "
             "made with createdb.",
         )
+    with source.snapshot():
+        copied = _copy_snapshot(source, target, tables, progress)
+        expected = {t: count(source, t) for t in tables}
+    wrong = {t: (expected[t], count(target, t)) for t in tables if count(target, t) != expected[t]}
+    if wrong:
+        detail = ", ".join(f"{t}: {a} in the source, {b} copied" for t, (a, b) in wrong.items())
+        raise StoreError(f"The copy's counts do not match ({detail})", "This is a bug in Dispatch.")
+    return copied
+
+
+def _copy_snapshot(
+    source: Database,
+    target: Database,
+    tables: list[str],
+    progress: Callable[[str, int], None] | None,
+) -> dict[str, int]:
     copied: dict[str, int] = {}
     with target.transaction() as out:
         for table in tables:
@@ -94,8 +112,4 @@ def copy_tables(
                     )
             if progress is not None:
                 progress(table, copied[table])
-    wrong = {t: (n, count(target, t)) for t, n in copied.items() if count(target, t) != n}
-    if wrong:
-        detail = ", ".join(f"{t}: {a} copied, {b} found" for t, (a, b) in wrong.items())
-        raise StoreError(f"The copy's counts do not match ({detail})", "This is a bug in Dispatch.")
     return copied
