@@ -303,6 +303,12 @@ def test_redaction_removes_tokens_and_queries():
     assert redact("Is it set? Yes.") == "Is it set? Yes."
 
 
+def test_redaction_removes_the_manage_link_of_a_monthly_gift():
+    # /m/<subscription>.<signature> opens the donor's Stripe portal and never expires.
+    line = '"POST /m/sub_1Abc.Zx9yQ2_sig HTTP/1.1" 303'
+    assert redact(line) == '"POST /m/[token] HTTP/1.1" 303'
+
+
 def test_unexpected_errors_are_logged_without_the_token(make_web_app, sent, caplog, monkeypatch):
     from dispatch.jobs import unsubscribe as jobs
 

@@ -65,13 +65,14 @@ def no_store(response: R) -> R:
 
 # -- access logs -----------------------------------------------------------------------------
 
-_TOKEN_PATH = re.compile(r"/(u|d|confirm)/[^\s?\"#/]+")
+_TOKEN_PATH = re.compile(r"/(u|d|m|confirm)/[^\s?\"#/]+")
 _QUERY = re.compile(r"(/[^\s?\"]*)\?[^\s\"]*")
 _LEADING_ADDRESS = re.compile(r"^\S+ - - ")
 
 
 def redact(text: str) -> str:
-    """A log line without the personal tokens of /u/, /d/ and /confirm/ paths or any query."""
+    """A log line without the personal tokens of /u/, /d/, /m/ (a monthly gift's manage link,
+    which never expires) and /confirm/ paths, or any query."""
     return _QUERY.sub(r"\1?[query]", _TOKEN_PATH.sub(r"/\1/[token]", text))
 
 
