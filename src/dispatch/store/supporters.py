@@ -23,16 +23,25 @@ def reader_of_token(db: Database, token: str) -> tuple[str, str | None] | None:
     return row["issue_id"], (row["email"] if row["subscriber_id"] is not None else None)
 
 
+#: Each subscription with the reader who gives through it: the link's recipient, unless the
+#: Checkout Session that started it was paid by someone else (a forwarded copy); then the
+#: subscriber whose address paid, if any. The forwarder is never made a supporter.
+_GIVERS = (
+    "SELECT giver AS subscriber_id, {columns} FROM ("
+    " SELECT s.*, CASE WHEN COALESCE(d.possibly_forwarded, 0) = 0 THEN o.subscriber_id"
+    "  ELSE (SELECT p.id FROM subscribers p WHERE p.email = lower(d.payer_email)) END AS giver"
+    " FROM subscriptions s JOIN subscription_origins o ON o.subscription_id = s.id"
+    " LEFT JOIN donations d ON d.session_id = o.session_id) s"
+    " WHERE giver IS NOT NULL"
+)
+
+
 def donor_states(db: Database) -> dict[int, str]:
     """Subscriber id -> their recurring giving as Stripe last reported it: 'active' (any gift
     still running), else 'failing' (past due: the card keeps failing), else 'cancelled'."""
     rank = {"cancelled": 0, "failing": 1, "active": 2}
     states: dict[int, str] = {}
-    for row in db.execute(
-        "SELECT o.subscriber_id, s.status FROM subscriptions s"
-        " JOIN subscription_origins o ON o.subscription_id = s.id"
-        " WHERE o.subscriber_id IS NOT NULL"
-    ):
+    for row in db.execute(_GIVERS.format(columns="s.status")):
         status = row["status"]
         state = (
             "active"
@@ -63,11 +72,7 @@ def gift_subscriptions(db: Database) -> dict[int, str]:
     """Subscriber id -> the monthly gift their manage link names: a running one, else one whose
     card keeps failing (the supporter and card_failing copies)."""
     found: dict[int, tuple[int, str]] = {}
-    for row in db.execute(
-        "SELECT o.subscriber_id, s.id, s.status FROM subscriptions s"
-        " JOIN subscription_origins o ON o.subscription_id = s.id"
-        " WHERE o.subscriber_id IS NOT NULL ORDER BY s.id"
-    ):
+    for row in db.execute(_GIVERS.format(columns="s.id, s.status") + " ORDER BY s.id"):
         rank = 2 if row["status"] in ACTIVE else 1 if row["status"] in FAILING else 0
         sub_id = int(row["subscriber_id"])
         if rank and rank > found.get(sub_id, (0, ""))[0]:
