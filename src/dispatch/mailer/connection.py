@@ -81,8 +81,8 @@ _NOT_RECIPIENT = re.compile(r"\b5\.7\.\d+\b|quota|authenticat|policy|spam", re.I
 
 def is_hard_bounce(code: int, reply: str) -> bool:
     """Whether a 5xx reply refuses this recipient's address for good (not policy or quota)."""
-    if not 500 <= code < 600 or _NOT_RECIPIENT.search(reply):
-        return False
+    if not 500 <= code < 600 or _NOT_RECIPIENT.search(reply) or _SENDER_TEXT.search(reply):
+        return False  # "Sender address rejected" is about us, not the reader
     return bool(_RECIPIENT_CODE.search(reply) or _RECIPIENT_TEXT.search(reply))
 
 
@@ -289,6 +289,21 @@ _SENDER_LEVEL = re.compile(
 )
 
 
+#: A RCPT refusal about the envelope sender: Postfix (smtpd_delay_reject=yes) refuses the
+#: sender at RCPT, once per reader ("553 5.1.8 <news@x>: Sender address rejected: Domain not
+#: found"); 5.1.7/5.1.8 are the sender's address (RFC 3463).
+_SENDER_TEXT = re.compile(r"\bsender\b|\b5\.1\.[78]\b", re.IGNORECASE)
+
+
+def names_sender(reply: str, sender: str) -> bool:
+    """Whether a refusal is about the envelope sender (its word, its code or its address)."""
+    if _SENDER_TEXT.search(reply):
+        return True
+    folded = reply.lower()
+    address = sender.lower()
+    return bool(address) and (address in folded or f"<{address.split('@')[0]}>" in folded)
+
+
 #: What may never appear in an envelope address on the command line.
 _UNSAFE_ADDRESS = re.compile(r"[\x00-\x20<>\x7f]")
 
@@ -371,7 +386,9 @@ def _transaction(
         if code != 421:
             _rset(smtp)
         status = _from_code(code, reply)
-        if status.outcome == Outcome.PERMANENT and (n != 1 or _SENDER_LEVEL.search(status.reply)):
+        if status.outcome == Outcome.PERMANENT and (
+            n != 1 or _SENDER_LEVEL.search(status.reply) or names_sender(status.reply, sender)
+        ):
             raise RelayRefusedSender(status, name)
         return status
     if gate is not None and not gate():

@@ -16,7 +16,9 @@ the pace: the message goes straight back to the queue and the pool's shared pace
 limit) falls back to the backoff. The run gives up (SendError, rows left pending) only when
 the relay has accepted or refused nothing at all for ``give_up_after`` seconds. A hard bounce
 (see ``DeliveryStatus.hard_bounce``) fails its row and makes its reader ``bounced`` in the
-same commit.
+same commit, unless ``BREAKER_REPEATS`` readers in a row got the same reply (``BounceBreaker``):
+then that one and every later bounce stay pending and the run stops as a relay problem (the
+bounces before the breaker tripped stand; at most ``BREAKER_REPEATS - 1`` readers).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from __future__ import annotations
 import heapq
 import queue
 import random
+import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +44,8 @@ FLUSH_EVERY = 100  # results per commit at most
 FLUSH_SECONDS = 0.05  # and no result waits longer than this for its commit
 #: Throttling replies one row may get, requeued at once, before it waits like any retry.
 THROTTLE_REQUEUES = 50
+#: Consecutive hard bounces with the same reply that stop a run as a relay problem.
+BREAKER_REPEATS = 20
 #: Bounced addresses a run keeps to name in its summary (the count is always complete).
 BOUNCES_LISTED = 10_000
 
@@ -106,17 +112,53 @@ _STATE = {
 }
 
 
+_ADDRESS = re.compile(r"<[^>]*>|\S+@\S+")
+
+
+class BounceBreaker:
+    """Trips after ``limit`` consecutive hard bounces with the same reply (its addresses
+    removed): one relay setting refusing every reader alike is the relay's problem, not theirs.
+    Any other settled outcome in between starts the count again. Thread-safe."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = BREAKER_REPEATS if limit is None else limit
+        self.tripped: str | None = None  # the repeated reply, once tripped
+        self._key = ""
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def hold(self, status: DeliveryStatus) -> bool:
+        """Count this outcome; True when it is a hard bounce the run must not apply."""
+        with self._lock:
+            if not status.hard_bounce:
+                if status.outcome in (Outcome.SENT, Outcome.PERMANENT):
+                    self._key, self._count = "", 0
+                return False
+            if self.tripped is not None:
+                return True
+            key = f"{status.code} " + " ".join(_ADDRESS.sub(" ", status.reply).lower().split())
+            self._count = self._count + 1 if key == self._key else 1
+            self._key = key
+            if self._count >= self.limit:
+                self.tripped = status.describe
+                return True
+            return False
+
+
 class _JournalHooks:
     """The pool's hooks: write each message's start and outcome to the ledger's crash journal."""
 
-    def __init__(self, journal: Ledger) -> None:
+    def __init__(self, journal: Ledger, breaker: BounceBreaker) -> None:
         self.journal = journal
+        self.breaker = breaker
 
     def before_data(self, job: Job) -> None:
         self.journal.started(job.key)
 
     def after_reply(self, job: Job, status: DeliveryStatus) -> None:
         state = "bounced" if status.hard_bounce else _STATE[status.outcome]
+        if self.breaker.hold(status):  # decided before the journal: a crash keeps it pending
+            job.held, state = True, "pending"
         job.note = self.journal.finished(job.key, state, status.describe)
 
 
@@ -144,7 +186,8 @@ class DeliveryRun:
         self.progress = progress
         self.window = max(32, pool.concurrency * 8)
         self.stats = RunStats()
-        pool.hooks = _JournalHooks(ledger)
+        self.breaker = BounceBreaker()
+        pool.hooks = _JournalHooks(ledger, self.breaker)
         self._outstanding: dict[int, Claimed] = {}  # submitted, no result yet
         self._waiting: list[tuple[float, int, Claimed]] = []  # retries, by due time
         self._tries: dict[int, int] = {}
@@ -176,6 +219,17 @@ class DeliveryRun:
         if result.job.note is not None:
             index, seq = result.job.note
             self._journaled[index] = max(seq, self._journaled.get(index, 0))
+        if result.job.held:  # the breaker tripped: the relay, not this reader; stop the run
+            self._buffer.append(Recorded(row.id, "pending", status.describe, None))
+            self.pool.fatal = self.pool.fatal or SendError(
+                f"The relay {self.pool.target.describe()} refused {self.breaker.limit} readers "
+                f"in a row with the same reply ({self.breaker.tripped}); stopped with the "
+                "rest pending and none of them marked bounced",
+                "A setting of the relay (or of the sender address) is refusing everyone: "
+                "check it with your provider, then rerun the same command to resume.",
+            )
+            self.pool.stopping.set()
+            return
         state = _STATE[status.outcome]
         bounce = status.hard_bounce
         self._buffer.append(

@@ -43,6 +43,7 @@ class Job:
     dot_safe: bool = False  # the payload never has a line starting with "." (no stuffing)
     note: Any = None  # the caller's, e.g. where its journal recorded the outcome
     data_started: bool = False  # set once the gate let the message's data go
+    held: bool = False  # a hard bounce the run's circuit breaker kept pending (engine.py)
 
 
 class SendHooks(Protocol):

@@ -1,0 +1,77 @@
+"""Review finding: a RCPT refusal that is about the sender (Postfix's delayed sender checks)
+must not bounce the readers; and one reply repeated for many readers stops the run."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatch.mailer import engine
+from dispatch.mailer.connection import is_hard_bounce
+from tests.plugins.smtp import add_subscribers, create_sample_issue
+
+SENDER = "news@outlet.test"  # DISPATCH_FROM of run_cli (tests/conftest.py)
+
+
+def people(n: int) -> list[tuple[str, str]]:
+    return [(f"reader{i:04d}@example.org", f"Reader {i}") for i in range(n)]
+
+
+def statuses(db) -> set[str]:
+    return {row[0] for row in db.execute("SELECT status FROM subscribers").fetchall()}
+
+
+def pending(db) -> int:
+    return db.execute("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'").fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "553 5.1.8 <{sender}>: Sender address rejected: Domain not found",
+        "504 5.5.2 <{local}>: Sender address rejected: need fully-qualified address",
+        "550 5.1.0 <{sender}>: Sender address rejected: User unknown in local recipient table",
+    ],
+)
+def test_a_sender_refusal_at_rcpt_bounces_no_reader_and_stops_the_run(
+    db, run_cli, smtp_server, smtp_env, reply
+):
+    add_subscribers(db, people(4))
+    issue = create_sample_issue(db)
+    text = reply.format(sender=SENDER, local=SENDER.split("@")[0])
+    for email, _ in people(4):
+        smtp_server.script_rcpt(email, text, text, text)
+    result = run_cli("send", issue, "--concurrency", "1", env=smtp_env)
+    assert result.exit_code == 1, result.output
+    assert statuses(db) == {"active"}
+    assert pending(db) == 4
+
+
+def test_the_same_hard_bounce_for_many_readers_stops_the_run_as_a_relay_problem(
+    db, run_cli, smtp_server, smtp_env, monkeypatch
+):
+    monkeypatch.setattr(engine, "BREAKER_REPEATS", 5)  # the default (20) needs a longer list
+    add_subscribers(db, people(12))
+    issue = create_sample_issue(db)
+    for email, _ in people(12):
+        smtp_server.script_rcpt(email, f"550 5.1.1 <{email}>: Recipient address rejected")
+    result = run_cli("send", issue, "--concurrency", "1", env=smtp_env)
+    assert result.exit_code == 1, result.output
+    assert "in a row with the same reply" in result.output
+    bounced = db.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'bounced'").fetchone()
+    assert bounced[0] == 4  # the ones before the breaker tripped; nobody after
+    assert pending(db) == 8
+
+
+def test_different_hard_bounces_do_not_trip_the_breaker(db, run_cli, smtp_server, smtp_env):
+    add_subscribers(db, people(3))
+    issue = create_sample_issue(db)
+    smtp_server.script_rcpt("reader0000@example.org", "550 5.1.1 user unknown")
+    smtp_server.script_rcpt("reader0001@example.org", "550 mailbox unavailable")
+    result = run_cli("send", issue, env=smtp_env)
+    assert result.exit_code == 3, result.output
+    assert statuses(db) == {"active", "bounced"}
+
+
+def test_a_sender_address_rejection_is_never_a_hard_bounce_whatever_the_step():
+    assert not is_hard_bounce(550, "5.1.0 <news@outlet.test>: Sender address rejected: x")
+    assert is_hard_bounce(550, "5.1.1 <bob@example.org>: Recipient address rejected: x")
