@@ -117,6 +117,27 @@ def test_uncertain_copies_left_by_a_crash_do_not_hold_up_later_weeks(
     assert issue_store.get_issue(db, old).status == "sending"  # left for the editor to decide
 
 
+def test_a_draft_of_last_week_sent_this_week_and_left_uncertain_is_this_weeks_digest(
+    db, run_cli, smtp_server, weekly_env, tmp_path
+):
+    add_subscribers(db, PEOPLE)
+    old = create_sample_issue(db, "2026-W40")
+    ledger.fix_deliveries(db, old, {}, "non_donor")
+    issue_store.set_issue_status(db, old, "sending")
+    with db.transaction() as conn:  # built last week, sent this week, one copy left in doubt
+        conn.execute("UPDATE deliveries SET state = 'sent' WHERE email != 'cy@example.org'")
+        conn.execute("UPDATE deliveries SET state = 'uncertain' WHERE email = 'cy@example.org'")
+        week_ago = (datetime.now(UTC) - timedelta(days=7)).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        conn.execute("UPDATE issues SET created_at = ?, send_started_at = ?", (week_ago, now))
+    write_article(tmp_path / "site", "new", "A new story", datetime.now(UTC) - timedelta(hours=3))
+
+    result = run_cli("weekly", "--json", env=weekly_env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["action"] == "already_sent"
+    assert smtp_server.messages == []  # no second digest this week
+
+
 def import_people(run_cli, tmp_path: Path) -> None:
     csv = tmp_path / "people.csv"
     csv.write_text("email,name\n" + "".join(f"{e},{n}\n" for e, n in PEOPLE), "utf-8")

@@ -161,6 +161,7 @@ class Issue:
     window_end: datetime | None = None
     sent_at: datetime | None = None
     articles: tuple[Article, ...] = field(default_factory=tuple)
+    send_started_at: datetime | None = None  # when its ledger was fixed (first send began)
 
 
 @dataclass(frozen=True)

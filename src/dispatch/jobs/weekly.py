@@ -77,7 +77,11 @@ def run_weekly(
         )
     last = issue_store.last_sent_issue(db)
     drafts = [d for d in issue_store.unsent_drafts(db) if d.articles]
-    if last is not None and _same_week(last.sent_at or last.created_at, now):
+    # An issue still sending (uncertain rows after a crash) has no sent_at: its week is the one
+    # its send began in, not the one its draft was built in.
+    if last is not None and _same_week(
+        last.sent_at or last.send_started_at or last.created_at, now
+    ):
         if drafts:
             notes.append(
                 f"The draft {drafts[0].id} waits: the next weekly run in another week sends it "

@@ -41,6 +41,7 @@ def _issue(row: sqlite3.Row, articles: Sequence[Article] = ()) -> Issue:
         window_end=from_db_time(row["window_end"]),
         sent_at=from_db_time(row["sent_at"]),
         articles=tuple(articles),
+        send_started_at=from_db_time(row["send_started_at"]),
     )
 
 
