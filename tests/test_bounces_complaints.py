@@ -197,6 +197,21 @@ def test_an_outlook_report_names_the_recipient(mailing, run_cli, tmp_path) -> No
     assert status_of(mailing, "dev") == "complained"
 
 
+def test_a_forged_report_naming_a_never_mailed_reader_changes_nothing(
+    mailing, run_cli, tmp_path
+) -> None:
+    """Anyone can mail the bounce mailbox: an address alone counts only for a mailed reader."""
+    subscriber_store.import_subscribers(mailing, [Reader("zed@example.test", "Zed")], "test")
+    forged = (
+        b"From: news@outlet.test\r\nTo: zed@example.test\r\nSubject: This week\r\n"
+        b"Message-ID: <forged@example.net>\r\n\r\nHello\r\n"
+    )
+    box = maildir_with(tmp_path / "fbl", arf(forged, rcpt="zed@example.test"))
+    report = process(run_cli, box)
+    assert (report["complaints"], report["complained"], report["unmatched"]) == (0, 0, 1)
+    assert status_of(mailing, "zed") == "active"
+
+
 def test_a_jmrp_report_in_the_old_shape_counts(mailing, run_cli, tmp_path) -> None:
     copy = redact(dispatch_copy(mailing, "eve"), "eve", unsubscribe=False)
     box = maildir_with(tmp_path / "fbl", jmrp(copy, "eve@example.test"))

@@ -134,7 +134,7 @@ def _match_complaint(
     db: Database, complaint: Complaint, secret: Callable[[], bytes]
 ) -> bounce_store.DeliveryRef | None:
     """The reader a complaint is about: unsubscribe token, then signed Message-ID, then the
-    address the report names (providers often redact it)."""
+    address the report names (providers often redact it) if Dispatch has mailed it."""
     mid = parse_dispatch_message_id(complaint.original_message_id)
     signed = None
     if mid is not None and mid.delivery_id is not None:
@@ -153,8 +153,10 @@ def _match_complaint(
             return _match_address(db, subscriber.email)
     if signed is not None:
         return signed
+    # The address alone proves nothing (anyone can mail the bounce mailbox a report naming any
+    # reader): it counts only for a reader Dispatch has mailed (a ledger row to that address).
     for address in complaint.recipients:
-        ref = _match_address(db, address)
+        ref = bounce_store.latest_delivery_to(db, address)
         if ref is not None:
             return ref
     return None
