@@ -11,7 +11,13 @@ from babel.numbers import get_currency_precision
 
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError
-from dispatch.money import format_money, from_minor_units, minor_unit_exponent, to_minor_units
+from dispatch.money import (
+    format_money,
+    from_minor_units,
+    minor_unit_exponent,
+    parse_amount,
+    to_minor_units,
+)
 
 NBSP = "\u00a0"
 SRC = Path(__file__).resolve().parents[1] / "src" / "dispatch"
@@ -165,3 +171,28 @@ def test_the_report_chart_writes_amounts_in_the_language() -> None:
     }
     assert f"5.000,00{NBSP}€" in render_svg(report, locale="de")
     assert "€5,000.00" in render_svg(report)
+
+
+@pytest.mark.parametrize(
+    "text, currency, lang, minor",
+    [
+        ("12,50", "eur", "de", 1250),
+        ("1.000", "eur", "de", 100000),
+        ("1.000,5", "eur", "de", 100050),
+        ("12.50", "usd", "en", 1250),
+        ("1,000", "usd", "en", 100000),
+        ("1 000", "eur", "fr", 100000),
+        ("١٢٫٥", "eur", "ar", 1250),
+        ("500", "jpy", "de", 500),
+    ],
+)
+def test_parse_amount_reads_a_typed_amount_the_languages_way(text, currency, lang, minor):
+    assert parse_amount(text, currency, lang) == minor
+
+
+@pytest.mark.parametrize(
+    "text, lang", [("12.50", "de"), ("12,50", "en"), ("1e3", "en"), ("-5", "en"), ("", "en")]
+)
+def test_parse_amount_refuses_what_the_language_would_not_write(text, lang):
+    with pytest.raises(InputError, match="is not an amount"):
+        parse_amount(text, "eur", lang)

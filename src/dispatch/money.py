@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import copy
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
-from babel.numbers import format_currency
+from babel.numbers import (
+    NumberFormatError,
+    format_currency,
+    get_decimal_symbol,
+    get_group_symbol,
+    parse_decimal,
+)
 
 from dispatch.errors import InputError
 
@@ -70,6 +77,49 @@ def to_minor_units(text: str, currency: str) -> int:
             f"{code.upper()} amounts have at most {decimals} decimal places.",
         )
     return int(value.scaleb(minor_unit_exponent(code)))
+
+
+#: Spaces a person may type between groups of digits ("1 000"), French's own being U+202F.
+_SPACES = re.compile(r"[\s\u00a0\u202f]")
+#: Arabic's decimal and group separators (U+066B, U+066C), typed with Arabic-Indic digits.
+_ARABIC_SEPARATORS = {"\u066b": "decimal", "\u066c": "group"}
+
+
+def parse_amount(text: str, currency: str, locale: str | None = None) -> int:
+    """An amount a person typed, read the way their language writes numbers, in Stripe's minor
+    units: German "12,50" EUR -> 1250 and "1.000" -> 100000; English "1,000.50" -> 100050.
+    Refuses signs, exponents and misplaced separators (Babel's strict parse) with InputError."""
+    place = parse_language(locale or DEFAULT_LANGUAGE)
+    decimal, group = get_decimal_symbol(place), get_group_symbol(place)
+    typed = str(text).strip()
+    chars = []
+    for char in typed:
+        if char.isdigit():
+            chars.append(str(unicodedata.decimal(char, char)))
+        elif char in _ARABIC_SEPARATORS:
+            chars.append(decimal if _ARABIC_SEPARATORS[char] == "decimal" else group)
+        elif _SPACES.fullmatch(char):
+            chars.append(group if _SPACES.fullmatch(group) else char)
+        else:
+            chars.append(char)
+    cleaned = "".join(chars)
+    allowed = set("0123456789") | {decimal, group}
+    hint = f"Write it like 25 or {example_amount(currency, locale)}."
+    if not cleaned or not set(cleaned) <= allowed or not cleaned[0].isdigit():
+        raise InputError(f"{typed!r} is not an amount", hint)
+    try:
+        value = parse_decimal(cleaned, locale=place, strict=True)
+    except (NumberFormatError, ValueError):
+        raise InputError(f"{typed!r} is not an amount", hint) from None
+    return to_minor_units(str(value), currency)
+
+
+def example_amount(currency: str, locale: str | None = None) -> str:
+    """A typed amount to show as an example, in the language's way: "12.50", "12,50", "500"."""
+    place = parse_language(locale or DEFAULT_LANGUAGE)
+    if _accepted_decimals(currency.strip().lower()) == 0:
+        return "500"
+    return f"12{get_decimal_symbol(place)}50"
 
 
 def from_minor_units(minor_units: int, currency: str) -> Decimal:

@@ -21,7 +21,7 @@ from dispatch.donations.billing import BillingGateway
 from dispatch.donations.gateway import StripeGateway
 from dispatch.donations.recurring import TOKEN_KEY
 from dispatch.errors import ConfigError, InputError
-from dispatch.money import format_money, to_minor_units
+from dispatch.money import example_amount, format_money, parse_amount, to_minor_units
 from dispatch.store import Database, clicks, ledger, supporters
 from dispatch.store import recurring as recurring_store
 from dispatch.store.tokens import valid_token
@@ -91,20 +91,41 @@ def is_known_token(db: Database, token: str) -> bool:
     return valid_token(token) and supporters.reader_of_token(db, token) is not None
 
 
-def parse_gift(options: GivingOptions, frequency: str, amount: str) -> tuple[str, int]:
-    """The form's choice, checked: InputError says what is wrong in words for the reader."""
+class GiftError(InputError):
+    """A refused choice on the donation page, said to the reader in the page's language: the
+    web layer translates ``msgid`` (marked for the catalogs) and fills in ``params``."""
+
+    def __init__(self, msgid: str, **params: str) -> None:
+        super().__init__(msgid % params if params else msgid)
+        self.msgid = msgid
+        self.params = params
+
+
+def parse_gift(
+    options: GivingOptions, frequency: str, amount: str, language: str | None = None
+) -> tuple[str, int]:
+    """The form's choice, checked; GiftError says what is wrong in words for the reader.
+    ``language`` is the page's when the reader typed the amount (read their language's way:
+    German "12,50"); without it the amount is one of the page's own choices ("12.50")."""
     if frequency not in FREQUENCIES:
-        raise InputError("Please choose one-time, monthly or yearly.")
+        raise GiftError(("Please choose one-time, monthly or yearly."))
     try:
-        minor = to_minor_units(amount.strip(), options.currency)
+        if language is None:
+            minor = to_minor_units(amount.strip(), options.currency)
+        else:
+            minor = parse_amount(amount, options.currency, language)
     except InputError as exc:
-        raise InputError(
-            f"{amount.strip()[:20]!r} is not an amount. Please enter a number such as 10 or 12.50."
+        raise GiftError(
+            ("“%(amount)s” is not an amount. Please enter a number such as 10 or %(example)s."),
+            amount=amount.strip()[:20],
+            example=example_amount(options.currency, language),
         ) from exc
     if not options.minimum <= minor <= options.maximum:
-        low = format_money(options.minimum, options.currency)
-        high = format_money(options.maximum, options.currency)
-        raise InputError(f"Please give between {low} and {high}.")
+        raise GiftError(
+            ("Please give between %(minimum)s and %(maximum)s."),
+            minimum=format_money(options.minimum, options.currency, locale=language),
+            maximum=format_money(options.maximum, options.currency, locale=language),
+        )
     return frequency, minor
 
 
@@ -116,16 +137,18 @@ def start_checkout(
     amount: str,
     nonce: str,
     gateway: StripeGateway | None = None,
+    language: str | None = None,
 ) -> str | None:
     """Create the Checkout Session for the page's POST and return its URL; None for an unknown
-    token (nothing created). InputError for a bad choice; DonationError when Stripe fails."""
+    token (nothing created). GiftError for a bad choice; DonationError when Stripe fails.
+    ``language``: the page's, when the reader typed the amount (see ``parse_gift``)."""
     reader = supporters.reader_of_token(db, token) if valid_token(token) else None
     if reader is None:
         return None
     options = giving_options(settings)
     if options is None:
         raise ConfigError("The donation page is off", "Set DISPATCH_DONATION_AMOUNTS.")
-    frequency, minor = parse_gift(options, frequency, amount)
+    frequency, minor = parse_gift(options, frequency, amount, language)
     interval = FREQUENCIES[frequency]
     base = settings.public_url.rstrip("/")
     name = f"Donation to {settings.outlet_name}"

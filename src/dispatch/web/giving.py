@@ -86,15 +86,17 @@ def donate_post(token: str) -> Response:
     if not page_on():
         abort(404)
     chosen = {k: request.form.get(k, "")[:40] for k in ("frequency", "amount", "custom", "nonce")}
-    amount = chosen["custom"].strip() or chosen["amount"]
+    typed = chosen["custom"].strip()
+    lang = web.renderer.language_for(giving.page_language(web.db(), token))
     try:
         url = giving.start_checkout(
             web.db(),
             web.settings,
             token,
             chosen["frequency"],
-            amount,
+            typed or chosen["amount"],
             chosen["nonce"] or secrets.token_urlsafe(12),
+            language=lang if typed else None,  # typed the reader's way: German "12,50"
         )
     except InputError as exc:
         if not giving.is_known_token(web.db(), token):
