@@ -212,6 +212,23 @@ def test_a_forged_report_naming_a_never_mailed_reader_changes_nothing(
     assert status_of(mailing, "zed") == "active"
 
 
+def test_a_complaint_voids_the_readers_open_confirmation_links(mailing, run_cli, tmp_path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from dispatch.jobs.signup import REACTIVATED_BY_CONFIRMATION
+    from dispatch.store import signups
+
+    later = datetime.now(UTC) + timedelta(days=2)
+    signups.add_confirmation(mailing, "hash-before", "ben@example.test", "Ben", later)
+    box = maildir_with(tmp_path / "fbl", arf(redact(dispatch_copy(mailing, "ben"), "ben")))
+    assert process(run_cli, box)["complained"] == 1
+    used = signups.use_confirmation(
+        mailing, "hash-before", datetime.now(UTC), REACTIVATED_BY_CONFIRMATION
+    )
+    assert used is None  # the link was mailed before the complaint: spent by it
+    assert status_of(mailing, "ben") == "complained"
+
+
 def test_a_jmrp_report_in_the_old_shape_counts(mailing, run_cli, tmp_path) -> None:
     copy = redact(dispatch_copy(mailing, "eve"), "eve", unsubscribe=False)
     box = maildir_with(tmp_path / "fbl", jmrp(copy, "eve@example.test"))

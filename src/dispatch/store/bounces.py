@@ -194,6 +194,12 @@ def record_complaint(
         changed = apply_status_change(  # models.STATUS_CHANGES: anything but complained
             conn, StatusActor.COMPLAINT, "complained", "id", ref.subscriber_id
         )
+        # A confirmation link mailed before the complaint must not make the reader active again.
+        conn.execute(
+            "UPDATE confirmations SET used_at = ? WHERE used_at IS NULL"
+            " AND email = (SELECT email FROM subscribers WHERE id = ?)",
+            (now, ref.subscriber_id),
+        )
     return True, bool(changed)
 
 
