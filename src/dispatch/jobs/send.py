@@ -21,6 +21,7 @@ from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, IssueError
 from dispatch.jobs.messages import issue_messages, row_composer
 from dispatch.jobs.status import SendSummary, finish_summary
+from dispatch.jobs.unsubscribe import apply_spool_before_send
 from dispatch.mailer import (
     AdaptiveRate,
     DeliveryRun,
@@ -107,6 +108,7 @@ def send_issue(
     factory = issue_messages(db, settings, issue)
     with send_lock(db):
         summary = SendSummary(issue_id, {}, [], [])
+        apply_spool_before_send(db)  # unsubscribes the web service kept while the db was busy
         if issue.status == "draft":
             _fix_ledger(db, settings, issue_id, factory.config, target, options, summary, notice)
         _settle_doubts(db, issue_id, options, summary)

@@ -76,6 +76,18 @@ def apply_deferred_unsubscribes(open_db: Callable[[], Database], patience: Write
     return done
 
 
+def apply_spool_before_send(db: Database) -> int:
+    """Apply this machine's spooled unsubscribes now (a send, about to fix or resume its
+    ledger, must not mail a reader who has already asked to leave). Raises as the store does
+    when the database is still busy; what was not applied stays spooled."""
+    if not unsubscribe_spool.has_spooled(db.path):
+        return 0
+    done = unsubscribe_spool.apply_spooled_unsubscribes(db.path, lambda t: unsubscribe(db, t))
+    if done:
+        log.info("applied %d spooled unsubscribe(s) before a send", done)
+    return done
+
+
 def resubscribe(db: Database, token: str) -> Subscriber | None:
     """Undo an unsubscribe; bounced, complained and forgotten addresses stay as they are."""
     if not valid_token(token):
