@@ -218,6 +218,20 @@ def test_dry_run_shows_what_would_change_and_stores_nothing(tmp_path, run_cli, d
     )
 
 
+def test_a_dry_run_or_an_unreadable_file_creates_no_database(tmp_path, run_cli):
+    missing = tmp_path / "not-yet" / "dispatch.sqlite3"
+    missing.parent.mkdir()
+    env = {"DISPATCH_DB": str(missing)}
+    path = write(tmp_path, "email,name\nana@example.org,Ana\nbo@example.org,Bo\n")
+    dry = run_cli("subscribers", "import", str(path), "--dry-run", "--json", env=env)
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.output)["added"] == 2  # everything would be new
+    assert not missing.exists()
+    gone = run_cli("subscribers", "import", str(tmp_path / "nope.csv"), env=env)
+    assert gone.exit_code == 1 and "nope.csv" in gone.output
+    assert not missing.exists()  # the file is read before the database is created
+
+
 def test_line_breaks_and_control_characters_in_names_become_single_spaces(tmp_path, run_cli):
     text = 'email,first name,last name\nada@example.org,"Ada\r\n\tB.",Love\x0blace\n'
     run_import(run_cli, write(tmp_path, text))

@@ -11,6 +11,7 @@ from dispatch.cli._app import App, echo_json, pass_app
 from dispatch.errors import InputError
 from dispatch.jobs import subscribers as jobs
 from dispatch.models import SubscriberStatus
+from dispatch.store import Database
 
 STATUSES = [s.value for s in SubscriberStatus] + ["all"]
 
@@ -58,7 +59,15 @@ def import_(app: App, file: Path, as_json: bool, mapping: str | None, dry_run: b
       dispatch subscribers import mailchimp-export.csv --dry-run
       dispatch subscribers import list.csv --map 'email=E-mail,name=Full name' --json
     """
-    report = jobs.import_file(app.db(create=True), file, mapping, dry_run=dry_run)
+
+    def database() -> Database | None:
+        # Opened only once the file has been read; a dry run never creates the database.
+        where = app.settings.db_path
+        if dry_run and isinstance(where, Path) and not where.exists():
+            return None
+        return app.db(create=not dry_run)
+
+    report = jobs.import_file(database, file, mapping, dry_run=dry_run)
     if as_json:
         echo_json(report.as_json())
         return

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from dispatch.errors import InputError
 from dispatch.models import StatusActor, Subscriber, SubscriberStatus
-from dispatch.store import Database
+from dispatch.store import Database, open_db
 from dispatch.store import subscribers as store
 from dispatch.subscribers import (
     CsvRow,
@@ -57,11 +58,34 @@ class ImportReport(store.ImportCounts):
 
 
 def import_file(
-    db: Database, path: Path, mapping: str | None = None, *, dry_run: bool = False
+    db: Database | Callable[[], Database | None],
+    path: Path,
+    mapping: str | None = None,
+    *,
+    dry_run: bool = False,
 ) -> ImportReport:
     """Import a subscriber file: good rows in (in short batches), bad rows reported,
-    suppression always wins. Every record of the file is counted once, or the import says so."""
+    suppression always wins. Every record of the file is counted once, or the import says so.
+
+    ``db`` may be a callable, called once the file has been read (a file that cannot be read
+    creates no database); a dry run's may return None when there is no database yet: then
+    everything counts against an empty scratch one, and nothing is created where DISPATCH_DB
+    points."""
     source = SubscriberFile(path, parse_mapping(mapping) if mapping else None)
+    opened = db() if callable(db) else db
+    if opened is None:
+        if not dry_run:
+            raise InputError(f"No database to import {path} into", "This is a bug in Dispatch.")
+        with tempfile.TemporaryDirectory() as folder:
+            scratch = open_db(Path(folder) / "dry-run.sqlite3", create=True)
+            try:
+                return _import(scratch, source, path, dry_run=True)
+            finally:
+                scratch.close()
+    return _import(opened, source, path, dry_run=dry_run)
+
+
+def _import(db: Database, source: SubscriberFile, path: Path, *, dry_run: bool) -> ImportReport:
     invalid: list[InvalidRow] = []
 
     def good_rows() -> Iterator[CsvRow]:
