@@ -98,15 +98,18 @@ def send_issue(
     """
     options = options or SendOptions()
     started = time.monotonic()
-    issue = _sendable(db, issue_id)
+    _sendable(db, issue_id)
     target = relay_from_settings(settings)
     signer = signer_from_settings(settings)  # None unless DKIM is configured
-    if issue.status == "draft" and issue.kind == "digest" and issue.articles:
-        # Render the digest once more as its send starts: the campaign's progress as of now,
-        # and the "view in browser" link from the settings the send runs with.
-        render_and_store(db, settings, issue.id)
-    factory = issue_messages(db, settings, issue)
     with send_lock(db):
+        # Read again under the lock: a send that ran meanwhile may have started this issue,
+        # and its stored copies must not be rendered anew under it.
+        issue = _sendable(db, issue_id)
+        if issue.status == "draft" and issue.kind == "digest" and issue.articles:
+            # Render the digest once more as its send starts: the campaign's progress as of
+            # now, and the "view in browser" link from the settings the send runs with.
+            render_and_store(db, settings, issue.id)
+        factory = issue_messages(db, settings, issue)
         summary = SendSummary(issue_id, {}, [], [])
         apply_spool_before_send(db)  # unsubscribes the web service kept while the db was busy
         if issue.status == "draft":
