@@ -22,6 +22,7 @@ from dispatch.donations.gateway import StripeGateway
 from dispatch.donations.recurring import TOKEN_KEY
 from dispatch.errors import ConfigError, InputError
 from dispatch.money import example_amount, format_money, parse_amount, to_minor_units
+from dispatch.render.i18n import N_
 from dispatch.store import Database, clicks, ledger, supporters
 from dispatch.store import recurring as recurring_store
 from dispatch.store.tokens import valid_token
@@ -102,27 +103,32 @@ class GiftError(InputError):
 
 
 def parse_gift(
-    options: GivingOptions, frequency: str, amount: str, language: str | None = None
+    options: GivingOptions,
+    frequency: str,
+    amount: str,
+    language: str | None = None,
+    *,
+    typed: bool = False,
 ) -> tuple[str, int]:
-    """The form's choice, checked; GiftError says what is wrong in words for the reader.
-    ``language`` is the page's when the reader typed the amount (read their language's way:
-    German "12,50"); without it the amount is one of the page's own choices ("12.50")."""
+    """The form's choice, checked; GiftError says what is wrong in words for the reader, with
+    amounts written in the page's ``language``. A ``typed`` amount is read that language's way
+    (German "12,50"); otherwise it is one of the page's own choices ("12.50")."""
     if frequency not in FREQUENCIES:
-        raise GiftError(("Please choose one-time, monthly or yearly."))
+        raise GiftError(N_("Please choose one-time, monthly or yearly."))
     try:
-        if language is None:
+        if not typed:
             minor = to_minor_units(amount.strip(), options.currency)
         else:
             minor = parse_amount(amount, options.currency, language)
     except InputError as exc:
         raise GiftError(
-            ("“%(amount)s” is not an amount. Please enter a number such as 10 or %(example)s."),
+            N_("“%(amount)s” is not an amount. Please enter a number such as 10 or %(example)s."),
             amount=amount.strip()[:20],
             example=example_amount(options.currency, language),
         ) from exc
     if not options.minimum <= minor <= options.maximum:
         raise GiftError(
-            ("Please give between %(minimum)s and %(maximum)s."),
+            N_("Please give between %(minimum)s and %(maximum)s."),
             minimum=format_money(options.minimum, options.currency, locale=language),
             maximum=format_money(options.maximum, options.currency, locale=language),
         )
@@ -138,17 +144,19 @@ def start_checkout(
     nonce: str,
     gateway: StripeGateway | None = None,
     language: str | None = None,
+    *,
+    typed: bool = False,
 ) -> str | None:
     """Create the Checkout Session for the page's POST and return its URL; None for an unknown
     token (nothing created). GiftError for a bad choice; DonationError when Stripe fails.
-    ``language``: the page's, when the reader typed the amount (see ``parse_gift``)."""
+    ``language``: the page's; ``typed``: the reader typed the amount (see ``parse_gift``)."""
     reader = supporters.reader_of_token(db, token) if valid_token(token) else None
     if reader is None:
         return None
     options = giving_options(settings)
     if options is None:
         raise ConfigError("The donation page is off", "Set DISPATCH_DONATION_AMOUNTS.")
-    frequency, minor = parse_gift(options, frequency, amount, language)
+    frequency, minor = parse_gift(options, frequency, amount, language, typed=typed)
     interval = FREQUENCIES[frequency]
     base = settings.public_url.rstrip("/")
     name = f"Donation to {settings.outlet_name}"
@@ -205,6 +213,13 @@ def subscription_for_ref(db: Database, settings: Settings, ref: str) -> str | No
     ):
         return None
     return sub_id if recurring_store.subscription(db, sub_id) is not None else None
+
+
+def manage_language(db: Database, settings: Settings, ref: str) -> str:
+    """The language of the reader who gives through a manage link's subscription ("" for the
+    outlet's default or a link Dispatch does not know): the manage page speaks it."""
+    sub_id = subscription_for_ref(db, settings, ref)
+    return supporters.language_of_subscription(db, sub_id) if sub_id else ""
 
 
 def open_portal(

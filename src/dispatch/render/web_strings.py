@@ -43,4 +43,11 @@ WEB_STRINGS = (
     N_(
         "Thank you for your gift: it keeps our journalism independent. Stripe emails you a receipt."
     ),
+    N_("Thank you"),
+    # The manage-your-gift page (web/giving.py).
+    N_("Unavailable for a moment"),
+    N_(
+        "We could not reach our payment provider. Nothing was changed: please try again in a"
+        " minute."
+    ),
 )

@@ -78,3 +78,14 @@ def gift_subscriptions(db: Database) -> dict[int, str]:
         if rank and rank > found.get(sub_id, (0, ""))[0]:
             found[sub_id] = (rank, row["id"])
     return {sub_id: subscription for sub_id, (_, subscription) in found.items()}
+
+
+def language_of_subscription(db: Database, subscription_id: str) -> str:
+    """The language of the subscriber who gives through a subscription (the payer when the
+    link was forwarded; see _GIVERS), "" when none is known."""
+    row = db.execute(
+        "SELECT r.language FROM (" + _GIVERS.format(columns="s.id") + ") g"
+        " JOIN subscribers r ON r.id = g.subscriber_id WHERE g.id = ?",
+        (subscription_id,),
+    ).fetchone()
+    return str(row["language"] or "") if row else ""

@@ -96,25 +96,31 @@ def donate_post(token: str) -> Response:
             chosen["frequency"],
             typed or chosen["amount"],
             chosen["nonce"] or secrets.token_urlsafe(12),
-            language=lang if typed else None,  # typed the reader's way: German "12,50"
+            language=lang,
+            typed=bool(typed),  # read the reader's way: German "12,50"
         )
     except InputError as exc:
         if not giving.is_known_token(web.db(), token):
             abort(404)
-        return _form(token, status=400, error=exc.message, chosen=chosen)
+        error = exc.message
+        if isinstance(exc, giving.GiftError):
+            error = web.renderer.gettext(exc.msgid, lang) % exc.params
+        return _form(token, status=400, error=error, chosen=chosen)
     except DonationError as exc:
         log.error("the donation page could not create a Checkout Session: %s", exc)
         return _unavailable(
             "Payments are unavailable for a moment",
             "We could not reach our payment provider, so nothing was charged. Please "
             "go back and try again in a minute.",
+            lang,
         )
     return _to_stripe(url)
 
 
-def _unavailable(title: str, message: str) -> Response:
-    """The 503 page when Stripe could not be reached (donating or managing a gift)."""
-    return no_store(page("error", status=503, code=503, title=title, message=message))
+def _unavailable(title: str, message: str, lang: str) -> Response:
+    """The 503 page when Stripe could not be reached (donating or managing a gift); the title
+    and message are web_strings msgids, translated by the page."""
+    return no_store(page("error", status=503, _lang=lang, code=503, title=title, message=message))
 
 
 def _to_stripe(url: str | None) -> Response:
@@ -128,9 +134,11 @@ def _to_stripe(url: str | None) -> Response:
 
 
 def thanks(token: str) -> Response:
+    lang = state().renderer.language_for(giving.page_language(state().db(), token))
     return no_store(
         page(
             "error",
+            _lang=lang,
             code=200,
             title="Thank you",
             message="Thank you for your gift: it keeps our journalism independent. "
@@ -143,7 +151,15 @@ def manage_get(ref: str) -> Response:
     web = state()
     if giving.subscription_for_ref(web.db(), web.settings, ref) is None:
         abort(404)
-    return no_store(_allow_stripe(page("manage", action=url_for("links.manage_post", ref=ref))))
+    lang = _manage_language(ref)
+    action = url_for("links.manage_post", ref=ref)
+    return no_store(_allow_stripe(page("manage", _lang=lang, action=action)))
+
+
+def _manage_language(ref: str) -> str:
+    """The manage page's language: that of the reader who gives through the subscription."""
+    web = state()
+    return web.renderer.language_for(giving.manage_language(web.db(), web.settings, ref))
 
 
 def manage_post(ref: str) -> Response:
@@ -156,6 +172,7 @@ def manage_post(ref: str) -> Response:
             "Unavailable for a moment",
             "We could not reach our payment provider. Nothing was changed: please "
             "try again in a minute.",
+            _manage_language(ref),
         )
     return _to_stripe(url)
 

@@ -90,6 +90,7 @@ def _deferred_unsubscribe(token: str, busy: DatabaseBusyError) -> Response:
         page(
             "error",
             status=202,
+            _lang=subscriber.language,
             code=202,
             title="Unsubscribe recorded",
             message=message + " You do not need to do anything else.",
