@@ -90,6 +90,15 @@ def test_delete_asks_and_only_a_y_deletes(db, run_cli, draft) -> None:
     assert db.execute("SELECT COUNT(*) FROM issue_variants").fetchone()[0] == 0
 
 
+def test_delete_from_a_script_without_a_terminal_says_to_pass_yes(db, run_cli, draft) -> None:
+    result = run_cli("issue", "delete", draft)  # input=None: stdin is no terminal, and empty
+    assert result.exit_code == 2
+    assert "Aborted!" not in result.output
+    assert "Error: There is no terminal to answer the question. Pass --yes" in result.stderr
+    assert f"dispatch issue delete {draft} --yes" in result.stderr
+    assert issue_store.get_issue(db, draft) is not None
+
+
 def test_delete_yes_skips_the_question_and_the_stories_are_new_again(
     db, run_cli, write_feed, draft
 ) -> None:

@@ -209,7 +209,7 @@ def test_weekly_sends_the_latest_draft_and_names_the_older_ones(
     assert result.exit_code == 0, result.output
     assert "Sending the editor's draft latest-draft" in result.output
     assert "older unsent drafts remain (old-draft)" in result.output
-    assert "dispatch issue delete" in result.output
+    assert "dispatch issue delete ISSUE --yes" in result.output  # cron has no terminal
     assert issue_store.get_issue(db, "latest-draft").status == "sent"
     assert issue_store.get_issue(db, "old-draft").status == "draft"
 

@@ -64,6 +64,12 @@ class InputError(DispatchError):
     """Bad input from a file or flag (a CSV, an address, a date)."""
 
 
+class AnswerNeeded(DispatchError):
+    """A command asks before it acts and nobody can answer (no terminal, nothing piped)."""
+
+    exit_code = ExitStatus.USAGE
+
+
 class SendError(DispatchError):
     """Mail could not be handed to the SMTP relay."""
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from dispatch.cli._app import App, echo_json, pass_app
+from dispatch.errors import AnswerNeeded
 from dispatch.jobs import editing
 from dispatch.models import IssueStatus
 from dispatch.store import issues as issue_store
@@ -183,12 +185,27 @@ def delete(app: App, issue_id: str, yes: bool) -> None:
     """
     draft = editing.require_issue(app.db(), issue_id)
     if not yes and draft.status == IssueStatus.DRAFT:
-        click.confirm(
-            f"Delete the draft {draft.id} ({len(draft.articles)} articles: {draft.subject})?",
-            abort=True,
-        )
+        question = f"Delete the draft {draft.id} ({len(draft.articles)} articles: {draft.subject})?"
+        if not _ask(question, f"dispatch issue delete {draft.id} --yes"):
+            raise click.Abort()
     editing.delete_draft(app.db(), issue_id)
     click.echo(f"Deleted the draft {issue_id}.")
+
+
+def _ask(question: str, instead: str) -> bool:
+    """A yes/no question on the terminal (an answer piped in counts too). From cron or a script
+    with nothing to read, a clear usage error naming the non-interactive ``instead``, not
+    click's bare "Aborted!"."""
+    try:
+        return click.confirm(question)
+    except click.Abort:
+        if sys.stdin.isatty():
+            raise  # Ctrl-C or Ctrl-D at the question
+        click.echo(err=True)
+        raise AnswerNeeded(
+            "There is no terminal to answer the question",
+            f"Pass --yes to delete without a question: {instead}",
+        ) from None
 
 
 COMMANDS = [list_issues, issue]

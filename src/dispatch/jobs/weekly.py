@@ -85,7 +85,7 @@ def run_weekly(
         if drafts:
             notes.append(
                 f"The draft {drafts[0].id} waits: the next weekly run in another week sends it "
-                f"as it stands, unless you discard it (dispatch issue delete {drafts[0].id})."
+                f"as it stands, unless you discard it (dispatch issue delete {drafts[0].id} --yes)."
             )
         return WeeklyResult(
             "already_sent",
@@ -97,7 +97,7 @@ def run_weekly(
         if older:
             notes.append(
                 f"Note: older unsent drafts remain ({', '.join(d.id for d in older)}); "
-                "discard each with `dispatch issue delete ISSUE`."
+                "discard each with `dispatch issue delete ISSUE --yes`."
             )
         notes.append(
             f"Sending the editor's draft {draft.id} as it stands ({len(draft.articles)} articles, "
