@@ -21,6 +21,7 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import (
     NumberFormatError,
     format_currency,
+    format_decimal,
     get_decimal_symbol,
     get_group_symbol,
     parse_decimal,
@@ -159,3 +160,8 @@ def format_money(
         text = format_currency(value, code, locale=place, decimal_quantization=False)
     # CLDR's currency spacing, which Babel leaves out: "KWD 1.250", not "KWD1.250".
     return _LETTER_TOUCHES_DIGIT.sub("\u00a0", text)
+
+
+def format_count(value: int, *, locale: str | None = None) -> str:
+    """A count for people in the language's way (issue 14): 1,234 in English, 1.234 in German."""
+    return str(format_decimal(int(value), locale=parse_language(locale or DEFAULT_LANGUAGE)))

@@ -18,11 +18,10 @@ from pathlib import Path
 
 from babel import Locale
 from babel.dates import format_date
-from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
 from dispatch.errors import ConfigError
-from dispatch.money import parse_language
+from dispatch.money import format_count, parse_language
 
 #: The gettext domain of every catalog (shipped and an outlet's own).
 DOMAIN = "dispatch"
@@ -136,6 +135,7 @@ def day_date(value: str | date | None, tag: str) -> str:
     return format_date(day, format="long", locale=locale_of(tag))
 
 
-def format_number(value: int | float, tag: str) -> str:
-    """A count as the language writes it: 1,234 in English, 1.234 in German."""
-    return str(format_decimal(value, locale=locale_of(tag)))
+def format_number(value: int, tag: str) -> str:
+    """A count as the language writes it: 1,234 in English, 1.234 in German (dispatch.money,
+    the one module that writes numbers with Babel)."""
+    return format_count(value, locale=tag)
