@@ -58,8 +58,8 @@ def test_the_same_hard_bounce_for_many_readers_stops_the_run_as_a_relay_problem(
     assert result.exit_code == 1, result.output
     assert "in a row with the same reply" in result.output
     bounced = db.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'bounced'").fetchone()
-    assert bounced[0] == 4  # the ones before the breaker tripped; nobody after
-    assert pending(db) == 8
+    assert bounced[0] == 0  # the ones before the breaker tripped were held, then kept pending
+    assert pending(db) == 12
 
 
 def test_different_hard_bounces_do_not_trip_the_breaker(db, run_cli, smtp_server, smtp_env):
@@ -75,3 +75,16 @@ def test_different_hard_bounces_do_not_trip_the_breaker(db, run_cli, smtp_server
 def test_a_sender_address_rejection_is_never_a_hard_bounce_whatever_the_step():
     assert not is_hard_bounce(550, "5.1.0 <news@outlet.test>: Sender address rejected: x")
     assert is_hard_bounce(550, "5.1.1 <bob@example.org>: Recipient address rejected: x")
+
+
+def test_held_bounces_below_the_breaker_are_applied_when_the_run_ends(
+    db, run_cli, smtp_server, smtp_env
+):
+    add_subscribers(db, people(3))
+    issue = create_sample_issue(db)
+    for email, _ in people(3):
+        smtp_server.script_rcpt(email, f"550 5.1.1 <{email}>: Recipient address rejected")
+    result = run_cli("send", issue, "--concurrency", "1", env=smtp_env)
+    assert result.exit_code == 3, result.output
+    assert statuses(db) == {"bounced"}
+    assert pending(db) == 0

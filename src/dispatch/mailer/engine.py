@@ -17,8 +17,8 @@ limit) falls back to the backoff. The run gives up (SendError, rows left pending
 the relay has accepted or refused nothing at all for ``give_up_after`` seconds. A hard bounce
 (see ``DeliveryStatus.hard_bounce``) fails its row and makes its reader ``bounced`` in the
 same commit, unless ``BREAKER_REPEATS`` readers in a row got the same reply (``BounceBreaker``):
-then that one and every later bounce stay pending and the run stops as a relay problem (the
-bounces before the breaker tripped stand; at most ``BREAKER_REPEATS - 1`` readers).
+then the run stops as a relay problem and none of that run of bounces is applied (they are
+held, in memory, until another outcome or the run's end shows them to be real).
 """
 
 from __future__ import annotations
@@ -127,6 +127,11 @@ class BounceBreaker:
         self._count = 0
         self._lock = threading.Lock()
 
+    @staticmethod
+    def key(status: DeliveryStatus) -> str:
+        """The reply with its addresses removed: what "the same reply" means."""
+        return f"{status.code} " + " ".join(_ADDRESS.sub(" ", status.reply).lower().split())
+
     def hold(self, status: DeliveryStatus) -> bool:
         """Count this outcome; True when it is a hard bounce the run must not apply."""
         with self._lock:
@@ -136,7 +141,7 @@ class BounceBreaker:
                 return False
             if self.tripped is not None:
                 return True
-            key = f"{status.code} " + " ".join(_ADDRESS.sub(" ", status.reply).lower().split())
+            key = self.key(status)
             self._count = self._count + 1 if key == self._key else 1
             self._key = key
             if self._count >= self.limit:
@@ -197,6 +202,8 @@ class DeliveryRun:
         self._done = 0  # final results in the buffer (for ``progress`` after the commit)
         self._last_flush = time.monotonic()
         self._last_progress = time.monotonic()
+        self._streak: list[tuple[Claimed, DeliveryStatus]] = []  # same-reply hard bounces held
+        self._streak_key = ""
 
     def _job(self, row: Claimed) -> Job:
         return Job(
@@ -220,6 +227,7 @@ class DeliveryRun:
             index, seq = result.job.note
             self._journaled[index] = max(seq, self._journaled.get(index, 0))
         if result.job.held:  # the breaker tripped: the relay, not this reader; stop the run
+            self._hold_streak()
             self._buffer.append(Recorded(row.id, "pending", status.describe, None))
             self.pool.fatal = self.pool.fatal or SendError(
                 f"The relay {self.pool.target.describe()} refused {self.breaker.limit} readers "
@@ -231,10 +239,19 @@ class DeliveryRun:
             self.pool.stopping.set()
             return
         state = _STATE[status.outcome]
-        bounce = status.hard_bounce
-        self._buffer.append(
-            Recorded(row.id, state, status.describe, row.subscriber_id if bounce else None)
-        )
+        if status.hard_bounce:  # held while the same reply repeats: a tripped breaker bounces none
+            key = self.breaker.key(status)
+            if key != self._streak_key:
+                self._release_streak()
+                self._streak_key = key
+            self._streak.append((row, status))
+            self._throttles.pop(row.id, None)
+            self._tries.pop(row.id, None)
+            self._last_progress = time.monotonic()
+            return
+        if state != "pending":
+            self._release_streak()  # another outcome between them: those bounces are real
+        self._buffer.append(Recorded(row.id, state, status.describe, None))
         if status.throttled:
             self.stats.throttled += 1
         if state == "pending":
@@ -251,10 +268,6 @@ class DeliveryRun:
             heapq.heappush(self._waiting, (due, row.id, row))
             return
         self._throttles.pop(row.id, None)
-        if bounce:
-            self.stats.bounced_count += 1
-            if len(self.stats.bounced) < BOUNCES_LISTED:
-                self.stats.bounced.append((row.email, status.describe))
         self._tries.pop(row.id, None)  # settled: nothing list-sized stays behind
         if state == "sent":
             self.stats.sent += 1
@@ -264,6 +277,25 @@ class DeliveryRun:
             self.stats.uncertain += 1
         self._last_progress = time.monotonic()
         self._done += 1
+
+    def _release_streak(self) -> None:
+        """The held hard bounces are real: fail their rows and bounce their readers."""
+        for row, status in self._streak:
+            self._buffer.append(Recorded(row.id, "failed", status.describe, row.subscriber_id))
+            self.stats.bounced_count += 1
+            if len(self.stats.bounced) < BOUNCES_LISTED:
+                self.stats.bounced.append((row.email, status.describe))
+            self.stats.failed += 1
+            self._done += 1
+        self._streak, self._streak_key = [], ""
+
+    def _hold_streak(self) -> None:
+        """The breaker tripped: the held bounces stay pending, in the ledger and the journal
+        (a newer journal entry, so closing the run does not apply the 'bounced' one)."""
+        for row, status in self._streak:
+            self._buffer.append(Recorded(row.id, "pending", status.describe, None))
+            self.ledger.finished(row.id, "pending", status.describe)
+        self._streak, self._streak_key = [], ""
 
     def _drain(self, wait: float) -> None:
         results = self.pool.results
@@ -351,6 +383,10 @@ class DeliveryRun:
         self.progress = None
         unsent = self.pool.stop(timeout=self.pool.timeout + 5)
         self._drain(0)
+        if self.breaker.tripped is not None:
+            self._hold_streak()
+        else:
+            self._release_streak()
         self._flush()
         for job in unsent:
             if self._outstanding.pop(job.key, None) is not None:
