@@ -88,3 +88,22 @@ def test_held_bounces_below_the_breaker_are_applied_when_the_run_ends(
     assert result.exit_code == 3, result.output
     assert statuses(db) == {"bounced"}
     assert pending(db) == 0
+
+
+@pytest.mark.parametrize(
+    "dead", ["sender@example.org", "daily@example.org", "spam@example.org", "fakenews@outlet.test"]
+)
+def test_a_reader_whose_address_reads_like_the_sender_or_a_quota_is_only_a_bounce(
+    db, run_cli, smtp_server, smtp_env, dead
+):
+    """Review finding: words inside the reader's own quoted address (sender@, daily@, spam@, or
+    an address that merely contains ours) made a reader's refusal stop every run for good."""
+    add_subscribers(db, [*people(2), (dead, "Dead Address")])
+    issue = create_sample_issue(db)
+    smtp_server.script_rcpt(dead, f"550 5.1.1 <{dead}>: Recipient address rejected: User unknown")
+    result = run_cli("send", issue, "--concurrency", "1", env=smtp_env)
+    assert result.exit_code == 3, result.output
+    assert pending(db) == 0
+    status = db.execute("SELECT status FROM subscribers WHERE email = ?", (dead,)).fetchone()[0]
+    assert status == "bounced"
+    assert is_hard_bounce(550, f"5.1.1 <{dead}>: Recipient address rejected: User unknown")

@@ -79,11 +79,23 @@ _RECIPIENT_TEXT = re.compile(
 _NOT_RECIPIENT = re.compile(r"\b5\.7\.\d+\b|quota|authenticat|policy|spam", re.IGNORECASE)
 
 
+#: Addresses a reply quotes (``<x@y>``, ``<x>`` or a bare ``x@y``): a reader named
+#: ``sender@…``, ``daily@…`` or ``spam@…`` must not make a reply read as about the sender,
+#: the volume or a policy.
+_QUOTED_ADDRESS = re.compile(r"<[^>]*>|[^\s<>]+@[^\s<>]+")
+
+
+def without_addresses(reply: str) -> str:
+    """The reply's words with every address it quotes taken out (for matching its text)."""
+    return _QUOTED_ADDRESS.sub(" ", reply)
+
+
 def is_hard_bounce(code: int, reply: str) -> bool:
     """Whether a 5xx reply refuses this recipient's address for good (not policy or quota)."""
-    if not 500 <= code < 600 or _NOT_RECIPIENT.search(reply) or _SENDER_TEXT.search(reply):
+    words = without_addresses(reply)
+    if not 500 <= code < 600 or _NOT_RECIPIENT.search(words) or _SENDER_TEXT.search(words):
         return False  # "Sender address rejected" is about us, not the reader
-    return bool(_RECIPIENT_CODE.search(reply) or _RECIPIENT_TEXT.search(reply))
+    return bool(_RECIPIENT_CODE.search(words) or _RECIPIENT_TEXT.search(words))
 
 
 def _from_code(code: int, reply: bytes | str) -> DeliveryStatus:
@@ -296,12 +308,15 @@ _SENDER_TEXT = re.compile(r"\bsender\b|\b5\.1\.[78]\b", re.IGNORECASE)
 
 
 def names_sender(reply: str, sender: str) -> bool:
-    """Whether a refusal is about the envelope sender (its word, its code or its address)."""
-    if _SENDER_TEXT.search(reply):
+    """Whether a refusal is about the envelope sender: its word or code in the reply's own text
+    (not inside a quoted address: a reader may be called sender@…), or its address quoted whole."""
+    if _SENDER_TEXT.search(without_addresses(reply)):
         return True
-    folded = reply.lower()
     address = sender.lower()
-    return bool(address) and (address in folded or f"<{address.split('@')[0]}>" in folded)
+    if not address:
+        return False
+    quoted = {q.strip("<>").lower() for q in _QUOTED_ADDRESS.findall(reply)}
+    return address in quoted or address.split("@")[0] in quoted
 
 
 #: What may never appear in an envelope address on the command line.
@@ -387,7 +402,9 @@ def _transaction(
             _rset(smtp)
         status = _from_code(code, reply)
         if status.outcome == Outcome.PERMANENT and (
-            n != 1 or _SENDER_LEVEL.search(status.reply) or names_sender(status.reply, sender)
+            n != 1
+            or _SENDER_LEVEL.search(without_addresses(status.reply))
+            or names_sender(status.reply, sender)
         ):
             raise RelayRefusedSender(status, name)
         return status
@@ -405,7 +422,9 @@ def _transaction(
     if not 200 <= code < 600:  # smtplib's -1 for a garbled code: it may have been taken
         raise _InDoubt(f"an unintelligible reply to the end of the message: {_text(reply)}")
     status = _from_code(code, reply)
-    if status.outcome == Outcome.PERMANENT and _SENDER_LEVEL.search(status.reply):
+    if status.outcome == Outcome.PERMANENT and _SENDER_LEVEL.search(
+        without_addresses(status.reply)
+    ):
         raise RelayRefusedSender(status, "end of data")
     return status
 
