@@ -107,3 +107,42 @@ def test_a_reader_whose_address_reads_like_the_sender_or_a_quota_is_only_a_bounc
     status = db.execute("SELECT status FROM subscribers WHERE email = ?", (dead,)).fetchone()[0]
     assert status == "bounced"
     assert is_hard_bounce(550, f"5.1.1 <{dead}>: Recipient address rejected: User unknown")
+
+
+def test_held_bounces_stay_pending_when_the_run_stops_before_the_breaker_decides(
+    db, run_cli, smtp_server, smtp_env
+):
+    """Review finding: three readers refused alike, then the relay refuses our sender: the run
+    stops before the breaker could tell a relay problem from dead addresses, so none of the
+    three is bounced (they stay pending and are tried again by the next run)."""
+    add_subscribers(db, people(4))
+    issue = create_sample_issue(db)
+    for email, _ in people(3):
+        smtp_server.script_rcpt(email, f"550 5.1.1 <{email}>: Recipient address rejected")
+    smtp_server.script_rcpt(
+        "reader0003@example.org", f"553 5.1.8 <{SENDER}>: Sender address rejected: Domain not found"
+    )
+    result = run_cli("send", issue, "--concurrency", "1", env=smtp_env)
+    assert result.exit_code == 1, result.output
+    assert statuses(db) == {"active"}
+    assert pending(db) == 4
+
+
+def test_no_bounce_breaker_trusts_a_long_run_of_identical_refusals(
+    db, run_cli, smtp_server, smtp_env, monkeypatch
+):
+    """A real run of dead addresses that all get the relay's same reply would trip the breaker
+    on every rerun; the editor who knows they are gone passes --no-bounce-breaker."""
+    monkeypatch.setattr(engine, "BREAKER_REPEATS", 3)
+    add_subscribers(db, people(5))
+    issue = create_sample_issue(db)
+    for email, _ in people(5):
+        smtp_server.script_rcpt(email, f"550 5.1.1 <{email}>: Recipient address rejected")
+    tripped = run_cli("send", issue, "--concurrency", "1", env=smtp_env)
+    assert tripped.exit_code == 1 and "--no-bounce-breaker" in tripped.output
+    for email, _ in people(5):
+        smtp_server.script_rcpt(email, f"550 5.1.1 <{email}>: Recipient address rejected")
+    trusted = run_cli("send", issue, "--concurrency", "1", "--no-bounce-breaker", env=smtp_env)
+    assert trusted.exit_code == 3, trusted.output
+    assert statuses(db) == {"bounced"}
+    assert pending(db) == 0

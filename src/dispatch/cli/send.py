@@ -188,6 +188,13 @@ def _run_send(app: App, issue: str, options: SendOptions, as_json: bool) -> Send
     help="Send to more than 5,000 although DISPATCH_PUBLIC_URL (the https one-click "
     "unsubscribe) is not set.",
 )
+@click.option(
+    "--no-bounce-breaker",
+    "no_bounce_breaker",
+    is_flag=True,
+    help="Mark readers bounced even when many in a row get the same refusal (normally that "
+    "stops the run as a relay problem and bounces none of them).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def send(
@@ -204,6 +211,7 @@ def send(
     skip_uncertain: bool,
     retry_failed: bool,
     without_one_click: bool,
+    no_bounce_breaker: bool,
     as_json: bool,
 ) -> None:
     """Send an issue to every active subscriber, each their own copy; rerun to resume.
@@ -250,6 +258,7 @@ def send(
             skip_uncertain=skip_uncertain,
             retry_failed=retry_failed,
             without_one_click=without_one_click,
+            bounce_breaker=not no_bounce_breaker,
         )
         _send_to_list(app, issue, options, as_json)
 

@@ -54,6 +54,7 @@ class SendOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     adaptive: AdaptiveRate | None = None  # rate control (tests inject one with their clock)
     without_one_click: bool = False  # send a big list although no https unsubscribe URL is set
+    bounce_breaker: bool = True  # False: trust a long run of identical hard bounces
 
 
 #: Above this many recipients a send without one-click unsubscribe is refused unless asked for:
@@ -220,6 +221,7 @@ def _deliver(
         compose=row_composer(factory, sign),
         envelope=envelope_address,
         progress=progress,
+        breaker=options.bounce_breaker,
     )
     try:
         stats = run.run()

@@ -27,6 +27,7 @@ import heapq
 import queue
 import random
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -161,9 +162,11 @@ class _JournalHooks:
         self.journal.started(job.key)
 
     def after_reply(self, job: Job, status: DeliveryStatus) -> None:
-        state = "bounced" if status.hard_bounce else _STATE[status.outcome]
-        if self.breaker.hold(status):  # decided before the journal: a crash keeps it pending
-            job.held, state = True, "pending"
+        # A hard bounce is journaled as pending: it is held by the run until the breaker's
+        # count shows it real, and only that database commit bounces a reader. A crash in
+        # between leaves the row pending (a refused RCPT delivered nothing: a retry is safe).
+        state = "pending" if status.hard_bounce else _STATE[status.outcome]
+        job.held = self.breaker.hold(status)
         job.note = self.journal.finished(job.key, state, status.describe)
 
 
@@ -179,9 +182,11 @@ class DeliveryRun:
         compose: Callable[[Claimed], bytes],
         envelope: Callable[[str], str] = str,
         progress: Callable[[int], None] | None = None,
+        breaker: bool = True,
     ) -> None:
         """``compose`` builds a row's message (in a sending thread, signed if need be);
-        ``envelope`` gives the SMTP form of an address (e.g. its domain in IDNA)."""
+        ``envelope`` gives the SMTP form of an address (e.g. its domain in IDNA);
+        ``breaker=False`` trusts every hard bounce (the editor knows those readers are gone)."""
         self.ledger = ledger
         self.pool = pool
         self.sender = sender
@@ -191,7 +196,7 @@ class DeliveryRun:
         self.progress = progress
         self.window = max(32, pool.concurrency * 8)
         self.stats = RunStats()
-        self.breaker = BounceBreaker()
+        self.breaker = BounceBreaker() if breaker else BounceBreaker(limit=sys.maxsize)
         pool.hooks = _JournalHooks(ledger, self.breaker)
         self._outstanding: dict[int, Claimed] = {}  # submitted, no result yet
         self._waiting: list[tuple[float, int, Claimed]] = []  # retries, by due time
@@ -204,6 +209,7 @@ class DeliveryRun:
         self._last_progress = time.monotonic()
         self._streak: list[tuple[Claimed, DeliveryStatus]] = []  # same-reply hard bounces held
         self._streak_key = ""
+        self._completed = False  # the loop went through every pending row
 
     def _job(self, row: Claimed) -> Job:
         return Job(
@@ -234,7 +240,8 @@ class DeliveryRun:
                 f"in a row with the same reply ({self.breaker.tripped}); stopped with the "
                 "rest pending and none of them marked bounced",
                 "A setting of the relay (or of the sender address) is refusing everyone: "
-                "check it with your provider, then rerun the same command to resume.",
+                "check it with your provider, then rerun the same command to resume. If "
+                "those readers really are gone, rerun with --no-bounce-breaker.",
             )
             self.pool.stopping.set()
             return
@@ -249,8 +256,8 @@ class DeliveryRun:
             self._tries.pop(row.id, None)
             self._last_progress = time.monotonic()
             return
-        if state != "pending":
-            self._release_streak()  # another outcome between them: those bounces are real
+        if status.outcome in (Outcome.SENT, Outcome.PERMANENT):
+            self._release_streak()  # another settled outcome between them: they are real
         self._buffer.append(Recorded(row.id, state, status.describe, None))
         if status.throttled:
             self.stats.throttled += 1
@@ -279,7 +286,11 @@ class DeliveryRun:
         self._done += 1
 
     def _release_streak(self) -> None:
-        """The held hard bounces are real: fail their rows and bounce their readers."""
+        """The held hard bounces are real: fail their rows and bounce their readers (never once
+        the breaker has tripped: then they stay pending)."""
+        if self.breaker.tripped is not None:
+            self._hold_streak()
+            return
         for row, status in self._streak:
             self._buffer.append(Recorded(row.id, "failed", status.describe, row.subscriber_id))
             self.stats.bounced_count += 1
@@ -351,6 +362,7 @@ class DeliveryRun:
                 ):
                     self._flush()
                 if exhausted and idle and not self._waiting and not self._buffer:
+                    self._completed = True
                     break
                 if now - self._last_progress > self.policy.give_up_after:
                     left = [row.email for _, _, row in self._waiting]
@@ -383,10 +395,10 @@ class DeliveryRun:
         self.progress = None
         unsent = self.pool.stop(timeout=self.pool.timeout + 5)
         self._drain(0)
-        if self.breaker.tripped is not None:
-            self._hold_streak()
+        if self._completed and self.pool.fatal is None:
+            self._release_streak()  # the list went through without the breaker tripping
         else:
-            self._release_streak()
+            self._hold_streak()  # stopped, interrupted or tripped: they stay pending
         self._flush()
         for job in unsent:
             if self._outstanding.pop(job.key, None) is not None:
