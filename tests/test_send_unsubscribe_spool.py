@@ -26,3 +26,22 @@ def test_a_spooled_unsubscribe_is_applied_before_the_send_mails_anyone(
     after = subscriber_store.get_subscriber(db, "bo@example.org")
     assert after is not None and after.status == "unsubscribed"
     assert not unsubscribe_spool.has_spooled(db.path)
+
+
+def test_a_damaged_spool_byte_blocks_no_send_and_loses_no_unsubscribe(
+    db, run_cli, smtp_server, smtp_env
+):
+    """A byte the disk garbled in the spool is a token that matches nobody; the good tokens
+    beside it are applied and the send goes on (a strict read failed every send for good)."""
+    add_subscribers(db, PEOPLE)
+    issue = create_sample_issue(db)
+    bo = subscriber_store.get_subscriber(db, "bo@example.org")
+    assert bo is not None
+    unsubscribe_spool.spool_unsubscribe(db.path, bo.unsub_token)
+    with open(unsubscribe_spool.spool_path(db.path), "ab") as spool:
+        spool.write(b"\xff\xfe garbled\n")
+
+    result = run_cli("send", issue, env=smtp_env)
+    assert result.exit_code == 0, result.output
+    assert smtp_server.to("bo@example.org") == []
+    assert not unsubscribe_spool.has_spooled(db.path)

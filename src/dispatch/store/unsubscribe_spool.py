@@ -78,7 +78,9 @@ def apply_spooled_unsubscribes(db_path: Path, apply: Callable[[str], object]) ->
         except FileNotFoundError:
             continue
         claims.append(claim)
-    tokens = [t for claim in claims for t in claim.read_text("ascii").split()]
+    # Read leniently: a damaged byte must not make the claims unreadable (they would be adopted
+    # again and again, failing every send); a garbled token matches no reader and changes nothing.
+    tokens = [t for claim in claims for t in claim.read_bytes().decode("ascii", "replace").split()]
     done = 0
     try:
         for token in tokens:
