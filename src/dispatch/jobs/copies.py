@@ -13,7 +13,7 @@ from pathlib import Path
 from dispatch.config import Settings
 from dispatch.errors import InputError, SendError
 from dispatch.jobs.messages import issue_messages
-from dispatch.mailer import SmtpConnection, relay_from_settings
+from dispatch.mailer import Outcome, SmtpConnection, relay_from_settings
 from dispatch.mailer.dkim import signer_from_settings
 from dispatch.models import Persona
 from dispatch.render.message import Recipient
@@ -73,7 +73,7 @@ def send_test_copies(
             status = conn.send(
                 envelope_address(factory.config.from_address), envelope_address(address), data
             )
-            results.append(TestCopy(address, status.outcome == "sent", status.describe))
+            results.append(TestCopy(address, status.outcome == Outcome.SENT, status.describe))
     finally:
         conn.close()
     return results

@@ -32,7 +32,7 @@ from dispatch.mailer import (
     relay_from_settings,
 )
 from dispatch.mailer.dkim import signer_from_settings
-from dispatch.models import Issue, Persona
+from dispatch.models import DeliveryState, Issue, Persona
 from dispatch.render.issue import render_and_store
 from dispatch.render.message import MessageConfig, MessageFactory
 from dispatch.store import Database, donations, journal, ledger
@@ -116,7 +116,7 @@ def send_issue(
         if issue.status == "draft":
             _fix_ledger(db, settings, issue_id, factory.config, target, options, summary, notice)
         _settle_doubts(db, issue_id, options, summary)
-        pending = ledger.state_counts(db, issue_id)["pending"]
+        pending = ledger.state_counts(db, issue_id)[DeliveryState.PENDING]
         if pending:
             if summary.fixed is None:
                 check_relay(target, settings.smtp_timeout)

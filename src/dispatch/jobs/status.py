@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import islice
 
+from dispatch.models import DeliveryState, IssueStatus
 from dispatch.store import Database, journal, ledger
 from dispatch.store import issues as issue_store
 from dispatch.store.issues import require_issue
@@ -31,12 +32,12 @@ class SendSummary:
     bounced_total: int = 0  # failed rows of the issue whose reader is bounced (any run)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    issue_status: str = "sending"
+    issue_status: str = IssueStatus.SENDING
     running: bool = False  # (status only) a send of this database is running now
 
     @property
     def complete(self) -> bool:
-        return self.issue_status == "sent"
+        return self.issue_status == IssueStatus.SENT
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -66,17 +67,21 @@ SUMMARY_ROWS = 10_000
 def finish_summary(db: Database, issue_id: str, summary: SendSummary) -> None:
     """Mark the issue sent when nothing is left open, and fill in the ledger's counts."""
     if ledger.open_rows(db, issue_id) == 0:
-        issue_store.set_issue_status(db, issue_id, "sent")
+        issue_store.set_issue_status(db, issue_id, IssueStatus.SENT)
     summary.counts = ledger.state_counts(db, issue_id)
     # Hard bounces are dealt with (bounced, never mailed again): the run that meets them
     # names them (``bounced``), later ones only count them, and they are no failure to fix.
     summary.bounced_total = ledger.count_bounced(db, issue_id)
     summary.failed = list(
-        islice(ledger.rows_in_state(db, issue_id, "failed", bounced=False), SUMMARY_ROWS)
+        islice(
+            ledger.rows_in_state(db, issue_id, DeliveryState.FAILED, bounced=False), SUMMARY_ROWS
+        )
     )
-    summary.uncertain = list(islice(ledger.rows_in_state(db, issue_id, "uncertain"), SUMMARY_ROWS))
+    summary.uncertain = list(
+        islice(ledger.rows_in_state(db, issue_id, DeliveryState.UNCERTAIN), SUMMARY_ROWS)
+    )
     issue = issue_store.get_issue(db, issue_id)
-    summary.issue_status = issue.status if issue else "sending"
+    summary.issue_status = issue.status if issue else IssueStatus.SENDING
 
 
 def issue_status(db: Database, issue_id: str) -> SendSummary:
@@ -85,13 +90,17 @@ def issue_status(db: Database, issue_id: str) -> SendSummary:
     summary = SendSummary(issue_id, ledger.state_counts(db, issue_id), [], [])
     summary.bounced_total = ledger.count_bounced(db, issue_id)
     summary.failed = list(
-        islice(ledger.rows_in_state(db, issue_id, "failed", bounced=False), SUMMARY_ROWS)
+        islice(
+            ledger.rows_in_state(db, issue_id, DeliveryState.FAILED, bounced=False), SUMMARY_ROWS
+        )
     )
-    summary.uncertain = list(islice(ledger.rows_in_state(db, issue_id, "uncertain"), SUMMARY_ROWS))
+    summary.uncertain = list(
+        islice(ledger.rows_in_state(db, issue_id, DeliveryState.UNCERTAIN), SUMMARY_ROWS)
+    )
     summary.issue_status = issue.status
     summary.running = send_running(db)
     if not summary.running:  # rows a killed send left going out (in its journal, not here)
-        stopped = ledger.count_in_issue(db, issue_id, journal.in_flight(db), "pending")
-        summary.counts["pending"] -= stopped
-        summary.counts["sending"] += stopped
+        stopped = ledger.count_in_issue(db, issue_id, journal.in_flight(db), DeliveryState.PENDING)
+        summary.counts[DeliveryState.PENDING] -= stopped
+        summary.counts[DeliveryState.SENDING] += stopped
     return summary

@@ -38,6 +38,7 @@ from typing import Protocol
 from dispatch.errors import DispatchError, SendError
 from dispatch.mailer.connection import DeliveryStatus, Outcome
 from dispatch.mailer.pool import Job, JobResult, SenderPool
+from dispatch.models import DeliveryState
 from dispatch.store.ledger import Claimed
 from dispatch.store.ledger import Outcome as Recorded
 
@@ -106,10 +107,10 @@ class RunStats:
 
 
 _STATE = {
-    Outcome.SENT: "sent",
-    Outcome.PERMANENT: "failed",
-    Outcome.UNKNOWN: "uncertain",
-    Outcome.TEMPORARY: "pending",
+    Outcome.SENT: DeliveryState.SENT,
+    Outcome.PERMANENT: DeliveryState.FAILED,
+    Outcome.UNKNOWN: DeliveryState.UNCERTAIN,
+    Outcome.TEMPORARY: DeliveryState.PENDING,
 }
 
 
@@ -165,7 +166,7 @@ class _JournalHooks:
         # A hard bounce is journaled as pending: it is held by the run until the breaker's
         # count shows it real, and only that database commit bounces a reader. A crash in
         # between leaves the row pending (a refused RCPT delivered nothing: a retry is safe).
-        state = "pending" if status.hard_bounce else _STATE[status.outcome]
+        state = DeliveryState.PENDING if status.hard_bounce else _STATE[status.outcome]
         job.held = self.breaker.hold(status)
         job.note = self.journal.finished(job.key, state, status.describe)
 
@@ -234,7 +235,7 @@ class DeliveryRun:
             self._journaled[index] = max(seq, self._journaled.get(index, 0))
         if result.job.held:  # the breaker tripped: the relay, not this reader; stop the run
             self._hold_streak()
-            self._buffer.append(Recorded(row.id, "pending", status.describe, None))
+            self._buffer.append(Recorded(row.id, DeliveryState.PENDING, status.describe, None))
             self.pool.fatal = self.pool.fatal or SendError(
                 f"The relay {self.pool.target.describe()} refused {self.breaker.limit} readers "
                 f"in a row with the same reply ({self.breaker.tripped}); stopped with the "
@@ -261,7 +262,7 @@ class DeliveryRun:
         self._buffer.append(Recorded(row.id, state, status.describe, None))
         if status.throttled:
             self.stats.throttled += 1
-        if state == "pending":
+        if state == DeliveryState.PENDING:
             self.stats.retried += 1
             if status.throttled:
                 throttles = self._throttles.get(row.id, 0) + 1
@@ -276,9 +277,9 @@ class DeliveryRun:
             return
         self._throttles.pop(row.id, None)
         self._tries.pop(row.id, None)  # settled: nothing list-sized stays behind
-        if state == "sent":
+        if state == DeliveryState.SENT:
             self.stats.sent += 1
-        elif state == "failed":
+        elif state == DeliveryState.FAILED:
             self.stats.failed += 1
         else:
             self.stats.uncertain += 1
@@ -292,7 +293,9 @@ class DeliveryRun:
             self._hold_streak()
             return
         for row, status in self._streak:
-            self._buffer.append(Recorded(row.id, "failed", status.describe, row.subscriber_id))
+            self._buffer.append(
+                Recorded(row.id, DeliveryState.FAILED, status.describe, row.subscriber_id)
+            )
             self.stats.bounced_count += 1
             if len(self.stats.bounced) < BOUNCES_LISTED:
                 self.stats.bounced.append((row.email, status.describe))
@@ -304,8 +307,8 @@ class DeliveryRun:
         """The breaker tripped: the held bounces stay pending, in the ledger and the journal
         (a newer journal entry, so closing the run does not apply the 'bounced' one)."""
         for row, status in self._streak:
-            self._buffer.append(Recorded(row.id, "pending", status.describe, None))
-            self.ledger.finished(row.id, "pending", status.describe)
+            self._buffer.append(Recorded(row.id, DeliveryState.PENDING, status.describe, None))
+            self.ledger.finished(row.id, DeliveryState.PENDING, status.describe)
         self._streak, self._streak_key = [], ""
 
     def _drain(self, wait: float) -> None:

@@ -16,13 +16,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dispatch.models import StatusActor, SubscriberStatus
+from dispatch.models import DeliveryState, StatusActor, SubscriberStatus
 from dispatch.store import Database, to_db_time, utcnow
 from dispatch.store.subscribers import apply_status_change
 
 #: States that keep an issue from counting as sent.
-OPEN_STATES = ("pending", "sending", "uncertain")
-ALL_STATES = ("pending", "sending", "sent", "failed", "uncertain", "skipped")
+OPEN_STATES: tuple[str, ...] = tuple(
+    s.value for s in (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.UNCERTAIN)
+)
+ALL_STATES: tuple[str, ...] = tuple(s.value for s in DeliveryState)
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ def mark_uncertain(db: Database, issue_id: str) -> int:
 
 def resolve_uncertain(db: Database, issue_id: str, *, resend: bool) -> int:
     """The editor's choice for rows in doubt: send them again (pending) or skip them."""
-    state = "pending" if resend else "skipped"
+    state = DeliveryState.PENDING if resend else DeliveryState.SKIPPED
     with db.transaction() as conn:
         return conn.execute(
             "UPDATE deliveries SET state = ?, updated_at = ?"
