@@ -36,14 +36,7 @@ def build_report(db: Database, issue_id: str | None = None) -> dict[str, Any]:
         )
     ledger, bounces, unsubs = q.ledger_counts(db), q.bounced(db), q.unsubscribed_since(db)
     clicks, gifts = q.clicks(db), q.gifts_by_issue(db)
-    empty_gifts = {
-        "donations": 0,
-        "donors": 0,
-        "amounts": {},
-        "refunded": {},
-        "pending": 0,
-        "forwarded": 0,
-    }
+    empty_gifts = q.no_gifts()
     rows = []
     for issue in chosen:
         iid = issue["id"]

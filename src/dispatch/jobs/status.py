@@ -64,13 +64,8 @@ class SendSummary:
 SUMMARY_ROWS = 10_000
 
 
-def finish_summary(db: Database, issue_id: str, summary: SendSummary) -> None:
-    """Mark the issue sent when nothing is left open, and fill in the ledger's counts."""
-    if ledger.open_rows(db, issue_id) == 0:
-        issue_store.set_issue_status(db, issue_id, IssueStatus.SENT)
-    summary.counts = ledger.state_counts(db, issue_id)
-    # Hard bounces are dealt with (bounced, never mailed again): the run that meets them
-    # names them (``bounced``), later ones only count them, and they are no failure to fix.
+def _list_open_cases(db: Database, issue_id: str, summary: SendSummary) -> None:
+    """The bounced count and the first failed (not bounced) and uncertain rows of the ledger."""
     summary.bounced_total = ledger.count_bounced(db, issue_id)
     summary.failed = list(
         islice(
@@ -80,6 +75,16 @@ def finish_summary(db: Database, issue_id: str, summary: SendSummary) -> None:
     summary.uncertain = list(
         islice(ledger.rows_in_state(db, issue_id, DeliveryState.UNCERTAIN), SUMMARY_ROWS)
     )
+
+
+def finish_summary(db: Database, issue_id: str, summary: SendSummary) -> None:
+    """Mark the issue sent when nothing is left open, and fill in the ledger's counts."""
+    if ledger.open_rows(db, issue_id) == 0:
+        issue_store.set_issue_status(db, issue_id, IssueStatus.SENT)
+    summary.counts = ledger.state_counts(db, issue_id)
+    # Hard bounces are dealt with (bounced, never mailed again): the run that meets them
+    # names them (``bounced``), later ones only count them, and they are no failure to fix.
+    _list_open_cases(db, issue_id, summary)
     issue = issue_store.get_issue(db, issue_id)
     summary.issue_status = issue.status if issue else IssueStatus.SENDING
 
@@ -88,15 +93,7 @@ def issue_status(db: Database, issue_id: str) -> SendSummary:
     """The ledger of an issue, as ``dispatch status`` shows it."""
     issue = require_issue(db, issue_id)
     summary = SendSummary(issue_id, ledger.state_counts(db, issue_id), [], [])
-    summary.bounced_total = ledger.count_bounced(db, issue_id)
-    summary.failed = list(
-        islice(
-            ledger.rows_in_state(db, issue_id, DeliveryState.FAILED, bounced=False), SUMMARY_ROWS
-        )
-    )
-    summary.uncertain = list(
-        islice(ledger.rows_in_state(db, issue_id, DeliveryState.UNCERTAIN), SUMMARY_ROWS)
-    )
+    _list_open_cases(db, issue_id, summary)
     summary.issue_status = issue.status
     summary.running = send_running(db)
     if not summary.running:  # rows a killed send left going out (in its journal, not here)

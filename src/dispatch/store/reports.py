@@ -78,22 +78,24 @@ def clicks(db: Database) -> dict[str, tuple[int, int]]:
     return {r["issue_id"]: (int(r["n"]), int(r["who"])) for r in rows}
 
 
+def no_gifts() -> dict[str, Any]:
+    """The figures of an issue without any gift (what ``gifts_by_issue`` fills in)."""
+    return {
+        "donations": 0,
+        "donors": 0,
+        "amounts": {},
+        "refunded": {},
+        "pending": 0,
+        "forwarded": 0,
+    }
+
+
 def gifts_by_issue(db: Database) -> dict[str | None, dict[str, Any]]:
     """issue id (None = unattributed) -> counts and net amounts per currency."""
     out: dict[str | None, dict[str, Any]] = {}
 
     def entry(issue: str | None) -> dict[str, Any]:
-        return out.setdefault(
-            issue,
-            {
-                "donations": 0,
-                "donors": 0,
-                "amounts": {},
-                "refunded": {},
-                "pending": 0,
-                "forwarded": 0,
-            },
-        )
+        return out.setdefault(issue, no_gifts())
 
     for r in db.execute(
         "SELECT d.issue_id, d.currency, COUNT(*) AS n,"
