@@ -26,7 +26,6 @@ from __future__ import annotations
 import heapq
 import queue
 import random
-import re
 import sys
 import threading
 import time
@@ -36,7 +35,7 @@ from functools import partial
 from typing import Protocol
 
 from dispatch.errors import DispatchError, SendError
-from dispatch.mailer.connection import DeliveryStatus, Outcome
+from dispatch.mailer.connection import DeliveryStatus, Outcome, without_addresses
 from dispatch.mailer.pool import Job, JobResult, SenderPool
 from dispatch.models import DeliveryState
 from dispatch.store.ledger import Claimed
@@ -114,9 +113,6 @@ _STATE = {
 }
 
 
-_ADDRESS = re.compile(r"<[^>]*>|\S+@\S+")
-
-
 class BounceBreaker:
     """Trips after ``limit`` consecutive hard bounces with the same reply (its addresses
     removed): one relay setting refusing every reader alike is the relay's problem, not theirs.
@@ -132,7 +128,7 @@ class BounceBreaker:
     @staticmethod
     def key(status: DeliveryStatus) -> str:
         """The reply with its addresses removed: what "the same reply" means."""
-        return f"{status.code} " + " ".join(_ADDRESS.sub(" ", status.reply).lower().split())
+        return f"{status.code} " + " ".join(without_addresses(status.reply).lower().split())
 
     def hold(self, status: DeliveryStatus) -> bool:
         """Count this outcome; True when it is a hard bounce the run must not apply."""
