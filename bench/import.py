@@ -4,7 +4,8 @@ Writes a CSV of N generated readers (Mailchimp-like: names, tags and opt-in colu
 with the real job (``jobs.subscribers.import_file``) into a fresh database and prints the rows
 per second, the longest single write transaction, and the longest wait of a second writer (a
 stand-in for the web's unsubscribe) that writes every 20 ms on its own connection meanwhile.
-A second import of the same file (every row unchanged) is timed too.
+A second import of the same file (every row unchanged) and a third of a file where every
+reader's tags changed (every row updated) are timed too.
 
 Usage: .venv/bin/python bench/import.py [--rows 200000] [--batch 500] [--db postgresql://...]
 (--db: an empty PostgreSQL database, made with createdb; the password from PGPASSWORD)
@@ -28,13 +29,14 @@ from dispatch.store import subscribers as store
 HEADER = "Email Address,First Name,Last Name,OPTIN_TIME,OPTIN_IP,LATITUDE,LEID,TAGS\n"
 
 
-def write_file(path: Path, rows: int) -> None:
+def write_file(path: Path, rows: int, shift: int = 0) -> None:
+    """``shift`` changes every reader's second tag (a file of updates)."""
     with path.open("w", encoding="utf-8") as out:
         out.write(HEADER)
         for i in range(rows):
             out.write(
                 f"reader{i}@example.org,Reader,Number {i},2024-01-01 00:00:00,203.0.113.{i % 250},"
-                f'51.5,{i},"""weekly"",""r{i % 7}"""\n'
+                f'51.5,{i},"""weekly"",""r{(i + shift) % 7}"""\n'
             )
 
 
@@ -63,6 +65,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "big.csv"
         write_file(csv_path, args.rows)
+        changed_path = Path(tmp) / "changed.csv"
+        write_file(changed_path, args.rows, shift=1)
         print(
             f"file: {args.rows:,} rows, {csv_path.stat().st_size / 1e6:.1f} MB, batch {args.batch}"
         )
@@ -70,12 +74,17 @@ def main() -> None:
         print(f"database: {'PostgreSQL' if args.db else 'SQLite'}")
         db = open_db(target, create=True)
         db.execute("INSERT INTO meta (key, value) VALUES ('bench', '0')")
-        for label in ("first import (all added)", "second import (all unchanged)"):
+        runs = (
+            ("first import (all added)", csv_path),
+            ("second import (all unchanged)", csv_path),
+            ("third import (all updated)", changed_path),
+        )
+        for label, path in runs:
             stop, waits = threading.Event(), list[float]()
             writer = threading.Thread(target=web_writer, args=(open_db(target), stop, waits))
             writer.start()
             started = time.perf_counter()
-            report = import_file(db, csv_path)
+            report = import_file(db, path)
             elapsed = time.perf_counter() - started
             stop.set()
             writer.join()
@@ -83,7 +92,8 @@ def main() -> None:
                 f"{label}: {elapsed:.1f} s, {args.rows / elapsed:,.0f} rows/s, "
                 f"longest write transaction {report.longest_write_ms:.1f} ms, "
                 f"other writer: {len(waits)} writes, longest wait {max(waits):.1f} ms "
-                f"(added {report.added}, unchanged {report.unchanged}, invalid {report.invalid})"
+                f"(added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+                f"invalid {report.invalid})"
             )
         db.close()
 

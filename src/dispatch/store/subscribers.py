@@ -155,6 +155,11 @@ def _import_batch(
         if hashes
         else set()
     )
+    # The writes are collected and made set by set (one executemany per kind): PostgreSQL then
+    # pipelines each set instead of waiting a round trip per row; SQLite does the same work.
+    inserts: list[tuple[object, ...]] = []
+    moves: dict[SubscriberStatus, list[int]] = {}
+    updates: list[tuple[object, ...]] = []
     for row in batch:
         existing = known.get(row.email)
         if existing is None:
@@ -164,37 +169,45 @@ def _import_batch(
             counts.added += 1
             if write:
                 status = row.status.value if row.status else SubscriberStatus.ACTIVE.value
-                conn.execute(
-                    "INSERT INTO subscribers (email, name, tags, status, unsub_token, source,"
-                    " created_at, updated_at, status_changed_at, first_name, language,"
-                    " consent_at, consent_ip, consent_source)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                inserts.append(
                     (
                         row.email, row.name, _tags_json(row.tags), status, new_unsub_token(),
                         source, now, now, now, row.first_name, row.language, row.consent_at,
                         row.consent_ip, row.consent_source,
-                    ),
+                    )
                 )  # fmt: skip
             continue
         if existing["status"] in SUPPRESSED_STATUSES:
             counts.suppressed += 1
             continue
         details = _merged(existing, row)
-        moves = bool(
-            row.status and status_change_allowed(StatusActor.IMPORT, existing["status"], row.status)
-        )
-        if not moves and all(details[k] == existing[k] for k in _DETAILS):
+        moves_to = row.status  # the status the file gives, when an import may make that move
+        if moves_to and not status_change_allowed(StatusActor.IMPORT, existing["status"], moves_to):
+            moves_to = None
+        if moves_to is None and all(details[k] == existing[k] for k in _DETAILS):
             counts.unchanged += 1
             continue
         counts.updated += 1
         if not write:
             continue
-        if moves and row.status is not None:
-            apply_status_change(conn, StatusActor.IMPORT, row.status, "id", existing["id"])
-        conn.execute(
+        if moves_to is not None:
+            moves.setdefault(moves_to, []).append(existing["id"])
+        updates.append((*(details[k] for k in _DETAILS), now, existing["id"]))
+    if inserts:
+        conn.executemany(
+            "INSERT INTO subscribers (email, name, tags, status, unsub_token, source,"
+            " created_at, updated_at, status_changed_at, first_name, language,"
+            " consent_at, consent_ip, consent_source)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
+    for new, ids in moves.items():
+        apply_status_changes(conn, StatusActor.IMPORT, new, "id", ids)
+    if updates:
+        conn.executemany(
             f"UPDATE subscribers SET {', '.join(f'{k} = ?' for k in _DETAILS)}, updated_at = ?"
             " WHERE id = ?",
-            (*(details[k] for k in _DETAILS), now, existing["id"]),
+            updates,
         )
 
 
@@ -264,6 +277,27 @@ def set_status(db: Database, email: str, status: SubscriberStatus) -> Subscriber
 _STATUS_KEYS = frozenset({"id", "email", "unsub_token"})
 
 
+def _status_change_sql(
+    actor: StatusActor, new: SubscriberStatus | str, key: str, only_from: Iterable[str] | None
+) -> tuple[str, tuple[str, ...]] | None:
+    """The UPDATE that moves one subscriber (by ``key``) to ``new`` when the table allows it,
+    and the statuses it may move from; None when it allows none."""
+    if key not in _STATUS_KEYS:
+        raise ValueError(f"unknown subscriber key {key!r}")
+    allowed = statuses_from(actor, new)
+    if only_from is not None:
+        narrowed = set(only_from)
+        allowed = tuple(s for s in allowed if s in narrowed)
+    if not allowed:
+        return None
+    marks = ", ".join("?" for _ in allowed)
+    sql = (
+        f"UPDATE subscribers SET status = ?, updated_at = ?, status_changed_at = ?"
+        f" WHERE {key} = ? AND status IN ({marks})"
+    )
+    return sql, tuple(allowed)
+
+
 def apply_status_change(
     conn: sqlite3.Connection,
     actor: StatusActor,
@@ -275,21 +309,29 @@ def apply_status_change(
     """Inside a transaction: move the subscriber whose ``key`` column is ``value`` to ``new``
     if models.STATUS_CHANGES lets ``actor`` make that change from their status (and, when
     given, their status is in ``only_from``). Returns 1 when it changed, else 0."""
-    if key not in _STATUS_KEYS:
-        raise ValueError(f"unknown subscriber key {key!r}")
-    allowed = statuses_from(actor, new)
-    if only_from is not None:
-        narrowed = set(only_from)
-        allowed = tuple(s for s in allowed if s in narrowed)
-    if not allowed:
+    change = _status_change_sql(actor, new, key, only_from)
+    if change is None:
         return 0
+    sql, allowed = change
     now = to_db_time(utcnow())
-    marks = ", ".join("?" for _ in allowed)
-    return conn.execute(
-        f"UPDATE subscribers SET status = ?, updated_at = ?, status_changed_at = ?"
-        f" WHERE {key} = ? AND status IN ({marks})",
-        (SubscriberStatus(new).value, now, now, value, *allowed),
-    ).rowcount
+    return conn.execute(sql, (SubscriberStatus(new).value, now, now, value, *allowed)).rowcount
+
+
+def apply_status_changes(
+    conn: sqlite3.Connection,
+    actor: StatusActor,
+    new: SubscriberStatus | str,
+    key: str,
+    values: Iterable[object],
+) -> None:
+    """``apply_status_change`` for many subscribers in one executemany (an import's batch)."""
+    change = _status_change_sql(actor, new, key, None)
+    if change is None:
+        return
+    sql, allowed = change
+    now = to_db_time(utcnow())
+    status = SubscriberStatus(new).value
+    conn.executemany(sql, [(status, now, now, value, *allowed) for value in values])
 
 
 def change_status(
