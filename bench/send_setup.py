@@ -1,5 +1,6 @@
-"""Helpers of bench/send.py: the issue and subscriber database, Postfix's sink and source, and the
-per-message costs measured in-process (the naive pipeline, DKIM signing)."""
+"""Helpers of bench/send.py: the issue and subscriber database (a SQLite file, or a fresh
+PostgreSQL database per run), Postfix's sink and source, and the per-message costs measured
+in-process (the naive pipeline, DKIM signing)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,15 +17,20 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from importlib import resources
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from build import write_feed  # bench/build.py: a feed of realistic articles
 
 from dispatch.config import Settings
 from dispatch.jobs.build import build_issue
 from dispatch.jobs.messages import issue_messages as _factory
+from dispatch.models import Persona
+from dispatch.render.issue import render_and_store
 from dispatch.render.message import MessageFactory, Recipient
 from dispatch.render.templates import Links
-from dispatch.store import Database, open_db, to_db_time, utcnow
+from dispatch.store import Database, PostgresURL, donations, ledger, open_db, to_db_time, utcnow
+from dispatch.store.target import redact_url
 
 FROM = "The Riverside Ledger <news@outlet.test>"
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -32,7 +39,25 @@ SOURCE = "/usr/sbin/smtp-source"
 NAMES = ["Ana", "Ben Okafor", "Cleo Marsh", "Dev Patel", "Zoë Müller", "", "O'Brien, Pat"]
 
 
-def settings_for(db_path: Path, port: int = 9, dkim_key: Path | None = None) -> Settings:
+def is_postgres(db: str | Path) -> bool:
+    return str(db).lower().startswith(("postgresql:", "postgres:"))
+
+
+def open_target(db: str | Path, workdir: Path | None = None) -> Database:
+    """The bench database: a SQLite file (made if missing) or a PostgreSQL URL. ``workdir`` is
+    where a PostgreSQL send keeps its per-machine files (journal, spool): a sender's own folder."""
+    if is_postgres(db):
+        return open_db(PostgresURL.parse(str(db), workdir=workdir))
+    return open_db(Path(db), create=True)
+
+
+def settings_for(
+    db_path: str | Path,
+    port: int = 9,
+    dkim_key: Path | None = None,
+    journal_dir: Path | None = None,
+) -> Settings:
+    journal = {} if journal_dir is None else {"DISPATCH_JOURNAL_DIR": str(journal_dir)}
     dkim = (
         {}
         if dkim_key is None
@@ -45,6 +70,7 @@ def settings_for(db_path: Path, port: int = 9, dkim_key: Path | None = None) -> 
     return Settings.from_mapping(
         {
             **dkim,
+            **journal,
             "DISPATCH_DB": str(db_path),
             "DISPATCH_FROM": FROM,
             "DISPATCH_OUTLET_NAME": "The Riverside Ledger",
@@ -60,7 +86,7 @@ def settings_for(db_path: Path, port: int = 9, dkim_key: Path | None = None) -> 
 
 @dataclass(frozen=True)
 class Prepared:
-    db_path: Path
+    db: str  # DISPATCH_DB: the SQLite file or the PostgreSQL URL (may hold a password)
     issue_id: str
     message_size: int
     sample_size: int  # the bundled sample issue's message, for reference
@@ -98,9 +124,30 @@ def sample_recipient(n: int = 1) -> Recipient:
 
 
 def add_subscribers(db: Database, count: int, active: int) -> None:
-    """``count`` subscribers in one executemany (streamed from a generator); the first
-    ``active`` are active, the rest unsubscribed."""
+    """``count`` subscribers, the first ``active`` active, the rest unsubscribed: on SQLite in
+    one executemany (streamed from a generator), on PostgreSQL in one set-based INSERT ...
+    SELECT over generate_series (no row crosses the wire: a million take seconds)."""
     now = to_db_time(utcnow())
+    if db.engine == "postgresql":
+        names = ", ".join("(?, ?)" for _ in NAMES)
+        with db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO subscribers (email, name, tags, status, unsub_token, source,"
+                " created_at, updated_at)"
+                " SELECT 'reader' || i || '@example.test', n.name, '[]',"
+                " CASE WHEN i < ? THEN 'active' ELSE 'unsubscribed' END,"
+                " replace(gen_random_uuid()::text, '-', ''), 'bench', ?, ?"
+                f" FROM generate_series(0, ? - 1) AS i JOIN (VALUES {names}) AS n(k, name)"
+                f" ON n.k = i % {len(NAMES)} ORDER BY i",
+                (
+                    active,
+                    now,
+                    now,
+                    count,
+                    *[v for k, name in enumerate(NAMES) for v in (k, name)],
+                ),
+            )
+        return
     rows = (
         (
             f"reader{i}@example.test",
@@ -122,15 +169,120 @@ def add_subscribers(db: Database, count: int, active: int) -> None:
         )
 
 
-def prepare(folder: Path, subscribers: int, active: int, articles: int) -> Prepared:
-    db_path = folder / f"bench-{subscribers}.sqlite3"
-    settings = settings_for(db_path)
-    with open_db(db_path, create=True) as db:
+def prepare(
+    folder: Path, subscribers: int, active: int, articles: int, db_url: str | None = None
+) -> Prepared:
+    """The issue and its readers in ``db_url`` (a fresh PostgreSQL database), else in a new
+    SQLite file in ``folder``."""
+    target = db_url or str(folder / f"bench-{subscribers}.sqlite3")
+    settings = settings_for(target)
+    with open_target(target, folder) as db:
         issue_id = build_bench_issue(db, settings, folder, articles)
         add_subscribers(db, subscribers, active)
         factory = _factory(db, settings, _issue(db, issue_id))
         size = len(factory.build("non_donor", sample_recipient()))
-    return Prepared(db_path, issue_id, size, sample_message_size(folder))
+    return Prepared(target, issue_id, size, sample_message_size(folder))
+
+
+def fix_ledger(db: Database, settings: Settings, issue_id: str) -> int:
+    """What `dispatch send` does before its first message, done once ahead of the senders:
+    render the digest as its send starts, then fix one ledger row per active reader."""
+    render_and_store(db, settings, issue_id)
+    personas = donations.donor_personas(
+        db, utcnow(), settings.donor_recent_days, settings.donor_lapsed_days
+    )
+    fixed = ledger.fix_deliveries(db, issue_id, personas, Persona.NON_DONOR.value)
+    if fixed is None:
+        raise RuntimeError(f"issue {issue_id} was not a draft: its ledger was fixed before")
+    return fixed
+
+
+def ledger_counts(db: str, issue_id: str) -> tuple[dict[str, int], str]:
+    """The ledger's rows by state and the issue's status, as the senders left them."""
+    with open_target(db) as conn:
+        counts = ledger.state_counts(conn, issue_id)
+        status = _issue(conn, issue_id).status
+    _close_pools(db)
+    return counts, str(status)
+
+
+def _close_pools(db: str) -> None:
+    if is_postgres(db):
+        from dispatch.store.postgres import close_pools
+
+        close_pools()
+
+
+# -- where each run's database comes from -------------------------------------------------
+
+
+class Databases:
+    """A fresh database per run: a SQLite file in the run's folder (``spec`` None), a new
+    database on the server of a ``postgresql://`` URL (made with CREATE DATABASE, dropped at
+    the end), or, for ``spec`` "postgresql", on a throwaway cluster started like the tests'
+    (tests/plugins/postgres.py: initdb and pg_ctl as `nobody` when root, fsync off)."""
+
+    def __init__(self, spec: str | None) -> None:
+        self.spec = spec
+        self.cluster: Any = None
+        self.made: list[str] = []
+        if spec is None:
+            return
+        if spec.lower() in ("postgresql", "postgres"):
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.plugins.postgres import start_cluster
+
+            started = start_cluster()
+            if isinstance(started, str):
+                raise SystemExit(f"No throwaway PostgreSQL cluster: {started}")
+            self.cluster = started
+        elif not is_postgres(spec):
+            raise SystemExit("--db takes a postgresql:// URL, or 'postgresql' for a throwaway one")
+
+    @property
+    def engine(self) -> str:
+        return "sqlite" if self.spec is None else "postgresql"
+
+    def describe(self) -> str:
+        if self.spec is None:
+            return "SQLite (a new file per run)"
+        if self.cluster is not None:
+            return f"PostgreSQL, throwaway cluster ({self.cluster.bin.parent.name}, fsync off)"
+        return f"PostgreSQL at {redact_url(self.spec)} (a new database per run)"
+
+    def new(self) -> str | None:
+        """DISPATCH_DB for a new, empty database (None: SQLite, a file in the run's folder)."""
+        if self.spec is None:
+            return None
+        if self.cluster is not None:
+            name = self.cluster.new_database()
+            self.made.append(name)
+            return str(self.cluster.url(name))
+        name = f"dispatch_bench_{os.getpid()}_{len(self.made) + 1}"
+        self._admin(f'CREATE DATABASE "{name}"')
+        self.made.append(name)
+        return urlsplit(self.spec)._replace(path=f"/{name}").geturl()
+
+    def close(self) -> None:
+        if self.spec is None:
+            return
+        from dispatch.store.postgres import close_pools
+
+        close_pools()
+        if self.cluster is not None:
+            from tests.plugins.postgres import stop_cluster
+
+            stop_cluster(self.cluster)
+            return
+        for name in self.made:
+            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        assert self.spec is not None
+        with psycopg.connect(self.spec, autocommit=True) as conn:
+            conn.execute(sql.encode())
 
 
 def _issue(db: Database, issue_id: str):  # noqa: ANN202 - the store's Issue
@@ -213,13 +365,13 @@ def smtp_source_rate(port: int, messages: int, size: int, sessions: int = 4) -> 
 # -- in-process per-message costs ---------------------------------------------------------
 
 
-def naive_rate(db_path: Path, issue_id: str, count: int) -> float:
+def naive_rate(db_path: str, issue_id: str, count: int) -> float:
     """What Dispatch avoids: per recipient, render with Jinja, inline with premailer, build an
     EmailMessage and serialise it. Messages per second over ``count`` recipients."""
     from dispatch.render.settings import renderer_from
 
     settings = settings_for(db_path)
-    with open_db(db_path, create=True) as db:
+    with open_target(db_path) as db:
         issue = _issue(db, issue_id)
         renderer = renderer_from(settings)
         start = time.perf_counter()
@@ -267,9 +419,9 @@ def dkim_costs(message: bytes, ours: int = 300, theirs: int = 20) -> dict[str, f
     return result
 
 
-def one_message(db_path: Path, issue_id: str) -> bytes:
+def one_message(db_path: str, issue_id: str) -> bytes:
     settings = settings_for(db_path)
-    with open_db(db_path, create=True) as db:
+    with open_target(db_path) as db:
         factory: MessageFactory = _factory(db, settings, _issue(db, issue_id))
         return factory.build("non_donor", sample_recipient())
 
