@@ -27,6 +27,9 @@ ON_POSTGRES = os.environ.get("DISPATCH_TEST_DB", "sqlite").lower() == "postgresq
 #: A test about the SQLite file itself: left out of the PostgreSQL pass (not skipped: it ran on
 #: the SQLite pass, and under CI no test skips itself).
 sqlite_only = pytest.mark.sqlite_only
+#: A test of what only PostgreSQL does (several senders on one ledger): left out of the SQLite
+#: pass, run on the PostgreSQL pass (``DISPATCH_TEST_DB=postgresql``).
+postgres_only = pytest.mark.postgres_only
 
 #: A test that asks for any of these (directly or through another fixture) uses the database.
 DATABASE_FIXTURES = {"db", "db_url", "pg_url", "pg_cluster", "make_settings", "run_cli"}
@@ -37,6 +40,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     parsing, rendering, DKIM...) ran on the SQLite pass and would only repeat themselves, and the
     ones about the SQLite file itself cannot run there."""
     if not ON_POSTGRES:
+        drop = [item for item in items if item.get_closest_marker("postgres_only") is not None]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = [item for item in items if item not in drop]
         return
     keep, drop = [], []
     for item in items:

@@ -45,6 +45,9 @@ class ListLedger:
         for index, seq in journaled.items():
             self.committed[index] = max(seq, self.committed.get(index, 0))
 
+    def more_to_come(self) -> bool:
+        return False
+
     def close(self) -> None:
         self.calls.append("close")
 

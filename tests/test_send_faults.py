@@ -16,6 +16,7 @@ from dispatch.jobs.send import SendOptions, send_issue
 from dispatch.mailer import RetryPolicy
 from dispatch.store import issues as issue_store
 from dispatch.store import ledger
+from tests.conftest import sqlite_only
 from tests.plugins.smtp import add_subscribers, create_sample_issue
 
 FAST = RetryPolicy(base=0.01, maximum=0.05, give_up_after=1.0)
@@ -208,6 +209,7 @@ def test_someone_who_unsubscribes_mid_send_is_skipped(db, settings, smtp_server)
     assert states(db) == Counter({"sent": 2, "skipped": 1})
 
 
+@sqlite_only  # on PostgreSQL a second sender joins the send (tests/test_send_senders.py)
 def test_a_second_send_on_the_same_database_is_refused_while_one_runs(db, settings):
     from dispatch.jobs.send import send_lock
 

@@ -3,6 +3,7 @@ run makes of it."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 
@@ -15,6 +16,13 @@ def fixed(db, n: int) -> list[int]:
     create_sample_issue(db)
     ledger.fix_deliveries(db, "2026-W48", {}, "non_donor")
     return [r[0] for r in db.execute("SELECT id FROM deliveries ORDER BY id")]
+
+
+def died(book: journal.Journal) -> None:
+    """What the OS does to a killed sender's journal: its file locks go; the files stay as
+    they were (the mappings are not flushed or cleared)."""
+    for file in book._files:
+        os.close(file._lock)
 
 
 def states(db) -> dict[int, tuple[str, str, int]]:
@@ -36,6 +44,7 @@ def test_recover_settles_what_a_killed_send_left(db):
     book.started(ids[4])
     book.finished(ids[4], "uncertain", "in doubt: reply lost")
     # ids[5]: never touched. No close(): a kill leaves the mapping as it was.
+    died(book)
     assert journal.in_flight(db) == {ids[1]}
 
     assert journal.recover(db) == 1
@@ -62,6 +71,7 @@ def test_a_retry_on_another_thread_is_read_in_order(db):
     thread.start()
     thread.join()
     book.started(ids[0])  # the retry, on this thread, died in flight
+    died(book)
     assert journal.recover(db) == 1
     assert states(db)[ids[0]][0] == "uncertain"
 
@@ -72,6 +82,7 @@ def test_results_already_committed_are_not_applied_twice(db):
     book.started(ids[0])
     book.finished(ids[0], "sent", "250 ok")
     ledger.commit_batch(db, [ledger.Outcome(ids[0], "sent", "250 ok")])
+    died(book)
     assert journal.recover(db) == 0
     assert states(db)[ids[0]] == ("sent", "250 ok", 1)
 
@@ -97,6 +108,7 @@ def test_a_thread_moves_to_its_other_file_only_once_that_one_is_committed(db, mo
     assert switches == "abab", seen
     assert seen[21] == "a" and seen[20] == "b"
     book.started(ids[-1])  # dies in flight
+    died(book)
     assert journal.recover(db) == 1  # nothing uncommitted was lost by clearing
     assert Counter(s for s, _, _ in states(db).values()) == {"sent": 39, "uncertain": 1}
 
@@ -109,6 +121,7 @@ def test_uncommitted_results_are_never_cleared(db, monkeypatch):
         book.started(delivery_id)
         book.finished(delivery_id, "sent", "250 ok")
     # Nothing committed: every record must survive.
+    died(book)
     assert journal.recover(db) == 0
     assert Counter(s for s, _, _ in states(db).values()) == {"sent": 30}
 
@@ -121,6 +134,7 @@ def test_a_torn_last_record_is_ignored(db):
     half = book._files[0].current
     torn = f"S 99 {ids[1]}".encode()  # a kill in the middle of a memory copy: no newline
     half.mm[half.pos : half.pos + len(torn)] = torn
+    died(book)
     assert journal.recover(db) == 0
     assert states(db)[ids[0]][0] == "sent" and states(db)[ids[1]][0] == "pending"
 
@@ -129,8 +143,25 @@ def test_a_hard_bounce_in_the_journal_bounces_its_reader_on_recovery(db):
     ids = fixed(db, 2)
     book = journal.Journal(db)
     book.finished(ids[0], "bounced", "550 5.1.1 user unknown")  # not committed: killed here
+    died(book)
     journal.recover(db)
     got = states(db)
     assert got[ids[0]][:2] == ("failed", "550 5.1.1 user unknown")
     status = dict(db.execute("SELECT email, status FROM subscribers").fetchall())
     assert status == {"r0@example.org": "bounced", "r1@example.org": "active"}
+
+
+def test_a_live_senders_journal_is_left_alone_until_it_dies(db):
+    """Several senders of one PostgreSQL database may share a machine's journal folder: a
+    starting one must not settle rows another still has going out."""
+    ids = fixed(db, 2)
+    live = journal.Journal(db)
+    live.started(ids[0])  # going out right now, in a sender that is alive
+    assert journal.in_flight(db) == set()
+    assert journal.recover(db) == 0
+    assert states(db)[ids[0]][0] == "pending"
+    assert journal.journal_dir(db).is_dir()  # its files are still there
+    died(live)
+    assert journal.in_flight(db) == {ids[0]}
+    assert journal.recover(db) == 1
+    assert states(db)[ids[0]][0] == "uncertain"

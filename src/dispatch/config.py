@@ -92,6 +92,9 @@ def _to_float(name: str, value: str) -> float:
     return number
 
 
+#: DISPATCH_SEND_LEASE's least value in seconds (its lease is renewed every second).
+MIN_SEND_LEASE = 3.0
+
 #: DISPATCH_GREETING: greet by first name (else the full name), by full name, or nobody by name.
 GREETINGS = ("first", "full", "none")
 
@@ -104,6 +107,7 @@ class Settings:
         default=Path("dispatch.sqlite3"), metadata={"env": "DISPATCH_DB"}
     )
     journal_dir: Path | None = field(default=None, metadata={"env": "DISPATCH_JOURNAL_DIR"})
+    send_lease: float = field(default=30.0, metadata={"env": "DISPATCH_SEND_LEASE"})
     from_address: str = field(default="", metadata={"env": "DISPATCH_FROM"})
     reply_to: str = field(default="", metadata={"env": "DISPATCH_REPLY_TO"})
     outlet_name: str = field(default="Our newsroom", metadata={"env": "DISPATCH_OUTLET_NAME"})
@@ -225,6 +229,12 @@ class Settings:
         if "greeting" in values and values["greeting"] not in GREETINGS:
             raise ConfigError(
                 f"DISPATCH_GREETING is {values['greeting']!r}", "Set it to first, full or none."
+            )
+        if "send_lease" in values and float(values["send_lease"]) < MIN_SEND_LEASE:  # type: ignore[arg-type]
+            raise ConfigError(
+                f"DISPATCH_SEND_LEASE must be at least {MIN_SEND_LEASE:.0f} seconds, not "
+                f"{values['send_lease']}",
+                "It is renewed every second; 30 (the default) suits most networks.",
             )
         if "max_articles" in values and values["max_articles"] == 0:
             raise ConfigError("DISPATCH_MAX_ARTICLES must be at least 1")

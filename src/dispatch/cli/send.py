@@ -32,6 +32,14 @@ def _print_counts(summary: SendSummary) -> None:
             else f"{counts['sending']} were in flight when a send stopped: the next "
             f"`dispatch send {summary.issue_id}` marks them uncertain"
         )
+    if len(summary.senders) > 1:  # a shared send (PostgreSQL): who carried what
+        click.echo(
+            "Senders: "
+            + "; ".join(
+                f"{host} (pid {pid}) {state}, {sent} sent"
+                for host, pid, state, sent in summary.senders
+            )
+        )
     if summary.bounced_total and not summary.bounced:
         click.echo(
             f"{summary.bounced_total} refused for good earlier (hard bounces): marked bounced, "

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, IssueError
@@ -31,14 +32,14 @@ from dispatch.mailer import (
     pool_from_settings,
     relay_from_settings,
 )
-from dispatch.mailer.dkim import signer_from_settings
+from dispatch.mailer.dkim import DkimSigner, signer_from_settings
 from dispatch.models import DeliveryState, Issue, Persona
 from dispatch.render.issue import render_and_store
 from dispatch.render.message import MessageConfig, MessageFactory
-from dispatch.store import Database, donations, journal, ledger
+from dispatch.store import Database, donations, journal, ledger, senders
 from dispatch.store import subscribers as subscriber_store
 from dispatch.store.issues import require_issue
-from dispatch.store.sending import IssueLedger
+from dispatch.store.sending import IssueLedger, SharedIssueLedger
 from dispatch.store.sendlock import send_lock
 from dispatch.subscribers import envelope_address
 
@@ -102,6 +103,9 @@ def send_issue(
     _sendable(db, issue_id)
     target = relay_from_settings(settings)
     signer = signer_from_settings(settings)  # None unless DKIM is configured
+    # On SQLite the lock covers the whole send (one sender per database); on PostgreSQL only
+    # the setting up: later senders wait for it, then share the rows (``store.senders``).
+    shared = db.engine == "postgresql"
     with send_lock(db):
         # Read again under the lock: a send that ran meanwhile may have started this issue,
         # and its stored copies must not be rendered anew under it.
@@ -122,11 +126,32 @@ def send_issue(
                 check_relay(target, settings.smtp_timeout)
             if on_start is not None:
                 on_start(pending)
-            sign = signer.sign if signer is not None else None
-            _deliver(db, settings, issue_id, target, factory, sign, options, summary, progress)
-        finish_summary(db, issue_id, summary)
+        deliver = partial(
+            _send_and_finish, db, settings, issue_id, target, factory, signer, options, summary
+        )
+        if not shared:
+            deliver(progress)
+    if shared:
+        deliver(progress)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _send_and_finish(
+    db: Database,
+    settings: Settings,
+    issue_id: str,
+    target: SmtpTarget,
+    factory: MessageFactory,
+    signer: DkimSigner | None,
+    options: SendOptions,
+    summary: SendSummary,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    if ledger.state_counts(db, issue_id)[DeliveryState.PENDING]:
+        sign = signer.sign if signer is not None else None
+        _deliver(db, settings, issue_id, target, factory, sign, options, summary, progress)
+    finish_summary(db, issue_id, summary)
 
 
 def _sendable(db: Database, issue_id: str) -> Issue:
@@ -179,8 +204,11 @@ def _fix_ledger(
 
 
 def _settle_doubts(db: Database, issue_id: str, options: SendOptions, summary: SendSummary) -> None:
-    """Rows a stopped run left going out become uncertain; then the editor's choices apply."""
+    """Rows a stopped run left going out become uncertain (on PostgreSQL also those of senders
+    found dead, wherever they ran); then the editor's choices apply."""
     summary.newly_uncertain = journal.recover(db) + ledger.mark_uncertain(db, issue_id)
+    if db.engine == "postgresql":
+        summary.newly_uncertain += senders.take_over(db, issue_id)
     if options.resend_uncertain and options.skip_uncertain:
         raise InputError("Choose one of --resend-uncertain and --skip-uncertain")
     if options.resend_uncertain or options.skip_uncertain:
@@ -203,6 +231,10 @@ def _deliver(
     """Run the engine over the pending rows; what it did goes into the summary even when it
     stops with an error, and the pace it learnt into the ledger for the next send."""
     relay = f"{target.host}:{target.port}"
+    shared = db.engine == "postgresql"
+    learnt = ledger.relay_rate(db, relay)
+    if shared:  # senders of one relay share its quota: each starts at its part of it
+        learnt /= senders.relay_share(db, relay) + 1
     pool, policy = pool_from_settings(
         settings,
         target,
@@ -210,11 +242,16 @@ def _deliver(
         concurrency=options.concurrency,
         rate=options.rate,
         rate_per_connection=options.rate_per_connection,
-        learnt=ledger.relay_rate(db, relay),
+        learnt=learnt,
         adaptive=options.adaptive,
     )
+    issue_ledger = (
+        SharedIssueLedger(db, issue_id, relay, settings.send_lease, lambda: pool.adaptive.learnt)
+        if shared
+        else IssueLedger(db, issue_id)
+    )
     run = DeliveryRun(
-        IssueLedger(db, issue_id),
+        issue_ledger,
         pool,
         sender=envelope_address(factory.config.from_address),
         policy=policy,
@@ -231,6 +268,13 @@ def _deliver(
         summary.bounced = run.stats.bounced
         summary.bounced_now = run.stats.bounced_count
         summary.learnt_rate = pool.adaptive.learnt
+        if isinstance(issue_ledger, SharedIssueLedger):
+            summary.newly_uncertain += issue_ledger.taken_over
+            if summary.learnt_rate > 0:  # what the senders found together
+                summary.learnt_rate = max(
+                    summary.learnt_rate,
+                    senders.relay_total(db, issue_id, relay, settings.send_lease),
+                )
         if summary.learnt_rate > 0:  # next week's send starts near it
             ledger.save_relay_rate(db, relay, summary.learnt_rate)
     summary.sent_now, summary.failed_now = stats.sent, stats.failed

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from dispatch.models import DeliveryState, IssueStatus
-from dispatch.store import Database, journal, ledger
+from dispatch.store import Database, journal, ledger, senders
 from dispatch.store import issues as issue_store
 from dispatch.store.issues import require_issue
 from dispatch.store.sendlock import send_running
@@ -34,6 +34,8 @@ class SendSummary:
     seconds: float = 0.0
     issue_status: str = IssueStatus.SENDING
     running: bool = False  # (status only) a send of this database is running now
+    #: (PostgreSQL) each sender that took part: (host, pid, state, messages it sent)
+    senders: list[tuple[str, int, str, int]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -56,6 +58,10 @@ class SendSummary:
             "seconds": round(self.seconds, 2),
             "rate": round(self.learnt_rate, 2),
             "warnings": self.warnings,
+            "senders": [
+                {"host": host, "pid": pid, "state": state, "sent": sent}
+                for host, pid, state, sent in self.senders
+            ],
         }
 
 
@@ -67,6 +73,8 @@ SUMMARY_ROWS = 10_000
 def _list_open_cases(db: Database, issue_id: str, summary: SendSummary) -> None:
     """The bounced count and the first failed (not bounced) and uncertain rows of the ledger."""
     summary.bounced_total = ledger.count_bounced(db, issue_id)
+    if db.engine == "postgresql":
+        summary.senders = senders.shares(db, issue_id)
     summary.failed = list(
         islice(
             ledger.rows_in_state(db, issue_id, DeliveryState.FAILED, bounced=False), SUMMARY_ROWS

@@ -49,6 +49,8 @@ THROTTLE_REQUEUES = 50
 BREAKER_REPEATS = 20
 #: Bounced addresses a run keeps to name in its summary (the count is always complete).
 BOUNCES_LISTED = 10_000
+#: Seconds between looks at a shared ledger whose last rows other senders hold.
+OTHERS_POLL = 0.5
 
 
 class Ledger(Protocol):
@@ -69,6 +71,11 @@ class Ledger(Protocol):
 
     def record(self, outcomes: Sequence[Recorded], journaled: dict[int, int]) -> None:
         """Commit these outcomes; then tell the journal they are in (file -> last seq)."""
+
+    def more_to_come(self) -> bool:
+        """Nothing is left to claim: may rows still come (other senders of a shared ledger
+        hold some, and may die)? The run waits and claims again while this is true."""
+        ...
 
     def close(self) -> None:
         """The run is over: close the journal and apply what it holds that the ledger lacks."""
@@ -361,8 +368,15 @@ class DeliveryRun:
                 ):
                     self._flush()
                 if exhausted and idle and not self._waiting and not self._buffer:
-                    self._completed = True
-                    break
+                    if not self.ledger.more_to_come():
+                        self._completed = True
+                        break
+                    # Other senders hold the last rows: wait for them, or for their rows to
+                    # come free when one is found dead. Waiting is no lack of progress.
+                    exhausted = False
+                    self._last_progress = time.monotonic()
+                    self.pool.stopping.wait(OTHERS_POLL)
+                    continue
                 if now - self._last_progress > self.policy.give_up_after:
                     left = [row.email for _, _, row in self._waiting]
                     left += [row.email for row in self._outstanding.values()]
@@ -392,20 +406,23 @@ class DeliveryRun:
     def _finish(self) -> None:
         """Stop the threads, record what they finished, settle the journal."""
         self.progress = None
-        unsent = self.pool.stop(timeout=self.pool.timeout + 5)
-        self._drain(0)
-        if self._completed and self.pool.fatal is None:
-            self._release_streak()  # the list went through without the breaker tripping
-        else:
-            self._hold_streak()  # stopped, interrupted or tripped: they stay pending
-        self._flush()
-        for job in unsent:
-            if self._outstanding.pop(job.key, None) is not None:
-                self.stats.released += 1
-        # Still outstanding: a thread did not finish in time. If its message's data was
-        # going out, the journal says so and the row becomes 'uncertain' now, the truth.
-        self.stats.in_doubt = len(self._outstanding)
-        # The ledger always reads the journal back, even when every result looks committed: an
-        # interrupt between taking a result off the queue and buffering it leaves the journal
-        # as the only record that the message went out.
-        self.ledger.close()
+        try:
+            unsent = self.pool.stop(timeout=self.pool.timeout + 5)
+            self._drain(0)
+            if self._completed and self.pool.fatal is None:
+                self._release_streak()  # the list went through without the breaker tripping
+            else:
+                self._hold_streak()  # stopped, interrupted or tripped: they stay pending
+            self._flush()
+            for job in unsent:
+                if self._outstanding.pop(job.key, None) is not None:
+                    self.stats.released += 1
+            # Still outstanding: a thread did not finish in time. If its message's data was
+            # going out, the journal says so and the row becomes 'uncertain' now, the truth.
+            self.stats.in_doubt = len(self._outstanding)
+        finally:
+            # The ledger always reads the journal back, even when every result looks
+            # committed (an interrupt between taking a result off the queue and buffering it
+            # leaves the journal as the only record that the message went out), and even when
+            # a commit failed just now (a shared ledger must also end its sender's lease).
+            self.ledger.close()

@@ -150,6 +150,10 @@ class SenderPool:
                 )
                 self.stopping.set()
                 return False
+            except DispatchError as exc:  # the ledger refused it (another sender has it)
+                self.fatal = self.fatal or exc
+                self.stopping.set()
+                return False
         job.data_started = True
         return True
 

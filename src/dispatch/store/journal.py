@@ -25,11 +25,18 @@ import errno
 import itertools
 import mmap
 import os
+import secrets
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from dispatch.errors import StoreError
 from dispatch.store import Database, ledger, to_db_time, utcnow
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None  # type: ignore[assignment]
 
 #: Each half of a thread's journal: its size, and how full it gets before the thread moves
 #: to the other half.
@@ -37,6 +44,10 @@ FILE_SIZE = 4 << 20
 RESET_AT = 256 << 10
 
 IN_DOUBT = "in doubt: the send stopped while this message was going out"
+TAKEN_OVER = (
+    "in doubt: its sender stopped while this message was going out (taken over by another "
+    "sender; that machine's next `dispatch send` settles it from its journal)"
+)
 JOURNAL_LOST = (
     "in doubt: a send stopped and its journal was not next to the database (moved or copied "
     "without it?)"
@@ -81,12 +92,19 @@ class _Half:
 class _File:
     """One thread's journal: two halves used in turn. When the current one is past
     ``RESET_AT`` the thread moves to the other, once every result written there is in the
-    database (it was filled a whole half ago), and clears it first."""
+    database (it was filled a whole half ago), and clears it first.
 
-    def __init__(self, folder: Path, index: int) -> None:
+    The first half is locked (flock) while the send runs: several senders of one PostgreSQL
+    database may share a machine and its journal folder, and ``recover`` reads only the files
+    of senders that are gone (the OS drops the lock of a killed process)."""
+
+    def __init__(self, folder: Path, stem: str, index: int) -> None:
         self.index = index
-        stem = f"{os.getpid()}-{index}"
+        stem = f"{stem}-{index}"
         self.halves = [_Half(folder / f"{stem}-a.log"), _Half(folder / f"{stem}-b.log")]
+        self._lock = os.open(folder / f"{stem}-a.log", os.O_RDWR)
+        if fcntl is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
         self.current = self.halves[0]
         self.committed = 0  # seq up to which this thread's results are in the database
 
@@ -112,6 +130,7 @@ class _File:
     def close(self) -> None:
         for half in self.halves:
             half.mm.close()
+        os.close(self._lock)
 
 
 class Journal:
@@ -127,6 +146,9 @@ class Journal:
                 "The folder of the database (or DISPATCH_JOURNAL_DIR) must exist and be "
                 "writable by the user running dispatch.",
             ) from exc
+        # pid and a random part: a later process given the same pid never truncates the
+        # files of a dead one that no run has recovered yet.
+        self._stem = f"{os.getpid()}-{secrets.token_hex(3)}"
         self._seq = itertools.count(1)
         self._local = threading.local()
         self._files: list[_File] = []
@@ -137,10 +159,15 @@ class Journal:
         if file is None:
             with self._lock:
                 index = len(self._files)
-                file = _File(self.dir, index)
+                file = _File(self.dir, self._stem, index)
                 self._files.append(file)
             self._local.file = file
         return file
+
+    def prepare(self) -> None:
+        """Make this thread's file now (it takes a few milliseconds), not between a shared
+        sender's mark in the database and its line here."""
+        self._file()
 
     def started(self, delivery_id: int) -> None:
         """The message of ``delivery_id`` is about to go out (call before its data)."""
@@ -182,10 +209,38 @@ def _records(path: Path) -> bytes:
     return b"".join(chunks)
 
 
-def _read(folder: Path) -> dict[int, tuple[int, str, str, str]]:
+@contextlib.contextmanager
+def _unowned(folder: Path) -> Iterator[list[Path]]:
+    """The journal files of senders that are gone (their lock is free), locked while used."""
+    held: list[int] = []
+    paths: list[Path] = []
+    try:
+        for first in sorted(folder.glob("*-a.log")):
+            try:
+                fd = os.open(first, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # a live sender's (on this machine)
+                    os.close(fd)
+                    continue
+            held.append(fd)
+            paths.append(first)
+            second = first.with_name(first.name[: -len("a.log")] + "b.log")
+            if second.exists():
+                paths.append(second)
+        yield paths
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def _read(paths: list[Path]) -> dict[int, tuple[int, str, str, str]]:
     """The last record of each delivery id: (seq, kind, state, reply)."""
     last: dict[int, tuple[int, str, str, str]] = {}
-    for path in sorted(folder.glob("*.log")):
+    for path in paths:
         text = _records(path).decode("utf-8", "replace")
         for line in text.split("\n")[:-1]:  # a last line without its newline was torn
             parts = line.split(" ", 4)
@@ -215,15 +270,13 @@ def in_flight(db: Database) -> set[int]:
     folder = journal_dir(db)
     if not folder.is_dir():
         return set()
-    return {i for i, (_, kind, _, _) in _read(folder).items() if kind == "S"}
+    with _unowned(folder) as paths:
+        return {i for i, (_, kind, _, _) in _read(paths).items() if kind == "S"}
 
 
-def discard(db: Database) -> None:
-    """Remove the journal of a send whose every result is in the database."""
-    folder = journal_dir(db)
-    if not folder.is_dir():
-        return
-    for path in folder.glob("*.log"):
+def _discard(folder: Path, paths: list[Path]) -> None:
+    """Remove journal files whose every result is in the database (and the folder if empty)."""
+    for path in paths:
         path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         folder.rmdir()
@@ -232,7 +285,9 @@ def discard(db: Database) -> None:
 def recover(db: Database) -> int:
     """Apply and remove what a previous send's journal says; returns rows made uncertain.
 
-    Call with the send lock held (no other send writing the files).
+    Call with the send lock held. Files of senders still running on this machine (a shared
+    send on PostgreSQL) are left alone; rows a sender elsewhere took over as ``uncertain``
+    (``store.senders.TAKEN_OVER``) get the result this journal knows.
     """
     folder = journal_dir(db)
     marker = ledger.run_marker(db)
@@ -244,7 +299,15 @@ def recover(db: Database) -> int:
         return doubtful
     if not folder.is_dir():
         return 0
-    last = _read(folder)
+    with _unowned(folder) as paths:
+        doubtful = _apply(db, _read(paths))
+        _discard(folder, paths)
+    if marker is not None:
+        ledger.end_run(db)
+    return doubtful
+
+
+def _apply(db: Database, last: dict[int, tuple[int, str, str, str]]) -> int:
     now = to_db_time(utcnow())
     doubtful = 0
     with db.transaction() as conn:
@@ -261,12 +324,10 @@ def recover(db: Database) -> int:
                 changed = conn.execute(
                     "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_reply = ?,"
                     " updated_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
-                    " WHERE id = ? AND state IN ('pending', 'sending')",
-                    (state, reply, now, state, now, delivery_id),
+                    " WHERE id = ? AND (state IN ('pending', 'sending')"
+                    " OR (state = 'uncertain' AND last_reply = ?))",
+                    (state, reply, now, state, now, delivery_id, TAKEN_OVER),
                 ).rowcount
                 if bounced and changed:
                     ledger.bounce_reader(conn, delivery_id)
-    discard(db)
-    if marker is not None:
-        ledger.end_run(db)
     return doubtful

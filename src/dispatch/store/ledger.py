@@ -174,11 +174,12 @@ def fix_deliveries(
 
 
 def mark_uncertain(db: Database, issue_id: str) -> int:
-    """Rows a previous run left in ``sending`` (it crashed mid-message) become ``uncertain``."""
+    """Rows a previous run left in ``sending`` (it crashed mid-message) become ``uncertain``;
+    not those a sender of a shared send has in hand (``store.senders.take_over`` settles them)."""
     with db.transaction() as conn:
         return conn.execute(
             "UPDATE deliveries SET state = 'uncertain', updated_at = ?"
-            " WHERE issue_id = ? AND state = 'sending'",
+            " WHERE issue_id = ? AND state = 'sending' AND sender IS NULL",
             (to_db_time(utcnow()), issue_id),
         ).rowcount
 
@@ -188,7 +189,7 @@ def resolve_uncertain(db: Database, issue_id: str, *, resend: bool) -> int:
     state = DeliveryState.PENDING if resend else DeliveryState.SKIPPED
     with db.transaction() as conn:
         return conn.execute(
-            "UPDATE deliveries SET state = ?, updated_at = ?"
+            "UPDATE deliveries SET state = ?, sender = NULL, updated_at = ?"
             " WHERE issue_id = ? AND state = 'uncertain'",
             (state, to_db_time(utcnow()), issue_id),
         ).rowcount
@@ -199,7 +200,7 @@ def retry_failed(db: Database, issue_id: str) -> int:
     readers are bounced, and the row keeps the reply that said why)."""
     with db.transaction() as conn:
         reopened = conn.execute(
-            "UPDATE deliveries SET state = 'pending', updated_at = ?"
+            "UPDATE deliveries SET state = 'pending', sender = NULL, updated_at = ?"
             " WHERE issue_id = ? AND state = 'failed' AND NOT EXISTS (SELECT 1 FROM"
             " subscribers s WHERE s.id = deliveries.subscriber_id AND s.status = 'bounced')",
             (to_db_time(utcnow()), issue_id),
@@ -234,6 +235,12 @@ def claim(db: Database, issue_id: str, after: int, limit: int) -> tuple[list[Cla
         (issue_id, after, limit),
     ).fetchall()
     last_id = rows[-1]["id"] if rows else after
+    return claimed_rows(db, rows), last_id
+
+
+def claimed_rows(db: Database, rows: Sequence[Any]) -> list[Claimed]:
+    """Rows read with ``_SELECT``'s columns as ``Claimed``; a row whose subscriber is gone or
+    no longer active is marked ``skipped`` instead (shared by ``store.senders``)."""
     claimed, skip = [], []
     for r in rows:
         if r["email"] is None or r["status"] != "active":
@@ -255,7 +262,7 @@ def claim(db: Database, issue_id: str, after: int, limit: int) -> tuple[list[Cla
     if skip:
         with db.transaction() as conn:
             _skip(conn, skip, to_db_time(utcnow()) or "")
-    return claimed, last_id
+    return claimed
 
 
 def _skip(conn: Any, ids: Sequence[int], now: str) -> None:
@@ -266,22 +273,26 @@ def _skip(conn: Any, ids: Sequence[int], now: str) -> None:
     )
 
 
-def commit_batch(db: Database, outcomes: Sequence[Outcome]) -> None:
-    """Record a batch of results in one transaction.
+def commit_batch(db: Database, outcomes: Sequence[Outcome], sender: int | None = None) -> int:
+    """Record a batch of results in one transaction; returns how many rows were sent.
 
     A result moves a row out of ``sending`` or ``pending`` (the send journal, not this table,
     says which rows are going out right now; see ``store.journal``), never out of ``sent``,
-    ``failed``, ``skipped`` or ``uncertain``: a late or repeated result changes nothing.
+    ``failed``, ``skipped`` or ``uncertain``: a late or repeated result changes nothing. In a
+    shared send (``sender``) only the sender's own rows move: one taken over and claimed by
+    another sender meanwhile is not this result's any more.
     """
     if not outcomes:
-        return
+        return 0
     now = to_db_time(utcnow())
+    mine = " AND sender = ?" if sender is not None else ""
+    extra = (sender,) if sender is not None else ()
     with db.transaction() as conn:
         conn.executemany(
             "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_reply = ?,"
             " updated_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
-            " WHERE id = ? AND state IN ('pending', 'sending')",
-            [(o.state, o.reply, now, o.state, now, o.delivery_id) for o in outcomes],
+            f" WHERE id = ? AND state IN ('pending', 'sending'){mine}",
+            [(o.state, o.reply, now, o.state, now, o.delivery_id, *extra) for o in outcomes],
         )
         for o in outcomes:  # in the same transaction: a failed row and its bounce go together
             if o.bounced_subscriber is not None:
@@ -292,6 +303,7 @@ def commit_batch(db: Database, outcomes: Sequence[Outcome]) -> None:
                     "id",
                     o.bounced_subscriber,
                 )
+    return sum(1 for o in outcomes if o.state == DeliveryState.SENT)
 
 
 def bounce_reader(conn: Any, delivery_id: int) -> None:

@@ -1,6 +1,9 @@
-"""One send per database at a time: an flock on ``<database>.send-lock``.
+"""One send per SQLite database at a time: an flock on ``<database>.send-lock``.
 
-Rows another live run has in flight are not in doubt, so a second send must not start. The
+Rows another live run has in flight are not in doubt, so a second send must not start. On
+PostgreSQL several senders share a send (``store.senders``): the lock here (an advisory lock
+on the server) covers only a send's setting up (rendering a draft, fixing its ledger, settling
+what stopped senders left), and a second sender waits for it, then joins. The
 holder removes the file before letting go; a taker checks that the file it locked is still the
 one at the path (else it locked a file just removed, which excludes nobody). The OS drops the
 lock of a killed send: the file it leaves is simply locked and removed by the next one.
@@ -23,11 +26,16 @@ except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None  # type: ignore[assignment]
 
 
+#: Seconds a PostgreSQL sender waits for another one's setting up before it gives up.
+SETUP_WAIT = 600.0
+
+
 @contextmanager
-def send_lock(db: Database) -> Iterator[None]:
-    """One send per database at a time: rows another live run has in flight are not in doubt."""
-    if db.engine == "postgresql":  # the server holds the lock: one send across all machines
-        with _postgres_send_lock(db):
+def send_lock(db: Database, wait: float = SETUP_WAIT) -> Iterator[None]:
+    """One send per SQLite database at a time: rows another live run has in flight are not in
+    doubt. On PostgreSQL: one sender setting up at a time (``wait`` seconds for the lock)."""
+    if db.engine == "postgresql":  # the server holds the lock, across all machines
+        with _postgres_send_lock(db, wait):
             yield
         return
     if fcntl is None:
@@ -73,27 +81,31 @@ def send_lock(db: Database) -> Iterator[None]:
 
 
 @contextmanager
-def _postgres_send_lock(db: Database) -> Iterator[None]:
+def _postgres_send_lock(db: Database, wait: float) -> Iterator[None]:
     """A session-level advisory lock on a connection of its own (released by the server if the
-    process dies), waited for briefly as the file lock is."""
+    process dies)."""
     from dispatch.store.postgres_db import SEND_LOCK, session_lock
 
-    with session_lock(db, SEND_LOCK, wait=2.0) as got:
+    with session_lock(db, SEND_LOCK, wait=wait) as got:
         if not got:
             raise SendError(
-                "Another `dispatch send` is running on this database (on this or another machine)",
-                "Wait for it to finish (or stop it); then rerun to resume.",
+                f"Another `dispatch send` has been setting up a send on this database (on this "
+                f"or another machine) for more than {wait:.0f} s",
+                "Wait for it (a big list's ledger takes a while to fix), or stop it; then "
+                "rerun to join the send.",
             )
         yield
 
 
 def send_running(db: Database) -> bool:
-    """Whether a `dispatch send` holds this database's send lock right now."""
+    """Whether a `dispatch send` holds this database's send lock right now (on PostgreSQL:
+    or any sender's lease still runs)."""
     if db.engine == "postgresql":
+        from dispatch.store import senders
         from dispatch.store.postgres_db import SEND_LOCK, session_lock
 
         with session_lock(db, SEND_LOCK, wait=0) as got:
-            return not got
+            return not got or senders.running(db) > 0
     if fcntl is None:
         return False
     path = Path(f"{Path(db.path).resolve()}.send-lock")
