@@ -195,3 +195,141 @@ def test_a_sender_frozen_past_its_lease_is_taken_over_and_sends_nothing_twice(
         else:
             assert got[email] == 1 and states[email][0] == "sent", email
     assert {pid: state for pid, state, _ in senders(db)}[frozen.pid] == "taken_over"
+
+
+# -- the rules, in one process: senders driven directly (each with its own connections) -------
+
+
+def fixed_ledger(db, n: int = 20) -> str:
+    from dispatch.store import ledger as ledger_store
+
+    add_subscribers(db, [(f"r{i}@example.org", f"R {i}") for i in range(n)])
+    issue = create_sample_issue(db)
+    ledger_store.fix_deliveries(db, issue, {}, "non_donor")
+    return issue
+
+
+def open_rows_held(db) -> int:
+    return db.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE sender IS NOT NULL"
+        " AND state IN ('pending', 'sending')"
+    ).fetchone()[0]
+
+
+def test_a_sender_taken_over_claims_and_marks_nothing_more(db, tmp_path):
+    """Paused past its lease and taken over, a sender that wakes must not go on: its claims
+    and marks are fenced on its own registration, so it cannot leave rows in its name that no
+    one would settle once it dies."""
+    from dispatch.store import senders as shared
+
+    issue = fixed_ledger(db)
+    paused = shared.Sender(db, issue, "relay:25", str(tmp_path / "a"))
+    other = shared.Sender(db, issue, "relay:25", str(tmp_path / "b"))
+    paused.start()
+    other.start()
+    marker = shared.Marker(db, paused)
+    try:
+        rows, _ = paused.claim(5)
+        assert marker.mark(rows[0].id)  # going out when it froze
+        db.execute("UPDATE send_senders SET lease_until = 0 WHERE id = ?", (paused.id,))
+        assert shared.take_over(db, issue) == 1  # its in-flight row; its 4 others are free
+        assert paused.claim(5) == ([], 0)  # woken: nothing more for it
+        assert not paused.still_running()
+        assert not marker.mark(rows[1].id)
+        assert not marker.result(rows[0].id, "sent", "250 ok")  # taken over: in doubt now
+        assert open_rows_held(db) == 0
+        got, _ = other.claim(100)
+        assert len(got) == 19  # everything but the one in doubt
+    finally:
+        marker.close()
+        paused.stop()
+        other.stop()
+
+
+def test_a_mark_cannot_slip_between_the_steps_of_a_take_over(db, tmp_path, monkeypatch):
+    """take_over marks the dead sender's row, then settles its rows: a mark by that sender
+    arriving in between waits for the first step and then refuses (FOR SHARE on its row)."""
+    from dispatch.store import senders as shared
+    from dispatch.store.postgres import PgConnection
+
+    issue = fixed_ledger(db)
+    slow = shared.Sender(db, issue, "relay:25", str(tmp_path / "a"))
+    slow.start()
+    marker = shared.Marker(db, slow)
+    try:
+        rows, _ = slow.claim(5)
+        db.execute("UPDATE send_senders SET lease_until = 0 WHERE id = ?", (slow.id,))
+        marks: list[bool] = []
+        original = PgConnection.execute
+
+        def execute(self, sql, params=()):
+            cursor = original(self, sql, params)
+            if "SET state = 'taken_over'" in sql:  # between the steps, the sender's thread
+                import threading
+
+                thread = threading.Thread(target=lambda: marks.append(marker.mark(rows[0].id)))
+                thread.start()
+                thread.join(0.5)  # it waits for this transaction...
+                assert thread.is_alive()
+            return cursor
+
+        monkeypatch.setattr(PgConnection, "execute", execute)
+        shared.take_over(db, issue)
+        monkeypatch.setattr(PgConnection, "execute", original)
+        deadline = time.monotonic() + 10
+        while not marks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marks == [False]  # ... then refuses
+        assert open_rows_held(db) == 0  # nothing left in a dead sender's name
+    finally:
+        marker.close()
+        slow.stop()
+
+
+def test_a_dead_senders_journal_does_not_touch_a_row_another_sender_holds(db, tmp_path):
+    """A row a dead sender's journal says was going out, freed since and now in another live
+    sender's hands (the dead one wrote a retry to the database, then died before its journal
+    line), is the live sender's: recovery leaves it alone."""
+    from dispatch.store import senders as shared
+
+    issue = fixed_ledger(db, 2)
+    book = journal.Journal(db)
+    row_id = db.execute("SELECT MIN(id) FROM deliveries").fetchone()[0]
+    book.started(row_id)  # the dead sender's last word: going out
+    for file in book._files:  # it dies (the OS drops its journal locks)
+        os.close(file._lock)
+    live = shared.Sender(db, issue, "relay:25", str(tmp_path / "b"))
+    live.start()
+    marker = shared.Marker(db, live)
+    try:
+        rows, _ = live.claim(1)
+        assert [r.id for r in rows] == [row_id]
+        assert marker.mark(row_id)
+        assert journal.recover(db) == 0
+        assert db.execute("SELECT state FROM deliveries WHERE id = ?", (row_id,)).fetchone()[0] == (
+            "sending"
+        )
+        assert marker.result(row_id, "sent", "250 ok")
+    finally:
+        marker.close()
+        live.stop()
+
+
+def test_claimed_rows_of_a_sender_that_began_before_the_server_restarted_are_in_doubt(db, tmp_path):
+    """Marks and outcomes are written without waiting for the server's disk: a server crash
+    may lose some, so a dead sender's claimed rows from before the restart are not freed."""
+    from dispatch.store import senders as shared
+
+    issue = fixed_ledger(db, 4)
+    old = shared.Sender(db, issue, "relay:25", str(tmp_path / "a"))
+    old.start()
+    try:
+        rows, _ = old.claim(2)
+        # as if the server had started after this sender joined
+        db.execute("UPDATE send_senders SET began = 0, lease_until = 0 WHERE id = ?", (old.id,))
+        assert shared.take_over(db, issue) == 2
+        states = dict(db.execute("SELECT id, state FROM deliveries").fetchall())
+        assert [states[r.id] for r in rows] == ["uncertain", "uncertain"]
+        assert Counter(states.values()) == {"uncertain": 2, "pending": 2}
+    finally:
+        old.stop()

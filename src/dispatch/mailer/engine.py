@@ -341,9 +341,9 @@ class DeliveryRun:
         after = 0
         high = 0  # no row above this id is handed to a connection before the marker says so
         exhausted = False
-        self.ledger.begin()
-        self.pool.start()
         try:
+            self.ledger.begin()
+            self.pool.start()
             while True:
                 if self.pool.fatal is not None:
                     break

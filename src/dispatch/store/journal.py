@@ -101,10 +101,14 @@ class _File:
     def __init__(self, folder: Path, stem: str, index: int) -> None:
         self.index = index
         stem = f"{stem}-{index}"
-        self.halves = [_Half(folder / f"{stem}-a.log"), _Half(folder / f"{stem}-b.log")]
-        self._lock = os.open(folder / f"{stem}-a.log", os.O_RDWR)
+        # Made under a name recovery does not read, locked, then named: a recovery running in
+        # another process never sees this file unlocked (and removes it).
+        fresh = folder / f"{stem}-a.new"
+        self.halves = [_Half(fresh), _Half(folder / f"{stem}-b.log")]
+        self._lock = os.open(fresh, os.O_RDWR)
         if fcntl is not None:
             fcntl.flock(self._lock, fcntl.LOCK_EX)
+        os.rename(fresh, folder / f"{stem}-a.log")
         self.current = self.halves[0]
         self.committed = 0  # seq up to which this thread's results are in the database
 
@@ -307,6 +311,14 @@ def recover(db: Database) -> int:
     return doubtful
 
 
+#: A row another live sender (of a shared send on PostgreSQL) has in hand is its business: a
+#: dead sender's journal line about it is older than that sender's claim.
+_NOT_HELD = (
+    "(sender IS NULL OR NOT EXISTS (SELECT 1 FROM send_senders s"
+    " WHERE s.id = deliveries.sender AND s.state = 'running'))"
+)
+
+
 def _apply(db: Database, last: dict[int, tuple[int, str, str, str]]) -> int:
     now = to_db_time(utcnow())
     doubtful = 0
@@ -315,7 +327,7 @@ def _apply(db: Database, last: dict[int, tuple[int, str, str, str]]) -> int:
             if kind == "S":
                 doubtful += conn.execute(
                     "UPDATE deliveries SET state = 'uncertain', last_reply = ?, updated_at = ?"
-                    " WHERE id = ? AND state IN ('pending', 'sending')",
+                    f" WHERE id = ? AND state IN ('pending', 'sending') AND {_NOT_HELD}",
                     (IN_DOUBT, now, delivery_id),
                 ).rowcount
             elif state != "pending":  # a retry is pending in the database already
@@ -325,7 +337,7 @@ def _apply(db: Database, last: dict[int, tuple[int, str, str, str]]) -> int:
                     "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_reply = ?,"
                     " updated_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
                     " WHERE id = ? AND (state IN ('pending', 'sending')"
-                    " OR (state = 'uncertain' AND last_reply = ?))",
+                    f" OR (state = 'uncertain' AND last_reply = ?)) AND {_NOT_HELD}",
                     (state, reply, now, state, now, delivery_id, TAKEN_OVER),
                 ).rowcount
                 if bounced and changed:

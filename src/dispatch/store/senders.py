@@ -53,10 +53,15 @@ LOCK_CLASS = 0x64697370  # "disp"
 
 _NOW = "extract(epoch FROM clock_timestamp())"
 
+#: The fence on the sender's own registration: a sender taken over claims and marks nothing
+#: more. FOR SHARE waits for a take_over that is changing the row, so no mark can slip in
+#: between its steps. (Its placeholder, the sender's id, in psycopg's or the store's style.)
+_STILL_RUNNING = "EXISTS (SELECT 1 FROM send_senders WHERE id = {} AND state = 'running' FOR SHARE)"
 
-def _connect(db: Database, **options: Any) -> psycopg.Connection[Any]:
+
+def _connect(db: Database, options: str = "") -> psycopg.Connection[Any]:
     """A connection of its own to ``db``'s server (not from the pool: held for the whole send)."""
-    from dispatch.store.postgres import CONNECT_TIMEOUT, _connect_error
+    from dispatch.store.postgres import CONNECT_TIMEOUT, LOCK_TIMEOUT_MS, _connect_error
     from dispatch.store.postgres_db import PostgresDatabase
 
     assert isinstance(db, PostgresDatabase)
@@ -66,7 +71,7 @@ def _connect(db: Database, **options: Any) -> psycopg.Connection[Any]:
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
             application_name="dispatch-send",
-            **options,
+            options=f"-c lock_timeout={LOCK_TIMEOUT_MS} {options}".strip(),
         )
     except psycopg.Error as exc:
         raise _connect_error(db.target, exc) from None
@@ -103,28 +108,33 @@ class Sender:
         """Take the lock, then show the row (never the row without the lock: another sender
         would find it unlocked and take it over), then keep the lease alive."""
         conn = self._conn = _connect(self.db)
-        while True:
-            candidate = secrets.randbelow(2**31 - 1) + 1
-            got = conn.execute(
-                "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, candidate)
-            ).fetchone()
-            if got and got[0]:
-                break
-        self.id = candidate
-        conn.execute(
-            "INSERT INTO send_senders (id, issue_id, host, pid, journal, relay, lease_until,"
-            f" started_at) VALUES (%s, %s, %s, %s, %s, %s, {_NOW} + %s, %s)",
-            (
-                self.id,
-                self.issue_id,
-                socket.gethostname(),
-                os.getpid(),
-                self.journal,
-                self.relay,
-                self.lease,
-                to_db_time(utcnow()),
-            ),
-        )
+        try:
+            while True:
+                candidate = secrets.randbelow(2**31 - 1) + 1
+                got = conn.execute(
+                    "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, candidate)
+                ).fetchone()
+                if got and got[0]:
+                    break
+            self.id = candidate
+            conn.execute(
+                "INSERT INTO send_senders (id, issue_id, host, pid, journal, relay, lease_until,"
+                f" began, started_at) VALUES (%s, %s, %s, %s, %s, %s, {_NOW} + %s, {_NOW}, %s)",
+                (
+                    self.id,
+                    self.issue_id,
+                    socket.gethostname(),
+                    os.getpid(),
+                    self.journal,
+                    self.relay,
+                    self.lease,
+                    to_db_time(utcnow()),
+                ),
+            )
+        except BaseException:
+            conn.close()
+            self._conn = None
+            raise
         self._thread = threading.Thread(target=self._beat, name="dispatch-lease", daemon=True)
         self._thread.start()
 
@@ -153,34 +163,46 @@ class Sender:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        conn = self._conn
+        conn, self._conn = self._conn, None
         if conn is None:
             return
         try:
-            with contextlib.suppress(psycopg.Error), conn.transaction():
-                conn.execute(
-                    "UPDATE deliveries SET state = 'uncertain', last_reply = %s, updated_at = %s"
-                    " WHERE sender = %s AND state = 'sending'",
-                    (IN_DOUBT, to_db_time(utcnow()), self.id),
-                )
-                released = conn.execute(
-                    "UPDATE deliveries SET sender = NULL WHERE sender = %s AND state = 'pending'",
-                    (self.id,),
-                ).rowcount
-                conn.execute(
-                    "UPDATE send_senders SET state = %s, ended_at = %s, sent = %s, learnt = %s"
-                    " WHERE id = %s AND state = 'running'",
-                    (
-                        "stopped" if released else "finished",
-                        to_db_time(utcnow()),
-                        self.sent,
-                        self.learnt(),
-                        self.id,
-                    ),
-                )
+            self._end(conn)
+        except psycopg.Error:
+            # The heartbeat's connection broke (and its lock with it): end on a new one. If
+            # that fails too, the next sender's take_over settles this one's rows.
+            with contextlib.suppress(psycopg.Error, StoreError), _connect(self.db) as fresh:
+                self._end(fresh)
         finally:
             conn.close()  # and with it the lock
-            self._conn = None
+
+    def _end(self, conn: psycopg.Connection[Any]) -> None:
+        with conn.transaction():
+            conn.execute(
+                "UPDATE deliveries SET state = 'uncertain', last_reply = %s, updated_at = %s"
+                " WHERE sender = %s AND state = 'sending'",
+                (IN_DOUBT, to_db_time(utcnow()), self.id),
+            )
+            released = conn.execute(
+                "UPDATE deliveries SET sender = NULL WHERE sender = %s AND state = 'pending'",
+                (self.id,),
+            ).rowcount
+            conn.execute(
+                "UPDATE send_senders SET state = %s, ended_at = %s, sent = %s, learnt = %s"
+                " WHERE id = %s AND state = 'running'",
+                (
+                    "stopped" if released else "finished",
+                    to_db_time(utcnow()),
+                    self.sent,
+                    self.learnt(),
+                    self.id,
+                ),
+            )
+
+    def still_running(self) -> bool:
+        """Whether this sender's row still says running (not taken over by another)."""
+        row = self.db.execute("SELECT state FROM send_senders WHERE id = ?", (self.id,)).fetchone()
+        return row is not None and row["state"] == "running"
 
     def claim(self, limit: int) -> tuple[list[Claimed], int]:
         """Up to ``limit`` free pending rows, now this sender's, in ledger order; and how many
@@ -189,11 +211,12 @@ class Sender:
         rows = self.db.execute(
             "WITH picked AS (UPDATE deliveries d SET sender = ? FROM (SELECT id FROM deliveries"
             " WHERE issue_id = ? AND state = 'pending' AND sender IS NULL ORDER BY id LIMIT ?"
-            " FOR UPDATE SKIP LOCKED) free WHERE d.id = free.id RETURNING d.id, d.subscriber_id,"
-            " d.email, d.token, d.variant, d.attempts)"
+            " FOR UPDATE SKIP LOCKED) free WHERE d.id = free.id AND "
+            + _STILL_RUNNING.format("?")
+            + " RETURNING d.id, d.subscriber_id, d.email, d.token, d.variant, d.attempts)"
             " SELECT p.*, s.name, s.first_name, s.unsub_token, s.status FROM picked p"
             " LEFT JOIN subscribers s ON s.id = p.subscriber_id ORDER BY p.id",
-            (self.id, self.issue_id, limit),
+            (self.id, self.issue_id, limit, self.id),
         ).fetchall()
         return claimed_rows(self.db, rows), len(rows)
 
@@ -222,7 +245,7 @@ class Marker:
     def _conn(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
-            conn = _connect(self.db, options="-c synchronous_commit=off")
+            conn = _connect(self.db, "-c synchronous_commit=off")
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)
@@ -237,8 +260,8 @@ class Marker:
                 self._conn()
                 .execute(
                     "UPDATE deliveries SET state = 'sending' WHERE id = %s AND sender = %s"
-                    " AND state IN ('pending', 'sending')",
-                    (row_id, self.sender.id),
+                    " AND state IN ('pending', 'sending') AND " + _STILL_RUNNING.format("%s"),
+                    (row_id, self.sender.id, self.sender.id),
                 )
                 .rowcount
             )
@@ -252,8 +275,8 @@ class Marker:
     def result(self, row_id: int, state: str, reply: str) -> bool:
         """Record a message's outcome at once (``state`` as the journal has it: a hard bounce
         is ``pending`` until the run confirms it): a sender that dies right after leaves in
-        doubt only what it had going out. False when the row was no longer this sender's
-        ``sending`` row (nothing written)."""
+        doubt only what it had going out. (A refusal before the data finds the row still
+        ``pending``.) False when the row was no longer this sender's (nothing written)."""
         now = to_db_time(utcnow())
         try:
             return bool(
@@ -261,7 +284,7 @@ class Marker:
                 .execute(
                     "UPDATE deliveries SET state = %s, attempts = attempts + 1, last_reply = %s,"
                     " updated_at = %s, sent_at = CASE WHEN %s = 'sent' THEN %s ELSE sent_at END"
-                    " WHERE id = %s AND sender = %s AND state = 'sending'",
+                    " WHERE id = %s AND sender = %s AND state IN ('pending', 'sending')",
                     (state, reply, now, state, now, row_id, self.sender.id),
                 )
                 .rowcount
@@ -286,33 +309,42 @@ def _alive(db: Database, sender_id: int) -> bool:
 
 
 def take_over(db: Database, issue_id: str) -> int:
-    """Take over the senders of this issue found dead (lock free, or lease run out): their
-    in-flight rows become uncertain, their claimed ones free. Returns the rows made uncertain."""
+    """Take over the senders of this issue found dead (lock free, or lease run out), then
+    settle the rows of every sender that is not running any more: in-flight rows become
+    uncertain, claimed ones free. Returns the rows made uncertain."""
     running = db.execute(
         f"SELECT id, lease_until < {_NOW} AS expired FROM send_senders"
         " WHERE issue_id = ? AND state = 'running'",
         (issue_id,),
     ).fetchall()
-    doubtful = 0
     for row in running:
         if not row["expired"] and _alive(db, row["id"]):
             continue
-        with db.transaction() as conn:
-            if not conn.execute(
+        with db.transaction() as conn:  # its marks wait for this, then refuse (the fence)
+            conn.execute(
                 "UPDATE send_senders SET state = 'taken_over', ended_at = ?"
                 " WHERE id = ? AND state = 'running'",
                 (to_db_time(utcnow()), row["id"]),
-            ).rowcount:
-                continue  # another sender took it over first
-            doubtful += conn.execute(
-                "UPDATE deliveries SET state = 'uncertain', last_reply = ?, updated_at = ?"
-                " WHERE sender = ? AND state = 'sending'",
-                (TAKEN_OVER, to_db_time(utcnow()), row["id"]),
-            ).rowcount
-            conn.execute(
-                "UPDATE deliveries SET sender = NULL WHERE sender = ? AND state = 'pending'",
-                (row["id"],),
             )
+    # Every open row of a sender that is not running: whatever left it there (taken over just
+    # now or earlier, or a stop whose last writes failed). A sender that began before the
+    # database server last started may have lost marks and outcomes in the restart (they are
+    # written without waiting for the disk): its claimed rows are in doubt too, not free.
+    with db.transaction() as conn:
+        doubtful: int = conn.execute(
+            "UPDATE deliveries SET state = 'uncertain', last_reply = ?, updated_at = ?"
+            " FROM send_senders s WHERE deliveries.sender = s.id AND deliveries.issue_id = ?"
+            " AND s.state <> 'running' AND (deliveries.state = 'sending' OR"
+            " (deliveries.state = 'pending' AND"
+            " s.began < extract(epoch FROM pg_postmaster_start_time())))",
+            (TAKEN_OVER, to_db_time(utcnow()), issue_id),
+        ).rowcount
+        conn.execute(
+            "UPDATE deliveries SET sender = NULL FROM send_senders s"
+            " WHERE deliveries.sender = s.id AND deliveries.issue_id = ?"
+            " AND s.state <> 'running' AND deliveries.state = 'pending'",
+            (issue_id,),
+        )
     return doubtful
 
 

@@ -84,7 +84,18 @@ class SharedIssueLedger(IssueLedger):
         """The next free rows, now this sender's; the count goes up by the rows looked at (ids
         are not in order across senders: a dead one's rows come back below the others')."""
         rows, looked = self.sender.claim(limit)
+        if not looked and not self.sender.still_running():
+            raise self._taken_over()
         return rows, after + looked
+
+    def _taken_over(self) -> SendError:
+        return SendError(
+            "This sender's rows were taken over by another sender (its lease ran out: "
+            "it was paused or cut off from the database for longer than "
+            f"{self.sender.lease:.0f} s); it stopped, and nobody is mailed twice",
+            "The other senders finish the issue. Check the machine's load and network; "
+            "rerun `dispatch send` to join again.",
+        )
 
     def reserve(self, high: int) -> None:
         """Nothing to reserve: every row in this sender's hands names it in the database."""
@@ -102,8 +113,11 @@ class SharedIssueLedger(IssueLedger):
                     self._written[outcome.delivery_id] -= 1
                     if not self._written[outcome.delivery_id]:
                         del self._written[outcome.delivery_id]
-                else:
+                elif outcome.bounced_subscriber or outcome.state != DeliveryState.PENDING:
                     left.append(outcome)
+                # else: a retry no thread could write. Left 'sending' (in doubt if this sender
+                # stops first): written now it could land after the retry's own mark and put
+                # a message going out back in the pool.
         ledger.commit_batch(self.db, left, sender=self.sender.id)
         self.sender.sent += sum(1 for o in outcomes if o.state == DeliveryState.SENT)
         self._journal.committed(journaled)
@@ -119,13 +133,7 @@ class SharedIssueLedger(IssueLedger):
         # would make the other's row uncertain when this machine recovers).
         self._journal.prepare()
         if not self._marker.mark(row_id):
-            raise SendError(
-                "This sender's rows were taken over by another sender (its lease ran out: "
-                "it was paused or cut off from the database for longer than "
-                f"{self.sender.lease:.0f} s); it stopped, and nobody is mailed twice",
-                "The other senders finish the issue. Check the machine's load and network; "
-                "rerun `dispatch send` to join again.",
-            )
+            raise self._taken_over()
         super().started(row_id)
 
     def finished(self, row_id: int, state: str, reply: str) -> tuple[int, int]:

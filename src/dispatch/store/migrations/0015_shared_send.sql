@@ -20,6 +20,7 @@ CREATE TABLE send_senders (
     state       TEXT NOT NULL DEFAULT 'running' CHECK (state IN
                     ('running', 'finished', 'stopped', 'taken_over')),
     lease_until DOUBLE PRECISION NOT NULL,         -- epoch seconds, the database server's clock
+    began       DOUBLE PRECISION NOT NULL,         -- when it joined, on the same clock
     started_at  TEXT NOT NULL,
     ended_at    TEXT,
     sent        INTEGER NOT NULL DEFAULT 0,        -- messages it sent (its share)
