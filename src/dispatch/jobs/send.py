@@ -234,7 +234,10 @@ def _deliver(
     shared = db.engine == "postgresql"
     learnt = ledger.relay_rate(db, relay)
     if shared:  # senders of one relay share its quota: each starts at its part of it
-        learnt /= senders.relay_share(db, relay) + 1
+        # (what the senders already running found, if this relay had nothing learnt: a sender
+        # joining them unpaced would only collect throttles)
+        found = senders.relay_total(db, issue_id, relay, settings.send_lease)
+        learnt = max(learnt, found) / (senders.relay_share(db, relay) + 1)
     pool, policy = pool_from_settings(
         settings,
         target,
