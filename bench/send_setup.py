@@ -51,12 +51,13 @@ def open_target(db: str | Path, workdir: Path | None = None) -> Database:
     return open_db(Path(db), create=True)
 
 
-def settings_for(
+def env_for(
     db_path: str | Path,
     port: int = 9,
     dkim_key: Path | None = None,
     journal_dir: Path | None = None,
-) -> Settings:
+) -> dict[str, str]:
+    """The bench's settings as environment variables (for a child `dispatch send` too)."""
     journal = {} if journal_dir is None else {"DISPATCH_JOURNAL_DIR": str(journal_dir)}
     dkim = (
         {}
@@ -67,21 +68,28 @@ def settings_for(
             "DISPATCH_DKIM_KEY_FILE": str(dkim_key),
         }
     )
-    return Settings.from_mapping(
-        {
-            **dkim,
-            **journal,
-            "DISPATCH_DB": str(db_path),
-            "DISPATCH_FROM": FROM,
-            "DISPATCH_OUTLET_NAME": "The Riverside Ledger",
-            "DISPATCH_PAYMENT_LINK": "https://donate.stripe.com/test_bench0000",
-            "DISPATCH_PUBLIC_URL": "https://outlet.test",
-            "DISPATCH_SECRET_KEY": "bench-secret-key-not-for-production-0000",
-            "DISPATCH_SMTP_URL": f"smtp://127.0.0.1:{port}",
-            "DISPATCH_SMTP_CONCURRENCY": "4",
-            "DISPATCH_SMTP_TIMEOUT": "60",
-        }
-    )
+    return {
+        **dkim,
+        **journal,
+        "DISPATCH_DB": str(db_path),
+        "DISPATCH_FROM": FROM,
+        "DISPATCH_OUTLET_NAME": "The Riverside Ledger",
+        "DISPATCH_PAYMENT_LINK": "https://donate.stripe.com/test_bench0000",
+        "DISPATCH_PUBLIC_URL": "https://outlet.test",
+        "DISPATCH_SECRET_KEY": "bench-secret-key-not-for-production-0000",
+        "DISPATCH_SMTP_URL": f"smtp://127.0.0.1:{port}",
+        "DISPATCH_SMTP_CONCURRENCY": "4",
+        "DISPATCH_SMTP_TIMEOUT": "60",
+    }
+
+
+def settings_for(
+    db_path: str | Path,
+    port: int = 9,
+    dkim_key: Path | None = None,
+    journal_dir: Path | None = None,
+) -> Settings:
+    return Settings.from_mapping(env_for(db_path, port, dkim_key, journal_dir))
 
 
 @dataclass(frozen=True)

@@ -204,18 +204,7 @@ def run_case(template: Path, folder: Path, rate: float, style: str, seconds: flo
 
 def sender_env(db_url: str, port: int, journal: Path) -> dict[str, str]:
     """The environment of one `dispatch send` process: bench/send_setup.py's settings."""
-    settings = {
-        "DISPATCH_DB": db_url,
-        "DISPATCH_JOURNAL_DIR": str(journal),
-        "DISPATCH_FROM": setup.FROM,
-        "DISPATCH_OUTLET_NAME": "The Riverside Ledger",
-        "DISPATCH_PAYMENT_LINK": "https://donate.stripe.com/test_bench0000",
-        "DISPATCH_PUBLIC_URL": "https://outlet.test",
-        "DISPATCH_SECRET_KEY": "bench-secret-key-not-for-production-0000",
-        "DISPATCH_SMTP_URL": f"smtp://127.0.0.1:{port}",
-        "DISPATCH_SMTP_CONCURRENCY": "4",
-        "DISPATCH_SMTP_TIMEOUT": "60",
-    }
+    settings = setup.env_for(db_url, port, journal_dir=journal)
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_")}
     return {**inherited, **settings}
 

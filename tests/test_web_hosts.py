@@ -33,6 +33,7 @@ from dispatch.store import clicks
 from dispatch.store import subscribers as subs
 from dispatch.store.retention import issue_figures
 from tests.plugins.web import WEBHOOK_SECRET, seed_sent_issue, web_env
+from tests.test_web_webhook import event
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 READERS = 200
@@ -162,20 +163,6 @@ def _logs(hosts: list[Host]) -> str:
 # -- the same Stripe event at both hosts at once --------------------------------------------
 
 
-def _event(kind: str, obj: dict[str, Any], event_id: str) -> bytes:
-    return json.dumps(
-        {
-            "id": event_id,
-            "object": "event",
-            "type": kind,
-            "livemode": False,
-            "created": int(time.time()),
-            "api_version": "2024-06-20",
-            "data": {"object": obj},
-        }
-    ).encode()
-
-
 def _checkout(n: int, token: str) -> bytes:
     session = {
         "id": f"cs_test_hosts_{n}",
@@ -191,7 +178,7 @@ def _checkout(n: int, token: str) -> bytes:
         "created": int(time.time()) - 60,
         "customer_details": {"email": f"reader{n:03d}@example.org"},
     }
-    return _event("checkout.session.completed", session, f"evt_test_cs_{n}")
+    return event("checkout.session.completed", session, f"evt_test_cs_{n}")
 
 
 def _renewal(n: int, token: str) -> bytes:
@@ -218,7 +205,7 @@ def _renewal(n: int, token: str) -> bytes:
             },
         },
     }
-    return _event("invoice.paid", invoice, f"evt_test_in_{n}")
+    return event("invoice.paid", invoice, f"evt_test_in_{n}")
 
 
 def _deliver_at_once(hosts: list[Host], payload: bytes) -> list[tuple[int, dict[str, Any]]]:
